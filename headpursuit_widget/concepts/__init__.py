@@ -1,0 +1,91 @@
+"""Shipped concepts: word lists plus ranking, probe, evaluation and neutral prompt sets.
+
+Each concept is a JSON file ``data/<name>.json`` in the package; ``names()`` lists them,
+``get(name)`` loads one as a frozen :class:`ConceptSpec`, and ``control()`` returns the
+factual control task (prompts whose right answer is one token for the default model).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+__all__ = ["ConceptSpec", "names", "get", "control"]
+
+_PROMPT_FIELDS = ("rank_prompts", "eval_prompts", "probe_prompts", "neutral_prompts")
+
+
+@dataclass(frozen=True)
+class ConceptSpec:
+    """A shipped concept.
+
+    words: the concept's words (dictionary source); rank_prompts: generic text used to rank
+    heads; probe_prompts: held-out prompts whose next token should be a concept word;
+    eval_prompts: held-out prompts for generation that invite the concept;
+    neutral_prompts: prompts that do not mention it (for enhancement).
+    Ranking prompts never overlap the held-out ones.
+    """
+
+    name: str
+    description: str
+    words: tuple[str, ...]
+    rank_prompts: tuple[str, ...]
+    eval_prompts: tuple[str, ...]
+    probe_prompts: tuple[str, ...]
+    neutral_prompts: tuple[str, ...]
+
+
+def _data():
+    return resources.files(__name__).joinpath("data")
+
+
+def names() -> list[str]:
+    """Sorted names of the shipped concepts."""
+    return sorted(p.name[:-5] for p in _data().iterdir()
+                  if p.name.endswith(".json") and not p.name.startswith("_"))
+
+
+def _read(filename: str):
+    return json.loads(_data().joinpath(filename).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def get(name: str) -> ConceptSpec:
+    """Load the shipped concept ``name``; ValueError lists the available names if unknown."""
+    available = names()
+    if not isinstance(name, str) or name not in available:
+        raise ValueError(f"unknown concept {name!r}; shipped concepts: {', '.join(available)}")
+    raw = _read(f"{name}.json")
+    expected = {"name", "description", "words", *_PROMPT_FIELDS}
+    if set(raw) != expected:
+        raise ValueError(f"concept file {name}.json: fields {sorted(raw)} != {sorted(expected)}")
+    spec = ConceptSpec(name=raw["name"], description=raw["description"],
+                       words=tuple(raw["words"]),
+                       **{f: tuple(raw[f]) for f in _PROMPT_FIELDS})
+    _validate(spec, name)
+    return spec
+
+
+def _validate(spec: ConceptSpec, name: str) -> None:
+    if spec.name != name:
+        raise ValueError(f"concept file {name}.json names itself {spec.name!r}")
+    for field in ("words", *_PROMPT_FIELDS):
+        values = getattr(spec, field)
+        if not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise ValueError(f"concept {name!r}: {field} must be a non-empty list of strings")
+        if len(set(values)) != len(values):
+            raise ValueError(f"concept {name!r}: duplicate entries in {field}")
+    leaked = set(spec.rank_prompts) & set(spec.probe_prompts + spec.eval_prompts)
+    if leaked:
+        raise ValueError(f"concept {name!r}: ranking prompts reused as held-out prompts: {sorted(leaked)}")
+
+
+@lru_cache(maxsize=None)
+def _control_pairs() -> tuple[tuple[str, str], ...]:
+    return tuple((p, a) for p, a in _read("_control.json")["pairs"])
+
+
+def control() -> list[tuple[str, str]]:
+    """Factual control task: [(prompt, answer)]; each answer is one SmolLM2 token."""
+    return list(_control_pairs())
