@@ -1,0 +1,70 @@
+/** Concept box, score switch, and the status line with progress bar and error message. */
+import { h } from "./dom";
+import type { ModelLike } from "./model";
+
+export class ConceptBox {
+  readonly el: HTMLElement;
+  private input: HTMLInputElement;
+  private names: HTMLDataListElement;
+  private score: HTMLSelectElement;
+  private static seq = 0;
+
+  constructor(private model: ModelLike) {
+    const listId = `hp-concepts-${ConceptBox.seq++}`;
+    this.names = h("datalist", { id: listId });
+    this.input = h("input", {
+      type: "text", list: listId, "data-testid": "concept-input", "aria-label": "concept",
+      placeholder: "shipped concept, or words: red, green, blue",
+    });
+    const rank = h("button", { type: "button", "data-testid": "rank", text: "Rank heads" });
+    const commit = () => {
+      this.model.set("concept", this.input.value.trim());
+      this.model.save_changes();
+    };
+    rank.addEventListener("click", commit);
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") commit();
+    });
+    this.score = h("select", { "data-testid": "score-switch", "aria-label": "score" });
+    this.score.addEventListener("change", () => {
+      this.model.set("method", this.score.value);
+      this.model.save_changes();
+    });
+    this.el = h("div", { class: "hp-concept" }, h("label", { text: "Concept " }), this.input, this.names, rank, h("label", { text: " Score " }), this.score);
+    this.render();
+  }
+
+  render(): void {
+    if (document.activeElement !== this.input) this.input.value = this.model.get("concept");
+    this.names.replaceChildren(...(this.model.get("concept_names") ?? []).map((n) => h("option", { value: n })));
+    const names = this.model.get("score_names") ?? [];
+    this.score.replaceChildren(...names.map((n) => h("option", { value: n, text: n })));
+    this.score.value = this.model.get("method");
+  }
+}
+
+export class StatusBar {
+  readonly el: HTMLElement;
+  private text: HTMLElement;
+  private bar: HTMLProgressElement;
+  private error: HTMLElement;
+
+  constructor(private model: ModelLike) {
+    this.text = h("span", { "data-testid": "status", class: "hp-status-text" });
+    this.bar = h("progress", { max: "1", "data-testid": "progress" });
+    this.error = h("div", { role: "alert", class: "hp-error", "data-testid": "error" });
+    this.el = h("div", { class: "hp-status" }, this.text, this.bar, this.error);
+    this.render();
+  }
+
+  render(): void {
+    const status = this.model.get("status");
+    const progress = this.model.get("progress");
+    this.text.textContent = status;
+    this.bar.hidden = !(progress > 0 && progress < 1);
+    this.bar.value = progress;
+    const err = this.model.get("error");
+    this.error.textContent = err;
+    this.error.hidden = !err;
+  }
+}

@@ -1,0 +1,2 @@
+/** CSS imported for its side effect; esbuild writes it beside the bundle. */
+declare module "*.css";

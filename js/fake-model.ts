@@ -1,0 +1,57 @@
+/** An in-memory stand-in for anywidget's model, for the view tests. */
+import type { ModelLike, WidgetModel } from "./model";
+
+export function encode(values: number[], dtype: "float32" | "uint8", shape: number[]) {
+  const arr = dtype === "float32" ? new Float32Array(values) : new Uint8Array(values);
+  return { dtype, shape, buffer: new DataView(arr.buffer) };
+}
+
+export function defaults(over: Partial<WidgetModel> = {}): WidgetModel {
+  return {
+    n_layers: 2, n_heads: 3, scores: null, above_null: null, method: "specificity",
+    score_names: ["specificity", "evr", "logit_lens"], selected: [], strengths: {},
+    head_tokens: [], tokens: [], lens_tokens: [], curve: null, concept: "colours",
+    concept_names: ["colours", "countries"], concept_words: [], prompt: "", max_new_tokens: 32,
+    baseline_text: "", edited_text: "", top_k: 4, top_alpha: -1, status: "ready", progress: 0, error: "",
+    ...over,
+  };
+}
+
+export class FakeModel implements ModelLike {
+  state: WidgetModel;
+  sent: unknown[] = [];
+  saves = 0;
+  private handlers = new Map<string, Set<(...args: any[]) => void>>();
+
+  constructor(over: Partial<WidgetModel> = {}) {
+    this.state = defaults(over);
+  }
+  get<K extends keyof WidgetModel>(key: K): WidgetModel[K] {
+    return this.state[key];
+  }
+  set<K extends keyof WidgetModel>(key: K, value: WidgetModel[K]): void {
+    this.state[key] = value;
+    this.emit(`change:${String(key)}`);
+  }
+  save_changes(): void {
+    this.saves++;
+  }
+  send(content: unknown): void {
+    this.sent.push(content);
+  }
+  on(event: string, cb: (...args: any[]) => void): void {
+    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
+    this.handlers.get(event)!.add(cb);
+  }
+  off(event?: string | null, cb?: ((...args: any[]) => void) | null): void {
+    if (event && cb) this.handlers.get(event)?.delete(cb);
+  }
+  emit(event: string, ...args: unknown[]): void {
+    for (const cb of this.handlers.get(event) ?? []) cb(...args);
+  }
+  listenerCount(): number {
+    let n = 0;
+    for (const s of this.handlers.values()) n += s.size;
+    return n;
+  }
+}

@@ -1,0 +1,166 @@
+/** The layer x head grid: one focusable cell per head, coloured by its score. */
+import { decodeArray } from "./codecs";
+import { finiteRange, fmt, legendGradient, viridis } from "./colors";
+import { h } from "./dom";
+import { headKey, type ModelLike } from "./model";
+
+export class GridView {
+  readonly el: HTMLElement;
+  private grid: HTMLElement;
+  private tooltip: HTMLElement;
+  private legendLo: HTMLElement;
+  private legendHi: HTMLElement;
+  private legendName: HTMLElement;
+  private cells: HTMLElement[] = [];
+  private nLayers = 0;
+  private nHeads = 0;
+  private focusIndex = 0;
+
+  constructor(private model: ModelLike) {
+    this.grid = h("div", { class: "hp-grid", role: "grid", "data-testid": "grid" });
+    this.tooltip = h("div", { class: "hp-tooltip", role: "tooltip", "data-testid": "grid-tooltip" });
+    this.tooltip.hidden = true;
+    this.legendLo = h("span");
+    this.legendHi = h("span");
+    this.legendName = h("span", { class: "hp-legend-name" });
+    const bar = h("span", { class: "hp-legend-bar" });
+    bar.style.background = legendGradient();
+    const legend = h(
+      "div",
+      { class: "hp-legend", "data-testid": "legend" },
+      this.legendName, this.legendLo, bar, this.legendHi,
+      h("span", { class: "hp-swatch hp-below-null-swatch" }), "not above random-word null",
+      h("span", { class: "hp-swatch hp-edited-swatch" }), "edited",
+    );
+    this.el = h("div", { class: "hp-grid-wrap" }, legend, this.grid, this.tooltip);
+    this.grid.addEventListener("click", (e) => {
+      const cell = (e.target as HTMLElement).closest<HTMLElement>("[role=gridcell]");
+      if (cell) this.select(cell);
+    });
+    this.grid.addEventListener("keydown", (e) => this.onKey(e));
+    this.grid.addEventListener("mouseover", (e) => {
+      const cell = (e.target as HTMLElement).closest<HTMLElement>("[role=gridcell]");
+      if (cell) this.showTooltip(cell);
+    });
+    this.grid.addEventListener("mouseleave", () => (this.tooltip.hidden = true));
+    this.render();
+  }
+
+  /** Rebuild the cells when the shape changes, then refresh colours and marks. */
+  render(): void {
+    const L = this.model.get("n_layers");
+    const H = this.model.get("n_heads");
+    if (L !== this.nLayers || H !== this.nHeads) this.build(L, H);
+    this.update();
+  }
+
+  private build(L: number, H: number): void {
+    this.nLayers = L;
+    this.nHeads = H;
+    this.cells = [];
+    this.focusIndex = 0;
+    const size = Math.max(8, Math.min(24, Math.floor(720 / Math.max(1, H))));
+    this.grid.style.setProperty("--hp-cell", `${size}px`);
+    this.grid.style.gridTemplateColumns = `auto repeat(${H}, var(--hp-cell))`;
+    this.grid.setAttribute("aria-rowcount", String(L + 1));
+    this.grid.setAttribute("aria-colcount", String(H + 1));
+    const labelEvery = size >= 16 ? 1 : Math.ceil(16 / size);
+    const rows: HTMLElement[] = [];
+    const header = h("div", { role: "row", class: "hp-row" }, h("div", { role: "columnheader", class: "hp-corner", text: "L\\H" }));
+    for (let hd = 0; hd < H; hd++) {
+      header.append(h("div", { role: "columnheader", class: "hp-colhead", text: hd % labelEvery === 0 ? String(hd) : "" }));
+    }
+    rows.push(header);
+    for (let l = 0; l < L; l++) {
+      const row = h("div", { role: "row", class: "hp-row" });
+      row.append(h("div", { role: "rowheader", class: "hp-rowhead", text: l % Math.ceil(labelEvery / 2) === 0 ? String(l) : "" }));
+      for (let hd = 0; hd < H; hd++) {
+        const cell = h("div", { role: "gridcell", class: "hp-cell", "data-layer": String(l), "data-head": String(hd), tabindex: "-1" });
+        this.cells.push(cell);
+        row.append(cell);
+      }
+      rows.push(row);
+    }
+    this.grid.replaceChildren(...rows);
+    if (this.cells.length) this.cells[0].tabIndex = 0;
+  }
+
+  /** Recolour cells and refresh null, edit and selection marks and labels. */
+  update(): void {
+    const scores = decodeArray(this.model.get("scores"))?.data;
+    const above = decodeArray(this.model.get("above_null"))?.data;
+    const strengths = this.model.get("strengths") ?? {};
+    const selected = this.model.get("selected") ?? [];
+    const method = this.model.get("method");
+    const [lo, hi] = scores ? finiteRange(scores) : [0, 0];
+    const span = hi - lo || 1;
+    this.legendName.textContent = `${method}:`;
+    this.legendLo.textContent = fmt(lo);
+    this.legendHi.textContent = fmt(hi);
+    const H = this.nHeads;
+    this.cells.forEach((cell, i) => {
+      const l = Math.floor(i / H);
+      const hd = i % H;
+      const s = scores ? scores[i] : NaN;
+      const below = above ? above[i] === 0 : false;
+      const alpha = strengths[headKey(l, hd)];
+      const isSel = selected.length === 2 && selected[0] === l && selected[1] === hd;
+      cell.style.backgroundColor = Number.isFinite(s) ? viridis((s - lo) / span) : "";
+      cell.classList.toggle("hp-below-null", below);
+      cell.classList.toggle("hp-edited", alpha !== undefined);
+      cell.setAttribute("aria-selected", String(isSel));
+      let label = `Layer ${l}, head ${hd}, ${method} ${fmt(s)}`;
+      if (below) label += ", not above the random-word null";
+      if (alpha !== undefined) label += `, edited x${alpha}`;
+      cell.setAttribute("aria-label", label);
+      if (isSel) this.setFocusIndex(i);
+    });
+  }
+
+  private setFocusIndex(i: number): void {
+    if (!this.cells.length) return;
+    this.cells[this.focusIndex].tabIndex = -1;
+    this.focusIndex = i;
+    this.cells[i].tabIndex = 0;
+  }
+
+  private select(cell: HTMLElement): void {
+    const layer = Number(cell.dataset.layer);
+    const head = Number(cell.dataset.head);
+    this.setFocusIndex(layer * this.nHeads + head);
+    this.model.set("selected", [layer, head]);
+    this.model.save_changes();
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    const moves: Record<string, [number, number]> = {
+      ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
+    };
+    const current = this.cells[this.focusIndex];
+    if (!current) return;
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      this.select(current);
+      return;
+    }
+    const mv = moves[e.key];
+    if (!mv) return;
+    e.preventDefault();
+    const l = Math.min(this.nLayers - 1, Math.max(0, Math.floor(this.focusIndex / this.nHeads) + mv[0]));
+    const hd = Math.min(this.nHeads - 1, Math.max(0, (this.focusIndex % this.nHeads) + mv[1]));
+    this.setFocusIndex(l * this.nHeads + hd);
+    const next = this.cells[this.focusIndex];
+    next.focus();
+    this.showTooltip(next);
+  }
+
+  private showTooltip(cell: HTMLElement): void {
+    const l = Number(cell.dataset.layer);
+    const hd = Number(cell.dataset.head);
+    const first = this.model.get("head_tokens")?.[l * this.nHeads + hd] ?? "";
+    this.tooltip.textContent = `${cell.getAttribute("aria-label")}${first ? ` | tokens: ${first}` : ""}`;
+    this.tooltip.hidden = false;
+    this.tooltip.style.left = `${cell.offsetLeft + cell.offsetWidth + 4}px`;
+    this.tooltip.style.top = `${cell.offsetTop}px`;
+  }
+}

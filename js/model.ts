@@ -1,0 +1,57 @@
+/** The widget's synced traits, as the Python side (widget.py) declares them. */
+
+/** A numpy array as `_serialization.array_to_json` sends it: the bytes travel as a binary buffer. */
+export interface EncodedArray {
+  dtype: string;
+  shape: number[];
+  buffer: DataView | ArrayBuffer | ArrayBufferView;
+}
+
+export type TokenWeight = [string, number];
+
+export interface WidgetModel {
+  n_layers: number;
+  n_heads: number;
+  scores: EncodedArray | null;
+  above_null: EncodedArray | null;
+  method: string;
+  score_names: string[];
+  selected: number[];
+  strengths: Record<string, number>;
+  head_tokens: string[];
+  tokens: TokenWeight[];
+  lens_tokens: TokenWeight[];
+  curve: EncodedArray | null;
+  concept: string;
+  concept_names: string[];
+  concept_words: string[];
+  prompt: string;
+  max_new_tokens: number;
+  baseline_text: string;
+  edited_text: string;
+  top_k: number;
+  top_alpha: number;
+  status: string;
+  progress: number;
+  error: string;
+}
+
+/** Messages the Python side sends with `self.send` while it generates. */
+export type StreamMessage =
+  | { type: "stream_start"; target: "baseline" | "edited"; gen: number }
+  | { type: "token"; target: "baseline" | "edited"; gen: number; piece: string };
+
+/** The part of anywidget's model the views use (kept small so tests can fake it). */
+export interface ModelLike {
+  get<K extends keyof WidgetModel>(key: K): WidgetModel[K];
+  set<K extends keyof WidgetModel>(key: K, value: WidgetModel[K]): void;
+  save_changes(): void;
+  send(content: unknown): void;
+  on(event: string, callback: (...args: any[]) => void): void;
+  off(event?: string | null, callback?: ((...args: any[]) => void) | null): void;
+}
+
+/** Key of a head in the `strengths` trait. */
+export function headKey(layer: number, head: number): string {
+  return `${layer}.${head}`;
+}

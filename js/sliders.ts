@@ -1,0 +1,91 @@
+/** Edit strengths: a slider for the selected head, and "top-k heads x alpha" for many. */
+import { debounce, h } from "./dom";
+import { headKey, type ModelLike } from "./model";
+
+/** Strengths with `key` set to `alpha`; alpha 1 means "no edit" and removes the key. */
+export function withStrength(strengths: Record<string, number>, key: string, alpha: number): Record<string, number> {
+  const next = { ...strengths };
+  if (alpha === 1) delete next[key];
+  else next[key] = alpha;
+  return next;
+}
+
+function describe(alpha: number): string {
+  if (alpha === 1) return "x1 (no edit)";
+  if (alpha === 0) return "x0 (ablate)";
+  return alpha < 0 ? `x${alpha} (suppress)` : `x${alpha} (enhance)`;
+}
+
+export class HeadSlider {
+  readonly el: HTMLElement;
+  private input: HTMLInputElement;
+  private value: HTMLElement;
+
+  constructor(private model: ModelLike, delayMs = 150) {
+    this.input = h("input", {
+      type: "range", min: "-4", max: "8", step: "0.25", value: "1",
+      "data-testid": "head-slider", "aria-label": "edit strength of the selected head",
+    });
+    this.value = h("output", { "data-testid": "head-slider-value" });
+    const commit = debounce((alpha: number) => this.commit(alpha), delayMs);
+    this.input.addEventListener("input", () => {
+      this.value.textContent = describe(Number(this.input.value));
+      commit(Number(this.input.value));
+    });
+    this.input.addEventListener("change", () => commit.flush());
+    const reset = h("button", { type: "button", "data-testid": "head-reset", text: "Reset head" });
+    reset.addEventListener("click", () => this.commit(1));
+    this.el = h("div", { class: "hp-head-slider" }, h("label", { text: "Strength (alpha) " }), this.input, this.value, reset);
+    this.render();
+  }
+
+  private commit(alpha: number): void {
+    const sel = this.model.get("selected") ?? [];
+    if (sel.length !== 2) return;
+    this.model.set("strengths", withStrength(this.model.get("strengths") ?? {}, headKey(sel[0], sel[1]), alpha));
+    this.model.save_changes();
+  }
+
+  render(): void {
+    const sel = this.model.get("selected") ?? [];
+    const alpha = sel.length === 2 ? (this.model.get("strengths") ?? {})[headKey(sel[0], sel[1])] ?? 1 : 1;
+    this.input.value = String(alpha);
+    this.value.textContent = describe(alpha);
+  }
+}
+
+export class TopControl {
+  readonly el: HTMLElement;
+  private k: HTMLInputElement;
+  private alpha: HTMLInputElement;
+  private count: HTMLElement;
+
+  constructor(private model: ModelLike) {
+    this.k = h("input", { type: "number", min: "1", step: "1", "data-testid": "top-k", "aria-label": "number of top heads" });
+    this.alpha = h("input", { type: "number", step: "0.5", "data-testid": "top-alpha", "aria-label": "alpha for the top heads" });
+    const apply = h("button", { type: "button", "data-testid": "apply-top", text: "Edit top heads" });
+    const clear = h("button", { type: "button", "data-testid": "clear-edits", text: "Clear all edits" });
+    this.count = h("span", { class: "hp-edit-count", "data-testid": "edit-count" });
+    apply.addEventListener("click", () => {
+      const k = Math.max(1, Math.round(Number(this.k.value) || 1));
+      const alpha = Number(this.alpha.value);
+      this.model.set("top_k", k);
+      this.model.set("top_alpha", Number.isFinite(alpha) ? alpha : -1);
+      this.model.save_changes();
+      this.model.send({ type: "apply_top" });
+    });
+    clear.addEventListener("click", () => {
+      this.model.set("strengths", {});
+      this.model.save_changes();
+    });
+    this.el = h("div", { class: "hp-top" }, h("label", { text: "Top " }), this.k, h("label", { text: " heads x " }), this.alpha, apply, clear, this.count);
+    this.render();
+  }
+
+  render(): void {
+    this.k.value = String(this.model.get("top_k"));
+    this.alpha.value = String(this.model.get("top_alpha"));
+    const n = Object.keys(this.model.get("strengths") ?? {}).length;
+    this.count.textContent = n ? `${n} head${n === 1 ? "" : "s"} edited` : "no edits";
+  }
+}

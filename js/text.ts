@@ -1,0 +1,89 @@
+/** Prompt box, Stop button, and the baseline and edited answers (streamed, concept words marked). */
+import { h } from "./dom";
+import { segments } from "./highlight";
+import type { ModelLike, StreamMessage } from "./model";
+
+type Target = "baseline" | "edited";
+
+/** One answer pane. Shows streamed pieces of the newest generation, or the trait's full text. */
+export class AnswerView {
+  readonly el: HTMLElement;
+  private body: HTMLElement;
+  private text = "";
+  private gen = -1;
+
+  constructor(private model: ModelLike, private target: Target, title: string) {
+    this.body = h("div", { class: "hp-answer-text", "data-testid": `${target}-text` });
+    this.el = h("div", { class: `hp-answer hp-${target}` }, h("h4", { text: title }), this.body);
+    this.setText(model.get(`${target}_text`));
+  }
+
+  /** Apply a stream message; pieces of an older generation are dropped. */
+  onMessage(msg: StreamMessage): void {
+    if (msg.target !== this.target) return;
+    if (msg.type === "stream_start") {
+      this.gen = msg.gen;
+      this.setText("");
+      this.body.classList.add("hp-streaming");
+    } else if (msg.type === "token" && msg.gen === this.gen) {
+      this.setText(this.text + msg.piece);
+    }
+  }
+
+  /** The trait holds the last complete (or stopped) answer. */
+  onTrait(): void {
+    this.body.classList.remove("hp-streaming");
+    this.setText(this.model.get(`${this.target}_text`));
+  }
+
+  render(): void {
+    this.setText(this.text);
+  }
+
+  private setText(text: string): void {
+    this.text = text;
+    const words = this.model.get("concept_words") ?? [];
+    const parts = segments(text, words).map((s) => (s.hit ? h("mark", { class: "hp-hit", text: s.text }) : document.createTextNode(s.text)));
+    this.body.replaceChildren(...parts);
+  }
+}
+
+export class PromptBox {
+  readonly el: HTMLElement;
+  private prompt: HTMLTextAreaElement;
+  private maxTokens: HTMLInputElement;
+
+  constructor(private model: ModelLike) {
+    this.prompt = h("textarea", { rows: "2", "data-testid": "prompt-input", "aria-label": "prompt", placeholder: "Prompt to generate from" });
+    this.maxTokens = h("input", { type: "number", min: "1", max: "2048", "data-testid": "max-new-tokens", "aria-label": "max new tokens" });
+    const run = h("button", { type: "button", "data-testid": "generate", text: "Generate" });
+    const stop = h("button", { type: "button", "data-testid": "stop", text: "Stop" });
+    const commit = () => {
+      // read both inputs before setting: each set re-renders them from the model
+      const prompt = this.prompt.value;
+      const maxNew = Math.max(1, Math.round(Number(this.maxTokens.value) || 1));
+      this.model.set("prompt", prompt);
+      this.model.set("max_new_tokens", maxNew);
+      this.model.save_changes();
+    };
+    run.addEventListener("click", () => {
+      commit();
+      this.model.send({ type: "generate" });
+    });
+    this.prompt.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        run.click();
+      }
+    });
+    this.maxTokens.addEventListener("change", commit);
+    stop.addEventListener("click", () => this.model.send({ type: "stop" }));
+    this.el = h("div", { class: "hp-prompt" }, this.prompt, h("label", { text: "max tokens " }), this.maxTokens, run, stop);
+    this.render();
+  }
+
+  render(): void {
+    if (document.activeElement !== this.prompt) this.prompt.value = this.model.get("prompt");
+    this.maxTokens.value = String(this.model.get("max_new_tokens"));
+  }
+}

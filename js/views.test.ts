@@ -1,0 +1,212 @@
+// @vitest-environment jsdom
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { encode, FakeModel } from "./fake-model";
+import { mount } from "./index";
+
+let el: HTMLElement;
+let unmount: () => void;
+
+function setup(model: FakeModel) {
+  el = document.createElement("div");
+  document.body.append(el);
+  unmount = mount(model, el);
+  return model;
+}
+const q = (id: string) => el.querySelector<HTMLElement>(`[data-testid="${id}"]`)!;
+const cells = () => Array.from(el.querySelectorAll<HTMLElement>("[role=gridcell]"));
+
+afterEach(() => {
+  unmount?.();
+  el?.remove();
+  vi.useRealTimers();
+});
+
+describe("grid", () => {
+  let model: FakeModel;
+  beforeEach(() => {
+    model = setup(new FakeModel({
+      scores: encode([0.1, 0.5, 0.2, 0.0, 0.9, 0.3], "float32", [2, 3]),
+      above_null: encode([1, 1, 0, 0, 1, 1], "uint8", [2, 3]),
+      head_tokens: ["a", "b", "c", "d", "red, blue", "f"],
+    }));
+  });
+
+  it("has one labelled gridcell per head, in layer-major order", () => {
+    const cs = cells();
+    expect(cs).toHaveLength(6);
+    expect(cs.map((c) => `${c.dataset.layer}.${c.dataset.head}`)).toEqual(["0.0", "0.1", "0.2", "1.0", "1.1", "1.2"]);
+    expect(cs[4].getAttribute("aria-label")).toBe("Layer 1, head 1, specificity 0.900");
+    expect(cs[2].getAttribute("aria-label")).toContain("not above the random-word null");
+  });
+
+  it("colours the highest score yellow and the lowest purple", () => {
+    expect(cells()[4].style.backgroundColor).toBe("rgb(253, 231, 37)");
+    expect(cells()[3].style.backgroundColor).toBe("rgb(68, 1, 84)");
+  });
+
+  it("marks heads below the null and edited heads", () => {
+    expect(cells().map((c) => c.classList.contains("hp-below-null"))).toEqual([false, false, true, true, false, false]);
+    model.set("strengths", { "0.1": -1 });
+    expect(cells()[1].classList.contains("hp-edited")).toBe(true);
+    expect(cells()[1].getAttribute("aria-label")).toContain("edited x-1");
+    expect(q("edit-count").textContent).toBe("1 head edited");
+  });
+
+  it("recolours when the score switch changes the scores", () => {
+    model.set("scores", encode([0.9, 0.5, 0.2, 0.0, 0.1, 0.3], "float32", [2, 3]));
+    expect(cells()[0].style.backgroundColor).toBe("rgb(253, 231, 37)");
+  });
+
+  it("selects a head on click", () => {
+    cells()[5].click();
+    expect(model.state.selected).toEqual([1, 2]);
+    expect(cells()[5].getAttribute("aria-selected")).toBe("true");
+    expect(model.saves).toBeGreaterThan(0);
+  });
+
+  it("moves with the arrow keys and selects with Enter", () => {
+    const grid = q("grid");
+    const key = (k: string) => grid.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true }));
+    key("ArrowDown");
+    key("ArrowRight");
+    key("ArrowRight");
+    key("ArrowRight"); // clamped at the last head
+    expect(document.activeElement).toBe(cells()[5]);
+    expect(cells()[5].tabIndex).toBe(0);
+    expect(cells().filter((c) => c.tabIndex === 0)).toHaveLength(1);
+    key("Enter");
+    expect(model.state.selected).toEqual([1, 2]);
+  });
+
+  it("shows layer, head, score and first tokens on hover", () => {
+    cells()[4].dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
+    const tip = q("grid-tooltip");
+    expect(tip.hidden).toBe(false);
+    expect(tip.textContent).toBe("Layer 1, head 1, specificity 0.900 | tokens: red, blue");
+  });
+
+  it("rebuilds for a new shape and renders 80 x 64 quickly", () => {
+    const n = 80 * 64;
+    const t0 = performance.now();
+    model.set("n_layers", 80);
+    model.set("n_heads", 64);
+    model.set("scores", encode(Array.from({ length: n }, (_, i) => i / n), "float32", [80, 64]));
+    const ms = performance.now() - t0;
+    expect(cells()).toHaveLength(n);
+    expect(cells()[n - 1].dataset.layer).toBe("79");
+    expect(ms).toBeLessThan(1500);
+  });
+});
+
+describe("token panel and sliders", () => {
+  it("shows the selected head's tokens as text, never as HTML", () => {
+    const model = setup(new FakeModel({
+      selected: [0, 1],
+      tokens: [[" <img src=x onerror=alert(1)>", 0.2], [" red", 0.1]],
+      lens_tokens: [["<b>blue</b>", 7.5]],
+      curve: encode([0.1, 0.3, 0.35], "float32", [3]),
+      scores: encode([0, 0.4, 0, 0, 0, 0], "float32", [2, 3]),
+    }));
+    const panel = q("token-panel");
+    expect(panel.querySelector("img, b")).toBeNull();
+    const atoms = Array.from(panel.querySelectorAll('[data-testid="atom-token"]')).map((e) => e.textContent);
+    expect(atoms).toEqual([" <img src=x onerror=alert(1)>", " red"]);
+    expect(panel.querySelector('[data-testid="lens-token"]')!.textContent).toBe("<b>blue</b>");
+    expect(q("panel-title").textContent).toBe("Layer 0, head 1");
+    expect(panel.querySelector("polyline")!.getAttribute("points")!.split(" ")).toHaveLength(3);
+    model.set("selected", []);
+    expect(panel.querySelector('[data-testid="atom-token"]')).toBeNull();
+  });
+
+  it("debounces the head slider into one strengths change", () => {
+    vi.useFakeTimers();
+    const model = setup(new FakeModel({ selected: [1, 0] }));
+    const slider = q("head-slider") as HTMLInputElement;
+    for (const v of ["0.5", "0", "-1"]) {
+      slider.value = v;
+      slider.dispatchEvent(new Event("input"));
+    }
+    expect(model.state.strengths).toEqual({});
+    vi.advanceTimersByTime(200);
+    expect(model.state.strengths).toEqual({ "1.0": -1 });
+    expect(q("head-slider-value").textContent).toBe("x-1 (suppress)");
+    q("head-reset").click();
+    expect(model.state.strengths).toEqual({});
+  });
+
+  it("sends top-k x alpha and clears all edits", () => {
+    const model = setup(new FakeModel({ strengths: { "0.0": 2 } }));
+    (q("top-k") as HTMLInputElement).value = "8";
+    (q("top-alpha") as HTMLInputElement).value = "0";
+    q("apply-top").click();
+    expect(model.state.top_k).toBe(8);
+    expect(model.state.top_alpha).toBe(0);
+    expect(model.sent).toEqual([{ type: "apply_top" }]);
+    q("clear-edits").click();
+    expect(model.state.strengths).toEqual({});
+  });
+});
+
+describe("text views", () => {
+  it("streams the newest generation and drops older pieces", () => {
+    const model = setup(new FakeModel({ concept_words: ["red"], baseline_text: "A red sun." }));
+    expect(q("baseline-text").querySelector("mark")!.textContent).toBe("red");
+    model.emit("msg:custom", { type: "stream_start", target: "edited", gen: 1 });
+    model.emit("msg:custom", { type: "token", target: "edited", gen: 1, piece: "A" });
+    model.emit("msg:custom", { type: "stream_start", target: "edited", gen: 2 });
+    model.emit("msg:custom", { type: "token", target: "edited", gen: 1, piece: " stale" });
+    model.emit("msg:custom", { type: "token", target: "edited", gen: 2, piece: "The" });
+    model.emit("msg:custom", { type: "token", target: "edited", gen: 2, piece: " red" });
+    expect(q("edited-text").textContent).toBe("The red");
+    expect(q("edited-text").querySelector("mark")!.textContent).toBe("red");
+    expect(q("baseline-text").textContent).toBe("A red sun.");
+    model.set("edited_text", "The red sky.");
+    expect(q("edited-text").textContent).toBe("The red sky.");
+  });
+
+  it("commits the prompt, asks to generate, and stops", () => {
+    const model = setup(new FakeModel());
+    (q("prompt-input") as HTMLTextAreaElement).value = "Describe <b>a</b> sunset.";
+    (q("max-new-tokens") as HTMLInputElement).value = "12";
+    q("generate").click();
+    expect(model.state.prompt).toBe("Describe <b>a</b> sunset.");
+    expect(model.state.max_new_tokens).toBe(12);
+    q("stop").click();
+    expect(model.sent).toEqual([{ type: "generate" }, { type: "stop" }]);
+  });
+});
+
+describe("controls", () => {
+  it("switches the score and submits a typed concept", () => {
+    const model = setup(new FakeModel());
+    const sw = q("score-switch") as HTMLSelectElement;
+    expect(Array.from(sw.options).map((o) => o.value)).toEqual(["specificity", "evr", "logit_lens"]);
+    sw.value = "logit_lens";
+    sw.dispatchEvent(new Event("change"));
+    expect(model.state.method).toBe("logit_lens");
+    const input = q("concept-input") as HTMLInputElement;
+    input.value = "  red, green ";
+    q("rank").click();
+    expect(model.state.concept).toBe("red, green");
+  });
+
+  it("shows progress while ranking and errors as text", () => {
+    const model = setup(new FakeModel());
+    expect((q("progress") as HTMLProgressElement).hidden).toBe(true);
+    model.set("status", "ranking");
+    model.set("progress", 0.4);
+    expect((q("progress") as HTMLProgressElement).hidden).toBe(false);
+    expect((q("progress") as HTMLProgressElement).value).toBeCloseTo(0.4);
+    model.set("error", "no word of <x> is a single token");
+    expect(q("error").textContent).toBe("no word of <x> is a single token");
+    expect(q("error").hidden).toBe(false);
+    expect(q("status").textContent).toBe("ranking");
+  });
+
+  it("detaches every listener on unmount", () => {
+    const model = setup(new FakeModel());
+    expect(model.listenerCount()).toBeGreaterThan(0);
+    unmount();
+    expect(model.listenerCount()).toBe(0);
+  });
+});
