@@ -1,0 +1,14 @@
+"""The kernel-side engine: pure torch, no widget imports."""
+
+from .baselines import random_heads
+from .capture import capture
+from .dictionary import Concept
+from .edits import edit_heads
+from .errors import HeadPursuitError
+from .generation import generate
+from .models import HeadModel, load_model, wrap
+from .pursuit import SompResult, somp
+from .ranking import HeadRanking, rank_heads
+
+__all__ = ["Concept", "HeadModel", "HeadPursuitError", "HeadRanking", "SompResult", "capture", "edit_heads",
+           "generate", "load_model", "rank_heads", "random_heads", "somp", "wrap"]

@@ -1,0 +1,73 @@
+"""Head edits: scale head h's slice of the output projection's input by alpha at every position.
+
+That is exactly scaling head h's block of W_O (columns for nn.Linear, rows for GPT-2's Conv1D),
+applies at every forward (so also to every step of cached generation) and is undone on exit.
+alpha = -1 flips the head's write (suppress), 0 ablates it, > 1 enhances it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from .errors import HeadPursuitError
+from .hooks import hooks_removed
+
+
+def parse_edits(adapter, edits) -> dict[int, dict[int, float]]:
+    """Validate {(layer, head) or "layer.head": alpha} -> {layer: {head: alpha}}; nothing is applied on error."""
+    if edits is None:
+        return {}
+    if not hasattr(edits, "items"):
+        raise HeadPursuitError(f"edits must be a dict {{(layer, head): alpha}}, got {type(edits).__name__}")
+    plan: dict[int, dict[int, float]] = defaultdict(dict)
+    for key, alpha in edits.items():
+        if isinstance(key, str):
+            try:
+                layer, head = (int(p) for p in key.split("."))
+            except ValueError:
+                raise HeadPursuitError(f"edit key {key!r} is not 'layer.head' (e.g. '12.3')") from None
+        elif isinstance(key, (tuple, list)) and len(key) == 2:
+            layer, head = key
+        else:
+            raise HeadPursuitError(f"edit key {key!r} must be (layer, head) or 'layer.head'")
+        layer, head = _as_int(layer), _as_int(head)
+        adapter.check_head(layer, head)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+            raise HeadPursuitError(f"alpha for head ({layer}, {head}) must be a finite number, got {alpha!r}")
+        plan[layer][head] = float(alpha)
+    return dict(plan)
+
+
+def _as_int(value):
+    """numpy integers (e.g. from ranking arrays) count as ints; anything else is checked as given."""
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def head_scale(adapter, heads: dict[int, float]) -> torch.Tensor:
+    """(n_heads*head_dim,) multiplier for one layer's output-projection input."""
+    scale = torch.ones(adapter.n_heads, adapter.head_dim)
+    for head, alpha in heads.items():
+        scale[head] = alpha
+    return scale.flatten()
+
+
+@contextmanager
+def edit_heads(hm, edits):
+    """Within the block, every forward of hm.model scales the given heads' writes by their alpha."""
+    plan = parse_edits(hm.adapter, edits)
+    handles: list = []
+    with hooks_removed(handles):
+        for layer, heads in plan.items():
+            proj = hm.adapter.out_projs[layer]
+            scale = head_scale(hm.adapter, heads).to(proj.weight.device, proj.weight.dtype)
+
+            def hook(module, args, scale=scale):
+                return (args[0] * scale,) + tuple(args[1:])
+
+            handles.append(proj.register_forward_pre_hook(hook))
+        yield hm

@@ -1,0 +1,5 @@
+"""The one exception type the engine raises for bad input, so callers can catch it specifically."""
+
+
+class HeadPursuitError(ValueError):
+    """Bad input to the engine: the message says what was wrong and what is accepted."""

@@ -1,0 +1,94 @@
+"""Generation with optional head edits, token streaming and cancellation."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from .edits import edit_heads, parse_edits
+from .errors import HeadPursuitError
+from .inputs import check_prompts, encode
+
+
+class _Cancel(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _Stream(BaseStreamer):
+    """Collects new token ids per sample and calls on_token(i, piece) with each newly decoded piece."""
+
+    def __init__(self, tokenizer, n: int, on_token: Callable[[int, str], None] | None, stop_ids: set):
+        self.tokenizer, self.on_token, self.stop_ids = tokenizer, on_token, stop_ids
+        self.ids = [[] for _ in range(n)]
+        self.texts = [""] * n
+        self.done = [False] * n
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:  # generate() first passes the prompt ids
+            self.prompt_seen = True
+            return
+        for i, token in enumerate(value.reshape(len(self.ids), -1)[:, -1].tolist()):
+            if self.done[i]:
+                continue
+            if token in self.stop_ids:
+                self.done[i] = True
+                continue
+            self.ids[i].append(token)
+            text = self.tokenizer.decode(self.ids[i], skip_special_tokens=True)
+            piece, self.texts[i] = text[len(self.texts[i]):], text
+            if piece and self.on_token is not None:
+                self.on_token(i, piece)
+
+    def end(self) -> None:
+        pass
+
+
+def _stop_ids(hm) -> set:
+    ids = hm.model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
+    if hm.tokenizer.eos_token_id is not None:
+        ids.add(hm.tokenizer.eos_token_id)
+    return ids
+
+
+def generate(hm, prompts, edits=None, max_new_tokens: int = 32, on_token: Callable[[int, str], None] | None = None,
+             cancel: threading.Event | None = None, chat: bool | None = None, images=None, do_sample: bool = False,
+             **generate_kwargs) -> list[str]:
+    """Greedy (by default) continuations of prompts, with head edits {(layer, head): alpha} applied.
+
+    Returns the new text of each prompt. on_token(i, piece) streams pieces of sample i as they are
+    decoded (from the generating thread). Setting `cancel` stops after the current step; the text
+    so far is returned. chat=None uses the chat template when the tokenizer has one.
+    Prompts that leave fewer than max_new_tokens in the context window are cut with a warning.
+    """
+    prompts = check_prompts(prompts)
+    parse_edits(hm.adapter, edits)  # validate before any work
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise HeadPursuitError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    if chat is None:
+        chat = bool(getattr(hm.tokenizer, "chat_template", None))
+    samples = prompts
+    if images is not None:
+        images = list(images)
+        if len(images) != len(prompts):
+            raise HeadPursuitError(f"got {len(images)} images for {len(prompts)} prompts; pass one image per prompt")
+        samples = list(zip(images, prompts))
+    batch = encode(hm, samples, positions="all", chat=chat, padding_side="left", reserve=max_new_tokens)
+    stop_ids = _stop_ids(hm)
+    streamer = _Stream(hm.tokenizer, len(prompts), on_token, stop_ids)
+    criteria = StoppingCriteriaList([_Cancel(cancel)] if cancel is not None else [])
+    sampling = {} if do_sample else {"temperature": None, "top_p": None, "top_k": None}
+    with edit_heads(hm, edits), torch.inference_mode():
+        hm.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=do_sample, streamer=streamer,
+                          stopping_criteria=criteria, pad_token_id=hm.tokenizer.pad_token_id,
+                          **sampling, **generate_kwargs)
+    return streamer.texts

@@ -1,0 +1,245 @@
+"""Ranking heads for a concept: SOMP explained variance, its null-corrected specificity, Logit Lens.
+
+Scores (all (n_layers, n_heads)):
+- "evr": the paper's raw score, EVR after k SOMP atoms of the concept dictionary.
+- "specificity" (default): evr minus the mean EVR of `n_null` dictionaries of as many random
+  word-like tokens, each run through the same SOMP. METHOD.md section 7: on SmolLM2 the raw score
+  puts embedding-like layer-0 heads first for ANY word list; the difference removes that without
+  excluding layers by hand. `above_null` marks heads whose evr beats every null draw.
+- "logit_lens": mean concept-token logit of the head's mean write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .baselines import logit_lens_scores, random_dictionaries
+from .capture import capture
+from .dictionary import Concept, dictionary_rows
+from .errors import HeadPursuitError
+from .inputs import check_prompts
+from .pursuit import somp
+
+SCORES = ("specificity", "evr", "logit_lens")
+METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
+FORMAT = "headpursuit-ranking/1"
+_ARRAYS = ("null_evr", "atoms", "gains", "curves", "lens_ids", "lens_vals")
+
+
+@dataclass(frozen=True)
+class HeadRanking:
+    """Scores of every head for one concept, with each head's SOMP atoms and Logit-Lens tokens.
+
+    score_table[name]: (n_layers, n_heads) float64. null_evr: (n_null, n_layers, n_heads).
+    atoms/gains/curves: (n_layers, n_heads, k) token ids, EVR gain of each atom, cumulative EVR.
+    lens_ids/lens_vals: (n_layers, n_heads, n_lens) top full-vocabulary tokens of the mean write.
+    vocab: token id -> string for every id stored here.
+    """
+
+    score_table: dict
+    null_evr: np.ndarray
+    atoms: np.ndarray
+    gains: np.ndarray
+    curves: np.ndarray
+    lens_ids: np.ndarray
+    lens_vals: np.ndarray
+    vocab: dict
+    concept: dict
+    method: str
+    score_name: str
+    options: dict
+    model_name: str
+    fingerprint: str
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The active score, (n_layers, n_heads)."""
+        return self.score_table[self.score_name]
+
+    score_names = SCORES
+    n_layers = property(lambda self: self.atoms.shape[0])
+    n_heads = property(lambda self: self.atoms.shape[1])
+    k = property(lambda self: self.atoms.shape[2])
+
+    @property
+    def above_null(self) -> np.ndarray:
+        """(n_layers, n_heads) bool: the concept's EVR beats every random-word dictionary's."""
+        return self.score_table["evr"] > self.null_evr.max(0)
+
+    def with_score(self, name: str) -> "HeadRanking":
+        """The same ranking ordered by another score: "specificity", "evr" or "logit_lens"."""
+        if name not in SCORES:
+            raise HeadPursuitError(f"unknown score {name!r}; accepted: {', '.join(SCORES)}")
+        return dataclasses.replace(self, score_name=name)
+
+    def top(self, n: int) -> list[tuple[int, int]]:
+        """The n best heads as (layer, head), best first."""
+        total = self.n_layers * self.n_heads
+        if not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
+            raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
+        flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
+        order = np.argsort(-flat, kind="stable")[:n]
+        return [(int(i // self.n_heads), int(i % self.n_heads)) for i in order]
+
+    def _check(self, layer: int, head: int) -> None:
+        if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
+            raise HeadPursuitError(f"head ({layer}, {head}) is out of range: layers 0..{self.n_layers - 1}, "
+                                   f"heads 0..{self.n_heads - 1}")
+
+    def tokens(self, layer: int, head: int, n: int = 10) -> list[tuple[str, float]]:
+        """The head's first n SOMP atoms, decoded, with the share of variance each one added."""
+        self._check(layer, head)
+        return [(self.vocab[int(t)], float(g)) for t, g in zip(self.atoms[layer, head, :n], self.gains[layer, head, :n])]
+
+    def lens_tokens(self, layer: int, head: int, n: int = 10) -> list[tuple[str, float]]:
+        """The head's top Logit-Lens tokens over the whole vocabulary, with their logits."""
+        self._check(layer, head)
+        return [(self.vocab[int(t)], float(v)) for t, v in
+                zip(self.lens_ids[layer, head, :n], self.lens_vals[layer, head, :n])]
+
+    def evr_curve(self, layer: int, head: int) -> np.ndarray:
+        """Cumulative explained variance after 1..k atoms, (k,)."""
+        self._check(layer, head)
+        return self.curves[layer, head].copy()
+
+    def save(self, path) -> Path:
+        """Write a .npz (arrays + JSON metadata); readable without pickle."""
+        path = Path(path)
+        meta = {"format": FORMAT, "vocab": {str(k): v for k, v in self.vocab.items()}, "concept": self.concept,
+                "method": self.method, "score_name": self.score_name, "options": self.options,
+                "model_name": self.model_name, "fingerprint": self.fingerprint}
+        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        arrays.update({name: self.score_table[name] for name in SCORES})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path, model=None) -> "HeadRanking":
+        """Read a saved ranking; with model=, refuse one made for a different model (fingerprint)."""
+        path = Path(path)
+        if not path.is_file():
+            raise HeadPursuitError(f"ranking file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {name: data[name] for name in _ARRAYS + SCORES}
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+            raise HeadPursuitError(f"{path} is not a head ranking file or is corrupted ({exc})") from None
+        if meta.get("format") != FORMAT:
+            raise HeadPursuitError(f"{path}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
+        ranking = cls(score_table={name: arrays.pop(name) for name in SCORES},
+                      vocab={int(k): v for k, v in meta["vocab"].items()}, concept=meta["concept"],
+                      method=meta["method"], score_name=meta["score_name"], options=meta["options"],
+                      model_name=meta["model_name"], fingerprint=meta["fingerprint"],
+                      **arrays)
+        if model is not None and model.fingerprint != ranking.fingerprint:
+            raise HeadPursuitError(f"{path} was made for model {ranking.model_name!r} (fingerprint "
+                                   f"{ranking.fingerprint}), not for {model.name!r} ({model.fingerprint})")
+        return ranking
+
+
+def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
+    """(tokenised Concept, shipped ConceptSpec or None) from a shipped name, word file, word list,
+    Concept or ConceptSpec."""
+    from .. import concepts as shipped_concepts
+
+    spec = None
+    if isinstance(concept, str):
+        if concept in shipped_concepts.names():
+            spec = shipped_concepts.get(concept)
+        elif Path(concept).is_file():
+            return Concept.from_file(concept, tokenizer, rule), None
+        else:
+            raise HeadPursuitError(f"unknown concept {concept!r}: shipped concepts are "
+                                   f"{', '.join(shipped_concepts.names())}; or pass a word list or a word file")
+    elif isinstance(concept, shipped_concepts.ConceptSpec):
+        spec = concept
+    if spec is not None:
+        return Concept.from_words(spec.name, spec.words, tokenizer, rule), spec
+    if isinstance(concept, Concept):
+        if concept.token_ids and concept.rule == rule:
+            return concept, None
+        return Concept.from_words(concept.name, concept.words, tokenizer, rule), None
+    return Concept.from_words("custom", concept, tokenizer, rule), None
+
+
+def _decode_all(tokenizer, ids) -> dict:
+    ids = sorted({int(i) for i in ids})
+    return dict(zip(ids, tokenizer.batch_decode([[i] for i in ids])))
+
+
+def rank_heads(model, prompts=None, concept="colours", method: str = "somp", score: str | None = None,
+               k: int = 50, n_null: int = 6, activations: torch.Tensor | None = None, normalize: bool = True,
+               fold_norm: bool = False, rule: str = "whole_word", positions: str = "prompt", chat: bool = False,
+               seed: int = 0, n_lens: int = 10, batch_size: int = 8, progress: bool = True) -> HeadRanking:
+    """Rank every head of `model` (a HeadModel) for `concept` over `prompts` (or the concept's own
+    rank prompts when it is shipped and prompts is None).
+
+    method "somp" (default score "specificity") or "logit_lens"; score= picks any of SCORES.
+    k: SOMP atoms (capped at the dictionary size). activations: a capture() result to reuse.
+    """
+    if method not in METHODS:
+        raise HeadPursuitError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
+    score = score or METHODS[method]
+    if score not in SCORES:
+        raise HeadPursuitError(f"unknown score {score!r}; accepted: {', '.join(SCORES)}")
+    if not isinstance(k, int) or k < 1:
+        raise HeadPursuitError(f"k (SOMP atoms) must be a positive int, got {k!r}")
+    if not isinstance(n_null, int) or n_null < 1:
+        raise HeadPursuitError(f"n_null must be a positive int (random-word dictionaries), got {n_null!r}")
+    a = model.adapter
+    con, spec = resolve_concept(concept, model.tokenizer, rule)
+    if activations is None:
+        prompts = check_prompts(prompts if prompts is not None else (spec.rank_prompts if spec else None))
+        activations = capture(model, prompts, positions=positions, chat=chat, batch_size=batch_size,
+                              progress=progress)
+    expected = (a.n_layers, a.n_heads, a.d_model)
+    if activations.dim() != 4 or (activations.shape[0], activations.shape[1], activations.shape[3]) != expected:
+        raise HeadPursuitError(f"activations must be (n_layers, n_heads, n_samples, d_model) = "
+                               f"({expected[0]}, {expected[1]}, n, {expected[2]}), got {tuple(activations.shape)}")
+    L, Hn, n, d = activations.shape
+    if n < 2:
+        raise HeadPursuitError("SOMP centres over samples: give at least 2 prompts")
+    m = len(con.token_ids)
+    k_eff = min(k, m)
+    flat = activations.reshape(L * Hn, n, d)
+    nulls = random_dictionaries(model.tokenizer, m, n_null, con.token_ids, seed)
+    runs = [np.asarray(con.token_ids)] + nulls
+    evrs = []
+    for i, ids in enumerate(tqdm(runs, desc="SOMP (concept + nulls)", disable=not progress)):
+        res = somp(flat, dictionary_rows(a, ids, normalize, fold_norm).to(flat.device), k_eff)
+        evrs.append(res.evr[:, -1].reshape(L, Hn).cpu().numpy())
+        if i == 0:
+            concept_res = res
+    evr, null_evr = evrs[0], np.stack(evrs[1:])
+    raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
+    lens = logit_lens_scores(activations, raw_rows.cpu()).double().numpy()
+    with torch.no_grad():
+        mean_writes = activations.mean(2).reshape(L * Hn, d).to(a.unembedding.device, a.unembedding.dtype)
+        top = (mean_writes @ a.unembedding.detach().T).float().topk(min(n_lens, a.unembedding.shape[0]), dim=1)
+    token_ids = torch.as_tensor(con.token_ids)
+    atoms = token_ids[concept_res.atoms.cpu()].reshape(L, Hn, k_eff).numpy()
+    curves = concept_res.evr.cpu().reshape(L, Hn, k_eff).numpy()
+    gains = np.diff(curves, axis=-1, prepend=0.0)
+    lens_ids = top.indices.cpu().reshape(L, Hn, -1).numpy()
+    options = dict(k=k_eff, n_null=n_null, normalize=normalize, fold_norm=fold_norm, rule=rule, positions=positions,
+                   chat=chat, seed=seed, n_samples=n, approximate=a.approximate)
+    return HeadRanking(
+        score_table={"specificity": evr - null_evr.mean(0), "evr": evr, "logit_lens": lens},
+        null_evr=null_evr, atoms=atoms, gains=gains, curves=curves, lens_ids=lens_ids,
+        lens_vals=top.values.cpu().reshape(L, Hn, -1).numpy().astype(np.float64),
+        vocab=_decode_all(model.tokenizer, np.concatenate([atoms.ravel(), lens_ids.ravel(), token_ids.numpy()])),
+        concept={"name": con.name, "words": list(con.words), "token_ids": list(con.token_ids),
+                 "token_strings": list(con.token_strings), "rule": con.rule, "split_words": con.split_words},
+        method=method, score_name=score, options=options, model_name=model.name, fingerprint=model.fingerprint,
+    )

