@@ -1,0 +1,86 @@
+"""Shared fixtures: the real default model (once per session) and tiny random models of every family."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+import torch
+import transformers as tf
+
+import headpursuit_widget as hp
+from headpursuit_widget.engine import shipped
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=256)
+# family -> (config class, extra config). head_dim differs from hidden/heads where the family allows it,
+# so tests catch code that derives head_dim from hidden_size.
+FAMILIES = {
+    "gpt2": (tf.GPT2Config, None),
+    "llama": (tf.LlamaConfig, {}),
+    "mistral": (tf.MistralConfig, {}),
+    "qwen2": (tf.Qwen2Config, {}),
+    "qwen3": (tf.Qwen3Config, {"head_dim": 24}),
+    "gemma": (tf.GemmaConfig, {"head_dim": 16}),
+    "gemma2": (tf.Gemma2Config, {"head_dim": 24}),
+    "gemma3_text": (tf.Gemma3TextConfig, {"head_dim": 24}),
+    "phi3": (tf.Phi3Config, {}),
+    "olmo2": (tf.Olmo2Config, {}),
+}
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real default model (SmolLM2-135M-Instruct), loaded once."""
+    return hp.load_model("smollm2")
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir():
+    """Folder of the default model's re-saved copy (fetched and re-saved on first use)."""
+    folder = shipped.resaved_dir("smollm2")
+    if not (folder / "config.json").exists():
+        hp.load_model("smollm2")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tokenizer_dir):
+    return tf.AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
+def tiny_config(family: str, vocab_size: int):
+    cls, extra = FAMILIES[family]
+    if family == "gpt2":
+        return cls(n_embd=64, n_layer=2, n_head=4, n_positions=256, vocab_size=vocab_size)
+    return cls(vocab_size=vocab_size, **TINY, **extra)
+
+
+@pytest.fixture(scope="session")
+def make_tiny(tokenizer):
+    """make_tiny(family, seed=0) -> HeadModel: a 2-layer, 4-head random model with the SmolLM2 tokenizer."""
+    cache = {}
+
+    def make(family: str = "llama", seed: int = 0):
+        if (family, seed) not in cache:
+            torch.manual_seed(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = tf.AutoModelForCausalLM.from_config(tiny_config(family, len(tokenizer)))
+            for p in model.parameters():  # norms start at ones/zeros; randomise so gains matter
+                if p.dim() == 1:
+                    p.data.normal_(0.5 if family.startswith("gemma") else 1.0, 0.2)
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+            cache[family, seed] = hp.wrap(model, tokenizer, name=f"tiny-{family}-{seed}")
+        return cache[family, seed]
+
+    return make
+
+
+@pytest.fixture
+def tiny(make_tiny):
+    return make_tiny("llama")

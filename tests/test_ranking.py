@@ -1,0 +1,137 @@
+"""rank_heads on tiny models: scores against direct recomputation, save/load without pickle, clear errors."""
+
+import json
+import zipfile
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import headpursuit_widget as hp
+from headpursuit_widget.engine.dictionary import dictionary_rows
+
+WORDS = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange"]
+PROMPTS = ["The car was painted", "She wore a dress", "The flag has stripes", "A small house",
+           "Leaves in autumn", "The ocean at night"]
+
+
+@pytest.fixture
+def ranking(tiny):
+    return hp.rank_heads(tiny, PROMPTS, WORDS, k=5, n_null=3, progress=False)
+
+
+def test_scores_agree_with_direct_somp_and_logit_lens(tiny, ranking):
+    acts = hp.capture(tiny, PROMPTS, progress=False)
+    concept = hp.Concept.from_words("c", WORDS, tiny.tokenizer)
+    D = dictionary_rows(tiny.adapter, concept.token_ids, normalize=True, fold_norm=False)
+    for layer, head in [(0, 0), (1, 3)]:
+        res = hp.somp(acts[layer, head], D, 5)
+        assert ranking.score_table["evr"][layer, head] == pytest.approx(float(res.evr[-1]), abs=1e-9)
+        ids = [concept.token_ids[i] for i in res.atoms.tolist()]
+        assert [t for t, _ in ranking.tokens(layer, head)] == [tiny.tokenizer.decode([i]) for i in ids]
+        raw = tiny.adapter.unembedding[list(concept.token_ids)]
+        lens = (acts[layer, head] @ raw.T).mean().item()
+        assert ranking.score_table["logit_lens"][layer, head] == pytest.approx(lens, rel=1e-4)
+    spec = ranking.score_table["evr"] - ranking.null_evr.mean(0)
+    np.testing.assert_allclose(ranking.scores, spec)
+    assert ranking.score_name == "specificity" and ranking.null_evr.shape == (3, 2, 4)
+    np.testing.assert_array_equal(ranking.above_null, ranking.score_table["evr"] > ranking.null_evr.max(0))
+    curve = ranking.evr_curve(1, 3)
+    assert curve.shape == (5,) and np.all(np.diff(curve) >= -1e-12)
+    np.testing.assert_allclose(np.cumsum([w for _, w in ranking.tokens(1, 3)]), curve)
+
+
+def test_lens_tokens_are_the_top_of_the_full_vocabulary(tiny, ranking):
+    acts = hp.capture(tiny, PROMPTS, progress=False)
+    logits = acts[1, 2].mean(0) @ tiny.adapter.unembedding.T
+    top = logits.topk(3)
+    got = ranking.lens_tokens(1, 2, n=3)
+    assert [t for t, _ in got] == [tiny.tokenizer.decode([i]) for i in top.indices.tolist()]
+    np.testing.assert_allclose([v for _, v in got], top.values.numpy(), rtol=1e-4)
+
+
+def test_top_orders_by_active_score(ranking):
+    for name in ranking.score_names:
+        r = ranking.with_score(name)
+        flat = r.scores.ravel()
+        top = r.top(8)
+        assert [r.scores[l, h] for l, h in top] == sorted(flat, reverse=True)
+    with pytest.raises(hp.HeadPursuitError, match="from 1 to 8"):
+        ranking.top(9)
+    with pytest.raises(hp.HeadPursuitError, match="from 1 to 8"):
+        ranking.top(0)
+    with pytest.raises(hp.HeadPursuitError, match="unknown score"):
+        ranking.with_score("f1")
+
+
+def test_method_logit_lens_and_reused_activations(tiny):
+    acts = hp.capture(tiny, PROMPTS, progress=False)
+    r = hp.rank_heads(tiny, None, WORDS, method="logit_lens", k=4, n_null=2, activations=acts, progress=False)
+    assert r.method == "logit_lens" and r.score_name == "logit_lens"
+    with pytest.raises(hp.HeadPursuitError, match="activations must be"):
+        hp.rank_heads(tiny, None, WORDS, activations=acts[:1], progress=False)
+
+
+def test_save_load_roundtrip_without_pickle(tmp_path, tiny, make_tiny, ranking):
+    path = ranking.save(tmp_path / "r.npz")
+    with np.load(path, allow_pickle=False) as data:  # would raise if anything needed pickle
+        assert json.loads(str(data["meta"]))["format"] == "headpursuit-ranking/1"
+    back = hp.HeadRanking.load(path, model=tiny)
+    for name in ranking.score_names:
+        np.testing.assert_array_equal(back.score_table[name], ranking.score_table[name])
+    assert back.top(5) == ranking.top(5) and back.tokens(1, 1) == ranking.tokens(1, 1)
+    assert back.lens_tokens(0, 2) == ranking.lens_tokens(0, 2) and back.concept == ranking.concept
+    with pytest.raises(hp.HeadPursuitError, match="was made for model 'tiny-llama-0'"):
+        hp.HeadRanking.load(path, model=make_tiny("llama", seed=1))
+
+
+def test_corrupted_or_foreign_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(hp.HeadPursuitError, match="not a head ranking file"):
+        hp.HeadRanking.load(bad)
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.arange(3))
+    with pytest.raises(hp.HeadPursuitError, match="not a head ranking file"):
+        hp.HeadRanking.load(other)
+    with pytest.raises(hp.HeadPursuitError, match="not found"):
+        hp.HeadRanking.load(tmp_path / "missing.npz")
+
+
+def test_random_heads_match_the_layer_histogram(ranking):
+    for n in (1, 3, 6):
+        top = ranking.top(n)
+        for seed in range(5):
+            rand = hp.random_heads(ranking, n, seed=seed)
+            assert Counter(l for l, _ in rand) == Counter(l for l, _ in top)
+            assert len(set(rand)) == n
+
+
+def test_concept_errors_name_the_problem(tiny):
+    with pytest.raises(hp.HeadPursuitError, match="empty"):
+        hp.rank_heads(tiny, PROMPTS, [], progress=False)
+    with pytest.raises(hp.HeadPursuitError, match="none of its words is a single token.*'qzxqv"):
+        hp.rank_heads(tiny, PROMPTS, ["qzxqvwk", "zzqxjvbn"], progress=False)
+    with pytest.raises(hp.HeadPursuitError, match="unknown concept 'colors-typo'.*colours"):
+        hp.rank_heads(tiny, PROMPTS, "colors-typo", progress=False)
+    with pytest.raises(hp.HeadPursuitError, match="at least 2 prompts"):
+        hp.rank_heads(tiny, ["one prompt"], WORDS, progress=False)
+    with pytest.raises(hp.HeadPursuitError, match="unknown method"):
+        hp.rank_heads(tiny, PROMPTS, WORDS, method="pca", progress=False)
+    with pytest.warns(UserWarning, match="qzxqvwk"):
+        c = hp.Concept.from_words("c", ["red", "qzxqvwk"], tiny.tokenizer)
+    assert c.missing_words == ("qzxqvwk",) and len(c.split_words["qzxqvwk"]) > 1
+
+
+def test_whole_word_rule_keeps_single_token_variants(tokenizer):
+    c = hp.Concept.from_words("c", ["red", "Blue"], tokenizer)
+    for word, ids in c.mapping.items():
+        for i in ids:
+            assert tokenizer.decode([i]).strip().lower() == word.lower()
+    assert set(c.token_ids) == {i for ids in c.mapping.values() for i in ids}
+    every = hp.Concept.from_words("c", ["turquoise"], tokenizer, rule="all_subtokens")
+    first = hp.Concept.from_words("c", ["turquoise"], tokenizer, rule="first_subtoken")
+    assert set(first.token_ids) <= set(every.token_ids)
+    with pytest.raises(hp.HeadPursuitError, match="unknown sub-token rule"):
+        hp.Concept.from_words("c", ["red"], tokenizer, rule="bpe")
