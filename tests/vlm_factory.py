@@ -1,12 +1,14 @@
 """Tiny random vision-language models with offline processors, one per supported class.
 
-`build(kind, tokenizer_dir)` -> (model, processor). The tokenizer is the real SmolLM2 one
-(saved once as a plain HF folder, see `save_smollm2_tokenizer`) with each class's image
-tokens added; image processors are the PIL-backend classes, so nothing imports torchvision.
-Text decoders: 2 layers, 4 query heads, 2 KV heads, width 32 (or SmolLM2's own shape when
-`text_weights` from the real model are given, for the classes with a Llama text model).
+`build(kind)` -> (model, processor). The tokenizer is the real SmolLM2 one (saved once to a
+temporary folder, see `tokenizer_dir`) with each class's image tokens added; image processors
+are the PIL-backend classes, so nothing imports torchvision. Text decoders: 2 layers, 4 query
+heads, 2 KV heads, width 32 - or SmolLM2 itself when `text_model` is given (Llama-text classes).
 """
 from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
 
 import torch
 import transformers as tf
@@ -16,8 +18,6 @@ from headpursuit_widget.engine.vision import NoVideoProcessor, images_only, plac
 KINDS = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm", "gemma3", "paligemma")
 LLAMA_TEXT = ("llava", "llava_next", "idefics3", "smolvlm")  # accept a Llama text model
 
-SMOLLM2_GGUF_DIR = "/root/.cache/headpursuit/smollm2"
-SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, max_position_embeddings=512)
 IMG = 16  # vision towers see 16x16 images in 4x4 patches (Qwen: 56x56 in 14x14 patches, merged 2x2)
@@ -28,11 +28,19 @@ CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] 
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def save_smollm2_tokenizer(out_dir: str) -> str:
-    """Write SmolLM2's tokenizer (read from the GGUF) as a plain HF folder; returns the folder."""
-    tok = tf.AutoTokenizer.from_pretrained(SMOLLM2_GGUF_DIR, gguf_file=SMOLLM2_GGUF_FILE)
-    tok.save_pretrained(out_dir)
-    return out_dir
+@lru_cache(maxsize=1)
+def smollm2():
+    """The real default model (HeadModel), loaded once per process."""
+    import headpursuit_widget as hp
+    return hp.load_model("smollm2")
+
+
+@lru_cache(maxsize=1)
+def tokenizer_dir() -> str:
+    """A temporary folder holding SmolLM2's tokenizer, written once per process."""
+    folder = tempfile.mkdtemp(prefix="hp-smollm2-tok-")
+    smollm2().tokenizer.save_pretrained(folder)
+    return folder
 
 
 def _tokenizer(tokenizer_dir: str, named: dict[str, str]):
@@ -143,7 +151,7 @@ def _paligemma(tok_dir):
     return tf.PaliGemmaForConditionalGeneration(config), proc
 
 
-def build(kind: str, tokenizer_dir: str, text_model=None, seed: int = 0):
+def build(kind: str, text_model=None, seed: int = 0):
     """Tiny random VLM of `kind` and its processor, in eval mode.
 
     text_model: an optional Llama causal LM (e.g. the real SmolLM2) whose config and weights
@@ -155,15 +163,16 @@ def build(kind: str, tokenizer_dir: str, text_model=None, seed: int = 0):
         raise ValueError(f"{kind} has its own text architecture; text_model works for {LLAMA_TEXT}")
     torch.manual_seed(seed)
     text_like = None if text_model is None else text_model.config
+    tok = tokenizer_dir()
     builders = {
-        "llava": lambda: _llava(tokenizer_dir, text_like, False),
-        "llava_next": lambda: _llava(tokenizer_dir, text_like, True),
-        "qwen2_vl": lambda: _qwen(tokenizer_dir, False),
-        "qwen2_5_vl": lambda: _qwen(tokenizer_dir, True),
-        "idefics3": lambda: _idefics(tokenizer_dir, text_like, False),
-        "smolvlm": lambda: _idefics(tokenizer_dir, text_like, True),
-        "gemma3": lambda: _gemma3(tokenizer_dir),
-        "paligemma": lambda: _paligemma(tokenizer_dir),
+        "llava": lambda: _llava(tok, text_like, False),
+        "llava_next": lambda: _llava(tok, text_like, True),
+        "qwen2_vl": lambda: _qwen(tok, False),
+        "qwen2_5_vl": lambda: _qwen(tok, True),
+        "idefics3": lambda: _idefics(tok, text_like, False),
+        "smolvlm": lambda: _idefics(tok, text_like, True),
+        "gemma3": lambda: _gemma3(tok),
+        "paligemma": lambda: _paligemma(tok),
     }
     model, processor = builders[kind]()
     processor.chat_template = CHAT.replace("{image}", placeholder(processor))

@@ -56,6 +56,8 @@ _PLACEHOLDER = {"Qwen2VLProcessor": "<|vision_start|><|image_pad|><|vision_end|>
 class NoVideoProcessor(VideoProcessorMixin):
     """Fills a processor's video slot when its video processor needs torchvision; videos raise."""
 
+    num_frames = fps = None  # read by some processors' chat templating
+
     def __call__(self, videos, **kwargs):
         raise RuntimeError("video inputs need torchvision, which is not usable here; pass images instead")
 
