@@ -3,5 +3,6 @@
 from . import concepts
 from .engine import (Concept, HeadModel, HeadPursuitError, HeadRanking, SompResult, capture, edit_heads, generate,
                      load_model, rank_heads, random_heads, somp, wrap)
+from .widget import HeadPursuit
 
 __version__ = "0.1.0"

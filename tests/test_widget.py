@@ -18,19 +18,10 @@ from headpursuit_widget.widget import HeadPursuit, parse_concept
 PROMPT = "The sky at dusk is"
 
 
-@pytest.fixture(scope="session")
-def tiny_model():
-    """Temporary until tests/conftest.py provides it: 2 layers x 4 heads, SmolLM2's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from headpursuit_widget.engine import shipped
-
-    tok = AutoTokenizer.from_pretrained(shipped.resaved_dir("smollm2"))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2,
-                      intermediate_size=128, vocab_size=len(tok), tie_word_embeddings=True)
-    return hp.wrap(LlamaForCausalLM(cfg).eval(), tok, name="tiny")
+@pytest.fixture(scope="module")
+def tiny_model(make_tiny):
+    """2 layers x 4 heads, random weights, SmolLM2's tokenizer (tests/conftest.py)."""
+    return make_tiny("llama")
 
 
 @pytest.fixture(scope="module")
