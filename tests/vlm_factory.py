@@ -1,13 +1,12 @@
 """Tiny random vision-language models with offline processors, one per supported class.
 
-`build(kind)` -> (model, processor). The tokenizer is the real SmolLM2 one (saved once to a
-temporary folder, see `tokenizer_dir`) with each class's image tokens added; image processors
+`build(kind)` -> (model, processor). The tokenizer is the real SmolLM2 one (from the default
+model's re-saved folder, see `tokenizer_dir`) with each class's image tokens added; image processors
 are the PIL-backend classes, so nothing imports torchvision. Text decoders: 2 layers, 4 query
 heads, 2 KV heads, width 32 - or SmolLM2 itself when `text_model` is given (Llama-text classes).
 """
 from __future__ import annotations
 
-import tempfile
 from functools import lru_cache
 
 import torch
@@ -29,18 +28,14 @@ CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] 
 
 
 @lru_cache(maxsize=1)
-def smollm2():
-    """The real default model (HeadModel), loaded once per process."""
-    import headpursuit_widget as hp
-    return hp.load_model("smollm2")
-
-
-@lru_cache(maxsize=1)
 def tokenizer_dir() -> str:
-    """A temporary folder holding SmolLM2's tokenizer, written once per process."""
-    folder = tempfile.mkdtemp(prefix="hp-smollm2-tok-")
-    smollm2().tokenizer.save_pretrained(folder)
-    return folder
+    """Folder holding SmolLM2's tokenizer: the default model's re-saved copy (made on first load)."""
+    import headpursuit_widget as hp
+    from headpursuit_widget.engine import shipped
+    folder = shipped.resaved_dir("smollm2")
+    if not (folder / "tokenizer_config.json").exists():
+        hp.load_model("smollm2")
+    return str(folder)
 
 
 def _tokenizer(tokenizer_dir: str, named: dict[str, str]):
