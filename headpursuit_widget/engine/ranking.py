@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from .capture import capture
 from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError
 from .inputs import check_prompts
-from .pursuit import somp
+from .pursuit import SompResult, somp
 
 SCORES = ("specificity", "evr", "logit_lens")
 METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
@@ -148,6 +149,14 @@ class HeadRanking:
         return ranking
 
 
+@contextmanager
+def _progress(enabled: bool, label: str):
+    """A one-step tqdm bar around a single long call."""
+    with tqdm(total=1, desc=label, disable=not enabled) as bar:
+        yield
+        bar.update(1)
+
+
 def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
     """(tokenised Concept, shipped ConceptSpec or None) from a shipped name, word file, word list,
     Concept or ConceptSpec."""
@@ -215,13 +224,12 @@ def rank_heads(model, prompts=None, concept="colours", method: str = "somp", sco
     flat = activations.reshape(L * Hn, n, d)
     nulls = random_dictionaries(model.tokenizer, m, n_null, con.token_ids, seed)
     runs = [np.asarray(con.token_ids)] + nulls
-    evrs = []
-    for i, ids in enumerate(tqdm(runs, desc="SOMP (concept + nulls)", disable=not progress)):
-        res = somp(flat, dictionary_rows(a, ids, normalize, fold_norm).to(flat.device), k_eff)
-        evrs.append(res.evr[:, -1].reshape(L, Hn).cpu().numpy())
-        if i == 0:
-            concept_res = res
-    evr, null_evr = evrs[0], np.stack(evrs[1:])
+    dictionaries = torch.stack([dictionary_rows(a, ids, normalize, fold_norm) for ids in runs]).to(flat.device)
+    with _progress(progress, f"SOMP: {L * Hn} heads x {len(runs)} dictionaries, k={k_eff}"):
+        res = somp(flat, dictionaries, k_eff)
+    evrs = res.evr[:, :, -1].reshape(len(runs), L, Hn).cpu().numpy()
+    concept_res = SompResult(res.atoms[0], res.coef[0], res.evr[0])
+    evr, null_evr = evrs[0], evrs[1:]
     raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
     lens = logit_lens_scores(activations, raw_rows.cpu()).double().numpy()
     with torch.no_grad():
