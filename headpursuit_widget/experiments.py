@@ -1,0 +1,297 @@
+"""Paper-protocol experiments: suppression and enhancement curves with a next-token probe.
+
+Measures of one edit set (METHOD.md sections 4-5 and 7), each against the unedited model:
+- probe_mass: probability mass of the concept's dictionary tokens as the next token after the
+  concept's held-out probe prompts (mean over prompts, a probability in [0, 1]);
+- control: mean log-probability (nats) of the right answer of the factual control task;
+- word_rate: concept words per generated word in greedy generations on held-out prompts;
+- perplexity: of the edited generations under the UNEDITED model (fluency; high = broken text).
+Heads are ranked on the concept's rank prompts only; all measures use held-out prompts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import concepts as shipped_concepts
+from .engine import HeadPursuitError, edit_heads, generate, rank_heads, random_heads
+from .engine.inputs import format_prompt
+from .engine.ranking import SCORES, resolve_concept
+
+MEASURES = ("probe_mass", "control", "word_rate", "perplexity")
+RANKED = {"somp": None, **{s: s for s in SCORES}}  # "somp" = the ranking's own (default) score
+METHODS = (*RANKED, "random")
+
+
+def _encode(hm, prompts, chat: bool) -> list[list[int]]:
+    tok = hm.tokenizer
+    return [tok.encode(format_prompt(tok, p, chat), add_special_tokens=not chat) for p in prompts]
+
+
+def _batched_logits(hm, id_lists, batch_size: int, last_only: bool = False):
+    """Yield (start, logits, lengths (B,)) for batches of id lists: right-padded logits (B, T, vocab)
+    float32, or with last_only left-padded logits of the last position only, (B, vocab)."""
+    pad = hm.tokenizer.pad_token_id
+    for start in range(0, len(id_lists), batch_size):
+        chunk = id_lists[start:start + batch_size]
+        lengths = torch.tensor([len(ids) for ids in chunk])
+        width = int(lengths.max())
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(chunk):
+            span = slice(width - len(row), width) if last_only else slice(0, len(row))
+            ids[i, span] = torch.tensor(row)
+            mask[i, span] = 1
+        extra = {"logits_to_keep": 1, "position_ids": (mask.cumsum(1) - 1).clamp_min(0).to(hm.device)} \
+            if last_only else {}
+        with torch.inference_mode():
+            out = hm.model(input_ids=ids.to(hm.device), attention_mask=mask.to(hm.device), use_cache=False, **extra)
+        logits = out.logits.float().cpu()
+        yield start, logits[:, -1] if last_only else logits, lengths
+
+
+def next_token_probs(hm, prompts, edits=None, chat: bool = False, batch_size: int = 16) -> torch.Tensor:
+    """Next-token distribution after each prompt, (n_prompts, vocab) float32, under `edits`."""
+    with edit_heads(hm, edits):
+        rows = [logits.softmax(-1) for _, logits, _ in
+                _batched_logits(hm, _encode(hm, prompts, chat), batch_size, last_only=True)]
+    return torch.cat(rows)
+
+
+def continuation_logprobs(hm, prompts, continuations, edits=None, chat: bool = False,
+                          batch_size: int = 8) -> list[np.ndarray]:
+    """Per-token log-probabilities (nats) of each continuation text given its prompt: list of (t_i,)."""
+    tok = hm.tokenizer
+    prompt_ids = _encode(hm, prompts, chat)
+    cont_ids = [tok.encode(c, add_special_tokens=False) for c in continuations]
+    id_lists = [p + c for p, c in zip(prompt_ids, cont_ids)]
+    result = []
+    with edit_heads(hm, edits):
+        for start, logits, _ in _batched_logits(hm, id_lists, batch_size):
+            logp = logits.log_softmax(-1)
+            for i in range(logp.shape[0]):
+                p, c = prompt_ids[start + i], cont_ids[start + i]
+                pos = torch.arange(len(p) - 1, len(p) + len(c) - 1)
+                result.append(logp[i, pos, torch.tensor(c, dtype=torch.long)].numpy().astype(np.float64))
+    return result
+
+
+def probe_mass(hm, concept, prompts=None, edits=None, chat: bool = False) -> np.ndarray:
+    """Concept probability mass at the next token after each probe prompt, (n_prompts,) in [0, 1].
+
+    concept: a shipped name, word list, Concept or ConceptSpec; prompts default to its probe prompts.
+    """
+    con, spec = resolve_concept(concept, hm.tokenizer)
+    prompts = _held_out(prompts, spec, "probe_prompts")
+    probs = next_token_probs(hm, prompts, edits, chat)
+    return probs[:, list(con.token_ids)].sum(1).double().numpy()
+
+
+def control_logprob(hm, pairs=None, edits=None) -> np.ndarray:
+    """Log-probability (nats) of the right answer of each (prompt, answer) control pair, (n_pairs,).
+
+    Defaults to hp.concepts.control(); multi-token answers (other tokenizers) sum their tokens.
+    """
+    pairs = shipped_concepts.control() if pairs is None else list(pairs)
+    if not pairs:
+        raise HeadPursuitError("the control task is empty: give (prompt, answer) pairs")
+    prompts, answers = zip(*pairs)
+    return np.array([lp.sum() for lp in continuation_logprobs(hm, prompts, answers, edits)])
+
+
+def word_rate(texts, words) -> np.ndarray:
+    """Concept words per word in each text (case-insensitive, whole words), (n_texts,)."""
+    pattern = re.compile(r"\b(?:%s)\b" % "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)),
+                         re.IGNORECASE)
+    rates = []
+    for text in texts:
+        n_words = len(re.findall(r"\w+", text))
+        rates.append(len(pattern.findall(text)) / n_words if n_words else 0.0)
+    return np.array(rates)
+
+
+def perplexity(hm, prompts, texts, chat: bool) -> float:
+    """Perplexity of the generated texts given their prompts under hm WITHOUT edits (nan if all empty)."""
+    keep = [(p, t) for p, t in zip(prompts, texts) if t.strip()]
+    if not keep:
+        return math.nan
+    logps = continuation_logprobs(hm, *zip(*keep), chat=chat)
+    return float(np.exp(-np.concatenate(logps).mean()))
+
+
+def _held_out(prompts, spec, field_name: str) -> list[str]:
+    if prompts is not None:
+        return list(prompts)
+    if spec is None:
+        raise HeadPursuitError(f"a custom concept has no {field_name}: pass prompts explicitly")
+    return list(getattr(spec, field_name))
+
+
+@dataclass
+class Budget:
+    """Prompt counts and generation length; shrink it for quick runs (tests, notebooks)."""
+
+    n_probe: int | None = None      # probe prompts used (None: all)
+    n_generate: int | None = None   # generation prompts used (None: all; 0: no generation)
+    n_control: int | None = None    # control pairs used (None: all)
+    max_new_tokens: int = 24
+
+    @classmethod
+    def quick(cls) -> "Budget":
+        return cls(n_probe=12, n_generate=0, n_control=12, max_new_tokens=12)
+
+
+def evaluate(hm, concept, edits, probe_prompts, gen_prompts, pairs, max_new_tokens: int = 24) -> dict:
+    """All MEASURES for one edit set {(layer, head): alpha}: probe_mass, control (means), word_rate,
+    perplexity (nan without generation prompts)."""
+    con, _ = resolve_concept(concept, hm.tokenizer)
+    result = {"probe_mass": float(probe_mass(hm, con, probe_prompts, edits).mean()),
+              "control": float(control_logprob(hm, pairs, edits).mean()),
+              "word_rate": math.nan, "perplexity": math.nan}
+    if gen_prompts:
+        chat = bool(getattr(hm.tokenizer, "chat_template", None))
+        texts = generate(hm, gen_prompts, edits=edits, max_new_tokens=max_new_tokens, chat=chat)
+        result["word_rate"] = float(word_rate(texts, con.words).mean())
+        result["perplexity"] = perplexity(hm, gen_prompts, texts, chat)
+    return result
+
+
+@dataclass
+class Curve:
+    """Measures of edited models along one axis (k heads or alpha), per method.
+
+    values[method][measure]: (n_x, n_draws) float64 (n_draws = 1 for ranked methods, n_random for
+    "random"). baseline[measure]: the unedited model. heads[method][i][draw]: the edited heads.
+    """
+
+    kind: str                # "suppression" or "enhancement"
+    axis: str                # "k" or "alpha"
+    x: np.ndarray
+    values: dict
+    baseline: dict
+    heads: dict
+    model_name: str
+    concept: str
+    settings: dict = field(default_factory=dict)
+
+    def summary(self, method: str, measure: str, relative: bool = True) -> dict:
+        """median, q25, q75 over draws, each (n_x,). relative: ratio to baseline (control: difference
+        in nats; perplexity: ratio)."""
+        vals = self.values[method][measure]
+        base = self.baseline[measure]
+        if relative:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                vals = vals - base if measure == "control" else vals / base
+        q25, med, q75 = np.nanpercentile(vals, [25, 50, 75], axis=1) if np.isfinite(vals).any() else \
+            (np.full(len(self.x), np.nan),) * 3
+        return {"median": med, "q25": q25, "q75": q75}
+
+    def table(self, relative: bool = True) -> list[dict]:
+        """One row per (method, x) with the median of each measure (relative by default)."""
+        rows = []
+        for method in self.values:
+            summaries = {m: self.summary(method, m, relative)["median"] for m in MEASURES}
+            for i, x in enumerate(self.x):
+                rows.append({"method": method, self.axis: x.item(), **{m: float(s[i]) for m, s in summaries.items()}})
+        return rows
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data."""
+        return {"kind": self.kind, "axis": self.axis, "x": self.x.tolist(), "model": self.model_name,
+                "concept": self.concept, "settings": self.settings, "baseline": self.baseline,
+                "values": {m: {k: v.tolist() for k, v in d.items()} for m, d in self.values.items()},
+                "heads": self.heads}
+
+    def plot(self, measures=("probe_mass", "control", "word_rate", "perplexity")):
+        """Bokeh layout, one panel per measure (relative to the unedited model)."""
+        from .plots import curve_figure
+
+        return curve_figure(self, measures)
+
+    def save_html(self, path, measures=("probe_mass", "control", "word_rate", "perplexity")):
+        """Write the plot as a standalone HTML file with inline bokeh resources."""
+        from .plots import save_html
+
+        return save_html(self.plot(measures), path, title=f"{self.kind}: {self.concept} on {self.model_name}")
+
+
+def _setup(hm, concept, ranking, budget, held_out_field, rank_kwargs, progress):
+    con, spec = resolve_concept(concept, hm.tokenizer, rank_kwargs.get("rule", "whole_word"))
+    budget = budget or Budget()
+    probes = _held_out(None, spec, "probe_prompts")[:budget.n_probe]
+    gens = _held_out(None, spec, held_out_field)[:budget.n_generate] if budget.n_generate != 0 else []
+    pairs = shipped_concepts.control()[:budget.n_control]
+    if ranking is None:
+        ranking = rank_heads(hm, None, spec or con, progress=progress, **rank_kwargs)
+    return con, ranking, budget, (probes, gens, pairs)
+
+
+def _method_heads(ranking, method: str, k: int, n_random: int, seed: int) -> list[list[tuple[int, int]]]:
+    if method == "random":
+        return [random_heads(ranking, k, seed=seed + d) for d in range(n_random)]
+    if method not in RANKED:
+        raise HeadPursuitError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
+    view = ranking if RANKED[method] is None else ranking.with_score(RANKED[method])
+    return [view.top(k)]
+
+
+def _run(hm, con, conditions, data, budget, progress, desc):
+    """conditions: {(method, i): [edits per draw]} -> {(method, i): [measures per draw]}."""
+    total = sum(len(v) for v in conditions.values())
+    out = {}
+    with tqdm(total=total, desc=desc, disable=not progress) as bar:
+        for key, draws in conditions.items():
+            out[key] = []
+            for edits in draws:
+                out[key].append(evaluate(hm, con, edits, *data, max_new_tokens=budget.max_new_tokens))
+                bar.update()
+    return out
+
+
+def _collect(kind, axis, x, methods, heads, results, baseline, hm, con, settings) -> Curve:
+    values = {m: {meas: np.array([[r[meas] for r in results[m, i]] for i in range(len(x))])
+                  for meas in MEASURES} for m in methods}
+    return Curve(kind=kind, axis=axis, x=np.asarray(x), values=values, baseline=baseline, heads=heads,
+                 model_name=hm.name, concept=con.name, settings=settings)
+
+
+def suppression_curve(hm, concept, ks=(1, 2, 4, 8, 16, 32), alpha: float = -1.0,
+                      methods=("somp", "logit_lens", "random"), n_random: int = 10, ranking=None,
+                      budget: Budget | None = None, seed: int = 0, progress: bool = True, **rank_kwargs) -> Curve:
+    """Edit the top-k heads of each method by `alpha` for each k; measure on held-out prompts.
+
+    methods: "somp" (the ranking's default score), "specificity", "evr", "logit_lens", "random"
+    (n_random layer-matched draws of the somp heads). ranking: reuse an hp.rank_heads result
+    (else ranked on the concept's rank prompts with rank_kwargs). Returns a Curve over k.
+    """
+    con, ranking, budget, data = _setup(hm, concept, ranking, budget, "eval_prompts", rank_kwargs, progress)
+    ks = [int(k) for k in ks]
+    heads = {m: [_method_heads(ranking, m, k, n_random, seed) for k in ks] for m in methods}
+    conditions = {(m, i): [{h: alpha for h in draw} for draw in heads[m][i]] for m in methods for i in range(len(ks))}
+    baseline = evaluate(hm, con, None, *data, max_new_tokens=budget.max_new_tokens)
+    results = _run(hm, con, conditions, data, budget, progress, f"suppression ({con.name})")
+    settings = {"alpha": alpha, "n_random": n_random, "score": ranking.score_name, "options": ranking.options,
+                "budget": budget.__dict__, "n_probe": len(data[0]), "n_generate": len(data[1])}
+    return _collect("suppression", "k", ks, methods, heads, results, baseline, hm, con, settings)
+
+
+def enhancement_curve(hm, concept, k: int, alphas=(1, 2, 3, 5, 8), methods=("somp", "random"),
+                      n_random: int = 10, ranking=None, budget: Budget | None = None, seed: int = 0,
+                      progress: bool = True, **rank_kwargs) -> Curve:
+    """Scale the top-k heads by each alpha; generations on the concept's NEUTRAL prompts (word_rate,
+    perplexity), probe_mass on its probe prompts, control as usual. Returns a Curve over alpha."""
+    con, ranking, budget, data = _setup(hm, concept, ranking, budget, "neutral_prompts", rank_kwargs, progress)
+    alphas = [float(a) for a in alphas]
+    heads = {m: [_method_heads(ranking, m, k, n_random, seed)] * len(alphas) for m in methods}
+    conditions = {(m, i): [{h: a for h in draw} for draw in heads[m][i]] for m in methods for i, a in enumerate(alphas)}
+    baseline = evaluate(hm, con, None, *data, max_new_tokens=budget.max_new_tokens)
+    results = _run(hm, con, conditions, data, budget, progress, f"enhancement ({con.name})")
+    settings = {"k": k, "n_random": n_random, "score": ranking.score_name, "options": ranking.options,
+                "budget": budget.__dict__, "n_probe": len(data[0]), "n_generate": len(data[1])}
+    return _collect("enhancement", "alpha", alphas, methods, heads, results, baseline, hm, con, settings)

@@ -1,0 +1,70 @@
+"""Bokeh figures for rankings and experiment curves, rendered with INLINE resources (work offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from bokeh.embed import file_html
+from bokeh.layouts import gridplot
+from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.palettes import Category10_10, Viridis256
+from bokeh.plotting import figure
+from bokeh.resources import INLINE
+
+LABELS = {"probe_mass": "concept mass / unedited", "control": "control log-prob change (nats)",
+          "word_rate": "concept words in generations / unedited", "perplexity": "perplexity / unedited"}
+
+
+def heatmap(ranking, title: str | None = None):
+    """(n_layers x n_heads) grid of the ranking's active score; hover shows the head's top tokens."""
+    scores = np.asarray(ranking.scores, dtype=float)
+    L, H = scores.shape
+    layers, heads = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
+    tops = [", ".join(t.strip() for t, _ in ranking.tokens(int(l), int(h), 5)) for l, h in zip(layers.ravel(), heads.ravel())]
+    src = ColumnDataSource({"layer": layers.ravel(), "head": heads.ravel(), "score": scores.ravel(), "tokens": tops})
+    finite = scores[np.isfinite(scores)]
+    mapper = LinearColorMapper(palette=Viridis256, low=float(finite.min()), high=float(finite.max()))
+    fig = figure(title=title or f"{ranking.concept['name']}: {ranking.score_name} ({ranking.model_name})",
+                 x_axis_label="head", y_axis_label="layer", width=max(300, 40 * H + 120), height=max(300, 16 * L + 80),
+                 x_range=(-0.5, H - 0.5), y_range=(-0.5, L - 0.5), tools="hover,save,reset", toolbar_location="right")
+    fig.rect("head", "layer", 1, 1, source=src, fill_color={"field": "score", "transform": mapper}, line_color=None)
+    fig.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
+    fig.select_one(HoverTool).tooltips = [("head", "L@layer H@head"), ("score", "@score{0.0000}"), ("atoms", "@tokens")]
+    return fig
+
+
+def curve_figure(curve, measures):
+    """One panel per measure: a line per ranked method, the median and IQR band of random draws."""
+    panels = []
+    for measure in measures:
+        fig = figure(title=LABELS[measure], x_axis_label=curve.axis, width=380, height=280,
+                     x_axis_type="log" if curve.axis == "k" else "linear", tools="save,reset,hover")
+        for colour, method in zip(Category10_10, curve.values):
+            s = curve.summary(method, measure)
+            src = ColumnDataSource({"x": curve.x, **s})
+            if curve.values[method][measure].shape[1] > 1:
+                fig.varea("x", "q25", "q75", source=src, fill_color=colour, fill_alpha=0.2)
+            fig.line("x", "median", source=src, color=colour, line_width=2, legend_label=method)
+            fig.scatter("x", "median", source=src, color=colour, size=6)
+        fig.legend.location = "top_left"
+        fig.legend.label_text_font_size = "8pt"
+        panels.append(fig)
+    return gridplot(panels, ncols=2)
+
+
+def save_html(obj, path, title: str = "headpursuit") -> Path:
+    """Write a bokeh figure/layout to a standalone HTML file (resources inline, no network needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(file_html(obj, INLINE, title), encoding="utf-8")
+    return path
+
+
+def show(obj) -> None:
+    """Display in a notebook with inline bokeh resources (no CDN)."""
+    from bokeh.io import output_notebook
+    from bokeh.io import show as bokeh_show
+
+    output_notebook(INLINE, hide_banner=True)
+    bokeh_show(obj)
