@@ -11,7 +11,7 @@ import torch
 import vlm_factory as F
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import images
+from headpursuit_widget.engine import images, vision
 from headpursuit_widget.engine.vision import encode_vision, load_image, load_processor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,8 +102,9 @@ def test_mixed_and_text_only_samples(llava, pic):
 
 
 @pytest.mark.parametrize("kind", ["llava", "qwen2_vl", "smolvlm"])
-def test_saved_processor_reloads_without_torchvision(kind, pic, tmp_path):
-    """Here torchvision is not installed: AutoProcessor fails for classes with a video processor."""
+def test_saved_processor_reloads_without_torchvision(kind, pic, tmp_path, monkeypatch):
+    """Without torchvision AutoProcessor fails for classes with a video processor (Qwen, SmolVLM)."""
+    monkeypatch.setattr(vision, "_torchvision_usable", lambda: False)  # also where it is installed
     model, proc = F.build(kind)
     proc.save_pretrained(tmp_path)
     loaded = load_processor(tmp_path)
@@ -137,7 +138,8 @@ def test_broken_torchvision_falls_back_to_pil(pic, tmp_path):
             acts = hp.capture(hm, [({str(tmp_path / "pic.png")!r}, "Which digit?")], positions="image")
             torch.save(acts, {str(tmp_path / "acts.pt")!r})
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(REPO)])}
+    path = [str(tmp_path / "site"), str(REPO), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
     runs = {mode: subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True, text=True,
                                  timeout=120) for mode in ("plain", "engine")}
     assert runs["plain"].returncode != 0 and "torchvision" in runs["plain"].stderr  # the failure is real

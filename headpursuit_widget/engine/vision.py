@@ -78,11 +78,22 @@ def _torchvision_usable() -> bool:
 
 
 def load_processor(path: str | os.PathLike, **kwargs) -> ProcessorMixin:
-    """AutoProcessor for a local folder or cached hub id; without torchvision it is assembled from
-    the tokenizer, the PIL image processor and NoVideoProcessor."""
+    """AutoProcessor for a local folder or cached hub id. Without a usable torchvision (or when a
+    video processor cannot be loaded) it is assembled from the tokenizer, the image processor
+    (PIL backend without torchvision) and NoVideoProcessor."""
     from transformers import AutoProcessor
-    if _torchvision_usable():
+    if not _torchvision_usable():
+        return _assemble_processor(path, "pil", **kwargs)
+    try:
         return AutoProcessor.from_pretrained(path, **kwargs)
+    except (ValueError, OSError, ImportError) as exc:
+        try:
+            return _assemble_processor(path, None, **kwargs)
+        except Exception:
+            raise exc from None
+
+
+def _assemble_processor(path, backend: str | None, **kwargs) -> ProcessorMixin:
     import transformers
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
     processor_dict, init_kwargs = ProcessorMixin.get_processor_dict(path, **kwargs)
@@ -92,13 +103,12 @@ def load_processor(path: str | os.PathLike, **kwargs) -> ProcessorMixin:
         raise HeadPursuitError(f"no processor class found for {path}; pass processor= explicitly")
     cls = getattr(transformers, name)
     parts = {"tokenizer": lambda: AutoTokenizer.from_pretrained(path, **kwargs),
-             "image_processor": lambda: AutoImageProcessor.from_pretrained(path, backend="pil", **kwargs),
+             "image_processor": lambda: AutoImageProcessor.from_pretrained(path, backend=backend, **kwargs),
              "video_processor": NoVideoProcessor}
     attrs = cls.get_attributes()
     if any(a not in parts for a in attrs):
         raise HeadPursuitError(f"{name} needs {attrs}; only {tuple(parts)} can be built without torchvision")
-    args = [parts[a]() for a in attrs]
-    return images_only(cls).from_args_and_dict(args, processor_dict, **init_kwargs)
+    return images_only(cls).from_args_and_dict([parts[a]() for a in attrs], processor_dict, **init_kwargs)
 
 
 def image_token_id(model: torch.nn.Module, processor) -> int:
