@@ -1,0 +1,194 @@
+"""Fixtures for the browser tests: a headless JupyterLab server, Chromium, and a kernel client.
+
+The server listens on 127.0.0.1 with no token, on a free port, with its own config,
+runtime and settings folders, and serves a copy of the notebooks in this folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+BUNDLE = REPO / "headpursuit_widget" / "static" / "widget.js"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = os.environ.get("HEADPURSUIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-quic", "--no-first-run", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ensure_bundle() -> None:
+    if BUNDLE.is_file():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(f"{BUNDLE} is missing and npm is not installed: run `npm ci && npm run build` first")
+    if not (REPO / "node_modules").is_dir():
+        subprocess.run([npm, "ci"], cwd=REPO, check=True)
+    subprocess.run([npm, "run", "build"], cwd=REPO, check=True)
+
+
+class Lab:
+    """A running Jupyter server: its URL, folders, and helpers to reach its kernels."""
+
+    def __init__(self, url: str, root: Path, runtime: Path):
+        self.url, self.root, self.runtime = url, root, runtime
+
+    def sessions(self) -> list[dict]:
+        return requests.get(f"{self.url}/api/sessions", timeout=10).json()
+
+    def kernel(self, notebook: str, timeout: float = 120) -> "Kernel":
+        """A client for the kernel of `notebook`, once the server has started one."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for s in self.sessions():
+                if s["path"].endswith(notebook):
+                    conn = self.runtime / f"kernel-{s['kernel']['id']}.json"
+                    if conn.is_file():
+                        return Kernel(conn, s["id"], self)
+            time.sleep(0.5)
+        raise TimeoutError(f"no kernel started for {notebook} within {timeout} s")
+
+    def shutdown_all(self) -> None:
+        for s in self.sessions():
+            requests.delete(f"{self.url}/api/sessions/{s['id']}", timeout=30)
+
+
+class Kernel:
+    """Evaluates Python expressions in a notebook's kernel (as a second client, like a console)."""
+
+    def __init__(self, connection_file: Path, session_id: str, lab: Lab):
+        from jupyter_client import BlockingKernelClient
+
+        self.client = BlockingKernelClient(connection_file=str(connection_file))
+        self.client.load_connection_file()
+        self.client.start_channels()
+        self.session_id, self.lab = session_id, lab
+
+    def eval(self, expr: str, timeout: float = 120):
+        """JSON value of `expr` evaluated in the kernel."""
+        out: list[str] = []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                out.append("\n".join(msg["content"]["traceback"]))
+
+        code = f"import json as _json\nprint(_json.dumps({expr}))"
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook, store_history=False)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"kernel failed on {expr!r}: {''.join(out)}")
+        return json.loads("".join(out))
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        requests.delete(f"{self.lab.url}/api/sessions/{self.session_id}", timeout=30)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    _ensure_bundle()
+    base = tmp_path_factory.mktemp("jupyter")
+    root, runtime = base / "root", base / "runtime"
+    root.mkdir()
+    for nb in HERE.glob("*.ipynb"):
+        shutil.copy(nb, root / nb.name)
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+               JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(runtime),
+               JUPYTERLAB_SETTINGS_DIR=str(base / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+               IPYTHONDIR=str(base / "ipython"))
+    env.pop("ANYWIDGET_HMR", None)
+    news = base / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    log = open(base / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", "--ServerApp.token=", "--ServerApp.password=",
+         "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
+         "--allow-root"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}: {(base / 'server.log').read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/api/status", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > end:
+                pytest.fail(f"jupyter lab did not answer on {url} within 90 s")
+            time.sleep(0.5)
+        server = Lab(url, root, runtime)
+        yield server
+        server.shutdown_all()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set HEADPURSUIT_CHROMIUM)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "call":
+        item.failed_call = outcome.get_result().failed
+
+
+@pytest.fixture
+def page(browser, request, artifacts):
+    """A fresh browser page; on failure its screenshot goes to test-artifacts/<test>-failure.png."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.js_errors = errors
+    yield pg
+    if getattr(request.node, "failed_call", False):
+        pg.screenshot(path=str(artifacts / f"{request.node.name}-failure.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
