@@ -173,3 +173,12 @@ def test_png_bytes_round_trip(pic):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(np.asarray(Image.open(BytesIO(png))), np.asarray(pic))
     assert np.array_equal(np.asarray(load_image(np.asarray(pic))), np.asarray(pic))
+
+
+def test_sample_key_follows_prompt_and_pixels(pic):
+    from headpursuit_widget.engine.vision import sample_key
+    key = sample_key((pic, "Which digit?"))
+    assert key == sample_key({"image": np.asarray(pic), "prompt": "Which digit?"})
+    assert key != sample_key((pic, "Which digit is it?"))
+    assert key != sample_key((pic.rotate(90), "Which digit?"))
+    assert sample_key("Which digit?") != key

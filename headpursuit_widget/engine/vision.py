@@ -179,6 +179,18 @@ def split_samples(samples) -> tuple[list[list], list[str]]:
     return images, [p for _, p in pairs]
 
 
+def sample_key(sample) -> str:
+    """Stable hash of a sample (prompt text and image pixels): a cache key for VLM samples,
+    which are not hashable themselves."""
+    import hashlib
+    (ims,), (prompt,) = split_samples([sample])
+    digest = hashlib.sha256(prompt.encode())
+    for im in ims:
+        digest.update(f"{im.size}".encode())
+        digest.update(im.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def placeholder(processor) -> str:
     """The text that stands for one image in a prompt for this processor."""
     return _PLACEHOLDER.get(type(processor).__name__, processor.image_token)
