@@ -222,7 +222,7 @@ class Curve:
 
 
 def _setup(hm, concept, ranking, budget, held_out_field, rank_kwargs, progress):
-    con, spec = resolve_concept(concept, hm.tokenizer, rank_kwargs.get("rule", "whole_word"))
+    con, spec = resolve_concept(concept, hm.tokenizer)  # measured with whole words, whatever the ranking rule
     budget = budget or Budget()
     probes = _held_out(None, spec, "probe_prompts")[:budget.n_probe]
     gens = _held_out(None, spec, held_out_field)[:budget.n_generate] if budget.n_generate != 0 else []
