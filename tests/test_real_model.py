@@ -1,0 +1,63 @@
+"""End to end on the real default model (SmolLM2-135M-Instruct): colour heads, held-out prompts, random baseline."""
+
+import numpy as np
+import pytest
+import torch
+
+import headpursuit_widget as hp
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def colours(smollm2):
+    spec = hp.concepts.get("colours")
+    ranking = hp.rank_heads(smollm2, spec.rank_prompts, "colours", progress=False)  # default score
+    return spec, ranking
+
+
+def next_token_probe(m, spec, ranking, edits):
+    """(colour probability mass after held-out probe prompts, mean log-prob of one-token factual answers)."""
+    tok = m.tokenizer
+    ids = torch.tensor(ranking.concept["token_ids"])
+    pairs = hp.concepts.control()
+    answers = torch.tensor([tok.encode(a, add_special_tokens=False)[0] for _, a in pairs])
+    with hp.edit_heads(m, edits), torch.no_grad():
+        enc = tok(list(spec.probe_prompts), return_tensors="pt", padding=True, padding_side="left")
+        mass = m.model(**enc).logits[:, -1].softmax(-1)[:, ids].sum(-1).mean().item()
+        enc = tok([p for p, _ in pairs], return_tensors="pt", padding=True, padding_side="left")
+        logp = m.model(**enc).logits[:, -1].log_softmax(-1)[torch.arange(len(pairs)), answers].mean().item()
+    return mass, logp
+
+
+def test_default_score_finds_colour_heads_that_beat_random_heads(smollm2, colours):
+    spec, ranking = colours
+    assert ranking.score_name == "specificity"
+    assert set(spec.rank_prompts).isdisjoint(spec.probe_prompts)
+    k = round(0.015 * smollm2.n_layers * smollm2.n_heads)  # 1.5% of 270 heads -> 4
+    base_mass, base_ctl = next_token_probe(smollm2, spec, ranking, {})
+    mass, ctl = next_token_probe(smollm2, spec, ranking, {h: -1.0 for h in ranking.top(k)})
+    random = [next_token_probe(smollm2, spec, ranking, {h: -1.0 for h in hp.random_heads(ranking, k, seed=s)})
+              for s in range(5)]
+    print(f"colour mass {base_mass:.4f} -> {mass:.4f}; control {base_ctl:.2f} -> {ctl:.2f}; random "
+          f"{[round(r[0] / base_mass, 2) for r in random]}")
+    assert mass / base_mass < 0.3
+    assert np.median([r[0] for r in random]) / base_mass > 0.8
+    assert base_ctl - ctl < 0.75
+    l, h = ranking.top(1)[0]
+    words = {w.lower() for w in ranking.concept["words"]}
+    assert sum(t.strip().lower() in words for t, _ in ranking.tokens(l, h, 6)) == 6
+    assert ranking.above_null[l, h]
+
+
+def test_raw_evr_artefact_is_visible_and_corrected(colours):
+    """METHOD.md section 7: raw EVR puts layer-0 heads first, and random words explain them as well."""
+    _, ranking = colours
+    raw = ranking.with_score("evr")
+    layer0 = [(l, h) for l, h in raw.top(6) if l == 0]
+    assert len(layer0) >= 4
+    for l, h in layer0:
+        gap = raw.scores[l, h] - ranking.null_evr[:, l, h].mean()
+        assert abs(gap) < 0.1 * raw.scores[l, h]
+    assert all(l > 0 for l, _ in ranking.top(4))  # the heads an edit of 1.5% would touch
+    assert sum(l == 0 for l, _ in ranking.top(10)) <= 1
