@@ -179,7 +179,7 @@ def page(browser, request, artifacts):
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     pg = context.new_page()
     errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("pageerror", lambda exc: errors.append(f"{exc.message}\n{exc.stack}"))
     pg.js_errors = errors
     yield pg
     if getattr(request.node, "failed_call", False):
