@@ -18,18 +18,17 @@ import numpy as np
 import torch
 
 
-def _hide_broken_torchvision() -> bool:
-    """Make transformers treat an installed-but-unimportable torchvision as absent; True if hidden.
+def _hide_broken_torchvision() -> None:
+    """Make transformers treat an installed-but-unimportable torchvision as absent.
 
     transformers imports torchvision at module level when it finds the package, so a torchvision
     built for another torch breaks even its PIL image processors. Marking it missing in
     sys.modules makes `find_spec` return None and transformers fall back to the PIL backend.
     """
     if sys.modules.get("torchvision", 0) is None:
-        return True
+        return
     try:
         import torchvision  # noqa: F401
-        return False
     except Exception:
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
@@ -37,10 +36,9 @@ def _hide_broken_torchvision() -> bool:
         from transformers.utils import import_utils
         for fn in ("is_torchvision_available", "is_torchvision_v2_available", "is_torchvision_greater_or_equal"):
             getattr(getattr(import_utils, fn, None), "cache_clear", lambda: None)()
-        return True
 
 
-TORCHVISION_HIDDEN = _hide_broken_torchvision()
+_hide_broken_torchvision()
 
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin  # noqa: E402
 from transformers.video_processing_utils import VideoProcessorMixin  # noqa: E402
