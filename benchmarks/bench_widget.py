@@ -1,0 +1,118 @@
+"""Widget latency on the default model, measured in one process.
+
+1. New concept typed -> new grid, with the prompts' activations already cached
+   (target <= 1 s), next to a bare ``hp.rank_heads(..., activations=acts)``.
+2. Slider change -> complete regenerated edited answer, against a bare ``hp.generate``
+   with the same edits producing the same tokens (target <= 1.1x), and the time to the
+   first streamed edited token against one single-token generation.
+
+    python benchmarks/bench_widget.py [--model smollm2] [--tokens 32] [--repeats 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+
+import headpursuit_widget as hp
+
+PROMPT = "Describe a sunset over the sea in two sentences."
+WORD_LISTS = [
+    ["red", "green", "blue", "yellow", "purple", "orange", "pink", "brown"],
+    ["dog", "cat", "horse", "bird", "fish", "lion", "tiger", "bear"],
+    ["France", "Germany", "Italy", "Spain", "Japan", "China", "India", "Brazil"],
+]
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _timed_in_thread(fn):
+    """Time ``fn`` on a fresh thread, as the widget runs its work. On a loaded machine torch
+    calls on the main thread were up to 5x slower than on a worker thread (OpenMP team waits),
+    so comparing a widget run with a main-thread call would flatter the widget."""
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(r=_timed(fn)))
+    thread.start()
+    thread.join()
+    return box["r"]
+
+
+def bench_concepts(w, model, repeats: int) -> dict:
+    prompts = list(hp.concepts.get("colours").rank_prompts)
+    acts = hp.widget.cached_capture(model, tuple(prompts))
+    widget_s, bare_s = [], []
+    for i in range(repeats):
+        words = WORD_LISTS[i % len(WORD_LISTS)]
+        t, _ = _timed(lambda: (setattr(w, "concept", ", ".join(words)), w.wait(120)))
+        if w.status == "error":
+            raise RuntimeError(w.error)
+        widget_s.append(t)
+        t, r = _timed_in_thread(lambda: hp.rank_heads(model, prompts, words, activations=acts, progress=False))
+        bare_s.append(t)
+        assert (r.scores == w.ranking.scores).all(), "widget grid differs from the bare ranking"
+    return {"new_grid_s": statistics.median(widget_s), "bare_rank_heads_s": statistics.median(bare_s),
+            "target_s": 1.0}
+
+
+def bench_slider(w, model, tokens: int, repeats: int) -> dict:
+    heads = w.ranking.top(repeats)
+    first_token: list[float] = []
+    sent_at: dict = {}
+    send = w.send
+
+    def spy(content, buffers=None):
+        if content.get("type") == "token" and content["target"] == "edited" and "first" not in sent_at:
+            sent_at["first"] = time.perf_counter()
+        send(content, buffers)
+
+    w.send = spy
+    widget_s, bare_s = [], []
+    for layer, head in heads:
+        edits = {(layer, head): 5.0}
+        sent_at.clear()
+        t0 = time.perf_counter()
+        w.strengths = {f"{layer}.{head}": 5.0}
+        w.wait(300)
+        widget_s.append(time.perf_counter() - t0)
+        first_token.append(sent_at["first"] - t0)
+        t, text = _timed_in_thread(lambda: hp.generate(model, [PROMPT], edits=edits, max_new_tokens=tokens)[0])
+        bare_s.append(t)
+        assert text == w.edited_text, "widget and bare generate produced different tokens"
+    one_step, _ = _timed_in_thread(lambda: hp.generate(model, [PROMPT], max_new_tokens=1))
+    ratios = [a / b for a, b in zip(widget_s, bare_s)]
+    return {"regenerate_s": statistics.median(widget_s), "bare_generate_s": statistics.median(bare_s),
+            "ratio": statistics.median(ratios), "ratios": ratios, "target_ratio": 1.1,
+            "first_edited_token_s": statistics.median(first_token), "one_token_generate_s": one_step,
+            "debounce_s": w.debounce, "new_tokens": len(model.tokenizer(w.edited_text)["input_ids"])}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args(argv)
+    model = hp.load_model(args.model)
+    t, w = _timed(lambda: hp.HeadPursuit(model, concept="colours", prompt=PROMPT, max_new_tokens=args.tokens))
+    w.wait(300)
+    results = {"model": model.name, "first_grid_s (capture + rank)": t,
+               **bench_concepts(w, model, args.repeats), **bench_slider(w, model, args.tokens, args.repeats)}
+    for key, value in results.items():
+        print(f"{key:32} {value:.3f}" if isinstance(value, float) else f"{key:32} {value}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    w.close()
+    return results
+
+
+if __name__ == "__main__":
+    main()
