@@ -68,10 +68,13 @@ def cmd_generate(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from . import concepts
+    import numpy as np
+
+    from .engine.baselines import random_heads
     from .engine.generation import generate
     from .engine.models import load_model
     from .engine.ranking import rank_heads
+    from .experiments import control_logprob, probe_mass
 
     model = load_model(args.model)
     print(model)
@@ -81,7 +84,18 @@ def cmd_demo(args) -> None:
     print(f"\nfor comparison, the paper's raw EVR would put these first: {', '.join(f'L{l}H{h}' for l, h in raw)}"
           " - heads that random words explain just as well (see README).")
     edits = _edit_for(ranking, args.top_k, args.alpha)
-    prompt = args.prompt or concepts.get("colours").eval_prompts[0]
+    randoms = [{h: args.alpha for h in random_heads(ranking, args.top_k, seed=s)} for s in range(3)]
+    base_mass, base_ctl = probe_mass(model, "colours").mean(), control_logprob(model).mean()
+    mass, ctl = probe_mass(model, "colours", edits=edits).mean(), control_logprob(model, edits=edits).mean()
+    r_mass = np.median([probe_mass(model, "colours", edits=e).mean() for e in randoms])
+    r_ctl = np.median([control_logprob(model, edits=e).mean() for e in randoms])
+    print("\ncolour probability of the next token after held-out questions ('Q: What color is ...?\\nA: It is'),"
+          " and log-prob of right one-token factual answers (control):")
+    print(f"  unedited                        colour {base_mass:.4f}            control {base_ctl:6.2f} nats")
+    for label, mm, cc in ((f"top {args.top_k} heads x {args.alpha:g}", mass, ctl),
+                          (f"{args.top_k} random heads x {args.alpha:g} (median of 3)", r_mass, r_ctl)):
+        print(f"  {label:<31} colour {mm:.4f} ({mm / base_mass:4.2f}x)  control {cc:6.2f} nats")
+    prompt = args.prompt or "In one sentence: what colours are a ripe banana, a clear sky and fresh grass?"
     print(f"\nprompt: {prompt!r}")
     for label, e in (("baseline", None), (f"edited: top {args.top_k} heads x {args.alpha:g}", edits)):
         text = generate(model, [prompt], edits=e, max_new_tokens=args.max_new_tokens)[0]
