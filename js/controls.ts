@@ -2,6 +2,13 @@
 import { h } from "./dom";
 import type { ModelLike } from "./model";
 
+/** Labels of the engine's score names in the score switch. */
+export const SCORE_LABELS: Record<string, string> = {
+  specificity: "SOMP specificity (EVR minus random-word null)",
+  evr: "SOMP raw EVR (paper)",
+  logit_lens: "Logit Lens",
+};
+
 export class ConceptBox {
   readonly el: HTMLElement;
   private input: HTMLInputElement;
@@ -38,7 +45,7 @@ export class ConceptBox {
     if (document.activeElement !== this.input) this.input.value = this.model.get("concept");
     this.names.replaceChildren(...(this.model.get("concept_names") ?? []).map((n) => h("option", { value: n })));
     const names = this.model.get("score_names") ?? [];
-    this.score.replaceChildren(...names.map((n) => h("option", { value: n, text: n })));
+    this.score.replaceChildren(...names.map((n) => h("option", { value: n, text: SCORE_LABELS[n] ?? n })));
     this.score.value = this.model.get("method");
   }
 }

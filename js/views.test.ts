@@ -85,16 +85,15 @@ describe("grid", () => {
     expect(tip.textContent).toBe("Layer 1, head 1, specificity 0.900 | tokens: red, blue");
   });
 
-  it("rebuilds for a new shape and renders 80 x 64 quickly", () => {
+  it("rebuilds for a new shape (80 x 64; its speed is checked in Chromium, tests/ui)", () => {
     const n = 80 * 64;
-    const t0 = performance.now();
     model.set("n_layers", 80);
     model.set("n_heads", 64);
     model.set("scores", encode(Array.from({ length: n }, (_, i) => i / n), "float32", [80, 64]));
-    const ms = performance.now() - t0;
     expect(cells()).toHaveLength(n);
     expect(cells()[n - 1].dataset.layer).toBe("79");
-    expect(ms).toBeLessThan(1500);
+    expect(cells()[n - 1].dataset.head).toBe("63");
+    expect(cells()[n - 1].style.backgroundColor).toBe("rgb(253, 231, 37)");
   });
 });
 
@@ -181,6 +180,7 @@ describe("controls", () => {
     const model = setup(new FakeModel());
     const sw = q("score-switch") as HTMLSelectElement;
     expect(Array.from(sw.options).map((o) => o.value)).toEqual(["specificity", "evr", "logit_lens"]);
+    expect(sw.options[2].textContent).toBe("Logit Lens");
     sw.value = "logit_lens";
     sw.dispatchEvent(new Event("change"));
     expect(model.state.method).toBe("logit_lens");

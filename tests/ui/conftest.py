@@ -98,13 +98,19 @@ class Kernel:
         return json.loads("".join(out))
 
     def close(self) -> None:
+        """Disconnect; the kernel keeps running (a later page on the same notebook reuses it)."""
         self.client.stop_channels()
-        requests.delete(f"{self.lab.url}/api/sessions/{self.session_id}", timeout=30)
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory):
+def bundle() -> Path:
+    """The built front end (built with npm when missing)."""
     _ensure_bundle()
+    return BUNDLE
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, bundle):
     base = tmp_path_factory.mktemp("jupyter")
     root, runtime = base / "root", base / "runtime"
     root.mkdir()

@@ -122,6 +122,7 @@ def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
 
 
 def test_notebook7_renders_the_widget(lab, page, artifacts):
+    # same notebook path -> same kernel as the JupyterLab test when it ran first (activations cached)
     page.goto(f"{lab.url}/notebooks/{NOTEBOOK}")
     run_all_cells(page)
     cells = wait_for_widget(page)
