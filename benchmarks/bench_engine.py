@@ -1,0 +1,133 @@
+"""Engine benchmarks on the default model, each a ratio against a baseline run in the same process.
+
+    .venv/bin/python benchmarks/bench_engine.py [--repeats 3] [--json out.json]
+
+1. rank_heads with the default score (capture + SOMP k=50 for the concept and 6 nulls) / capture alone
+2. batched SOMP (all heads, one dictionary) vs a per-head numpy loop with lstsq refits: same atoms
+3. per-token greedy generation with edit hooks on 16 heads vs no hooks (forced to the same length)
+4. peak memory of capture above the loaded model vs the size of the stored means (in a subprocess)
+Timings interleave the two sides and report medians, since these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+import headpursuit_widget as hp
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def interleaved(a, b, repeats):
+    """Median seconds of a() and b(), run alternately."""
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(timed(a)[0])
+        tb.append(timed(b)[0])
+    return statistics.median(ta), statistics.median(tb)
+
+
+def numpy_somp(H, D, k):
+    """The slow baseline: one head at a time, lstsq refit at every step (METHOD.md section 3)."""
+    Hc = H - H.mean(0)
+    R, S = Hc.copy(), []
+    for _ in range(k):
+        c = np.abs(R @ D.T).sum(0)
+        c[S] = -np.inf
+        S.append(int(c.argmax()))
+        X = np.linalg.lstsq(D[S].T, Hc.T, rcond=None)[0].T
+        R = Hc - X @ D[S]
+    return S
+
+
+def bench_rank(m, prompts, repeats):
+    t_capture, t_rank = interleaved(lambda: hp.capture(m, prompts, progress=False),
+                                    lambda: hp.rank_heads(m, prompts, "colours", progress=False), repeats)
+    return {"capture_s": t_capture, "rank_s": t_rank, "ratio": t_rank / t_capture, "target": "<= 1.5"}
+
+
+def bench_somp(m, prompts):
+    from headpursuit_widget.engine.dictionary import dictionary_rows
+
+    acts = hp.capture(m, prompts, progress=False)
+    concept = hp.Concept.from_words("colours", hp.concepts.get("colours").words, m.tokenizer)
+    D = dictionary_rows(m.adapter, concept.token_ids, normalize=True, fold_norm=False)
+    flat = acts.reshape(-1, acts.shape[2], acts.shape[3])
+    k = min(50, len(D))
+    t_batched, res = timed(lambda: hp.somp(flat, D, k))
+    Hn, Dn = flat.double().numpy(), D.double().numpy()
+    t_loop, loop_atoms = timed(lambda: [numpy_somp(h, Dn, k) for h in Hn])
+    same = float(np.mean([a == b for a, b in zip(res.atoms.tolist(), loop_atoms)]))
+    return {"heads": len(flat), "k": k, "batched_s": t_batched, "numpy_loop_s": t_loop,
+            "speedup": t_loop / t_batched, "same_atoms_fraction": same, "target": ">= 20"}
+
+
+def bench_generation(m, ranking, repeats, n_tokens=32):
+    prompt = ["Describe a sunset over the sea."]
+    edits = {head: 1.0 for head in ranking.top(16)}  # alpha 1: same tokens, full hook cost
+    kw = dict(max_new_tokens=n_tokens, min_new_tokens=n_tokens)
+    bare, hooked = interleaved(lambda: hp.generate(m, prompt, **kw), lambda: hp.generate(m, prompt, edits=edits, **kw),
+                               repeats)
+    return {"tokens": n_tokens, "no_hooks_ms_per_token": 1000 * bare / n_tokens,
+            "hooks16_ms_per_token": 1000 * hooked / n_tokens, "overhead": hooked / bare - 1, "target": "<= 0.03"}
+
+
+def _peak_child(n_prompts: int) -> None:
+    """Run in a subprocess: load, note peak RSS, capture, note peak RSS again."""
+    m = hp.load_model("smollm2")
+    prompts = list(hp.concepts.get("colours").rank_prompts) * (n_prompts // 42 + 1)
+    prompts = prompts[:n_prompts]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    acts = hp.capture(m, prompts, progress=False)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    lengths = [len(m.tokenizer(p)["input_ids"]) for p in prompts]
+    per_position = m.n_layers * m.n_heads * sum(lengths) * m.d_model * 4
+    print(json.dumps({"samples": n_prompts, "peak_above_model_mb": (after - before) / 1024,
+                      "stored_means_mb": acts.numel() * 4 / 2**20, "per_position_writes_mb": per_position / 2**20}))
+
+
+def bench_memory(n_prompts=128):
+    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n_prompts)], capture_output=True, text=True,
+                         env={**os.environ, "TQDM_DISABLE": "1"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json")
+    p.add_argument("--memory-child", type=int)
+    args = p.parse_args()
+    if args.memory_child:
+        return _peak_child(args.memory_child)
+    m = hp.load_model("smollm2")
+    prompts = list(hp.concepts.get("colours").rank_prompts)
+    ranking = hp.rank_heads(m, prompts, "colours", progress=False)
+    results = {"threads": torch.get_num_threads(), "prompts": len(prompts)}
+    for name, fn in [("rank_vs_capture", lambda: bench_rank(m, prompts, args.repeats)),
+                     ("somp_batched_vs_numpy_loop", lambda: bench_somp(m, prompts)),
+                     ("generation_hook_overhead", lambda: bench_generation(m, ranking, args.repeats)),
+                     ("capture_memory", bench_memory)]:
+        results[name] = fn()
+        print(name, json.dumps(results[name], indent=1), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
