@@ -19,14 +19,14 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "measurements"
 # (label, rank_heads options, alpha, method)
 CHOICES = [
     ("default: specificity, normalised rows, no norm folding, whole words, no chat, alpha -1", {}, -1.0, "somp"),
+    ("alpha 0 (ablate)", {}, 0.0, "somp"),
+    ("Logit Lens ranking", {}, -1.0, "logit_lens"),
     ("raw EVR (paper)", {"score": "evr"}, -1.0, "somp"),
     ("rows not normalised", {"normalize": False}, -1.0, "somp"),
     ("final norm folded", {"fold_norm": True}, -1.0, "somp"),
     ("sub-token rule: first_subtoken", {"rule": "first_subtoken"}, -1.0, "somp"),
     ("sub-token rule: all_subtokens", {"rule": "all_subtokens"}, -1.0, "somp"),
     ("chat template for capture", {"chat": True}, -1.0, "somp"),
-    ("alpha 0 (ablate)", {}, 0.0, "somp"),
-    ("Logit Lens ranking", {}, -1.0, "logit_lens"),
 ]
 
 
@@ -44,9 +44,13 @@ def defaults(args):
     rows, dump = [], []
     print(f"| choice | top {args.k} heads | concept mass | control (nats) | matched random mass | random control |")
     print("|---|---|---|---|---|---|")
-    for label, opts, alpha, method in CHOICES:
+    rankings = {}
+    for label, opts, alpha, method in CHOICES[args.skip:]:
         t = time.time()
-        ranking = hp.rank_heads(hm, None, args.concept, progress=False, **opts)
+        key = json.dumps(opts, sort_keys=True)
+        if key not in rankings:
+            rankings[key] = hp.rank_heads(hm, None, args.concept, progress=False, **opts)
+        ranking = rankings[key]
         curve = ex.suppression_curve(hm, args.concept, ks=(args.k,), alpha=alpha, methods=(method, "random"),
                                      n_random=args.n_random, ranking=ranking, budget=ex.Budget(n_generate=0),
                                      progress=False)
@@ -57,7 +61,7 @@ def defaults(args):
         dump.append({"choice": label, "options": opts, "alpha": alpha, "method": method, "seconds": time.time() - t,
                      "curve": curve.to_dict()})
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"defaults-{args.model}-{args.concept}.json").write_text(json.dumps(dump, indent=1))
+    (OUT / f"defaults-{args.model}-{args.concept}-from{args.skip}.json").write_text(json.dumps(dump, indent=1))
 
 
 def curves(args):
@@ -90,6 +94,7 @@ def main():
     d.add_argument("--concept", default="colours")
     d.add_argument("--k", type=int, default=4)
     d.add_argument("--n-random", type=int, default=10)
+    d.add_argument("--skip", type=int, default=0, help="start at this row of CHOICES")
     c = sub.add_parser("curves")
     c.add_argument("--model", default="smollm2")
     c.add_argument("--concepts", nargs="+", default=["colours", "numbers", "sentiment_positive"])

@@ -144,7 +144,7 @@ class Budget:
 
     @classmethod
     def quick(cls) -> "Budget":
-        return cls(n_probe=12, n_generate=0, n_control=12, max_new_tokens=12)
+        return cls(n_probe=8, n_generate=0, n_control=8, max_new_tokens=12)
 
 
 def evaluate(hm, concept, edits, probe_prompts, gen_prompts, pairs, max_new_tokens: int = 24) -> dict:

