@@ -67,7 +67,8 @@ def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
     try:
         n_layers, n_heads = kernel.eval("[m.n_layers, m.n_heads]")
         assert cells.count() == n_layers * n_heads
-        _wait_text(page, "baseline-text", bool)
+        _wait_text(page, "edited-text", bool)  # the first answers are in (edited = baseline: no edits yet)
+        _wait_text(page, "status", lambda s: s == "ready")
 
         # click the top head: the panel shows that head's tokens exactly as the engine reports them
         layer, head = kernel.eval("w.ranking.top(1)[0]")
