@@ -18,6 +18,7 @@ import threading
 import time
 
 import headpursuit_widget as hp
+from headpursuit_widget.widget import cached_capture
 
 PROMPT = "Describe a sunset over the sea in two sentences."
 WORD_LISTS = [
@@ -46,7 +47,7 @@ def _timed_in_thread(fn):
 
 def bench_concepts(w, model, repeats: int) -> dict:
     prompts = list(hp.concepts.get("colours").rank_prompts)
-    acts = hp.widget.cached_capture(model, tuple(prompts))
+    acts = cached_capture(model, prompts)
     widget_s, bare_s = [], []
     for i in range(repeats):
         words = WORD_LISTS[i % len(WORD_LISTS)]

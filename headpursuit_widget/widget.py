@@ -23,6 +23,7 @@ import traitlets as t
 from . import concepts as shipped
 from ._serialization import ARRAY
 from .engine import HeadRanking, capture, generate, rank_heads
+from .engine.vision import sample_key
 
 _STATIC = Path(__file__).parent / "static"
 _MISSING_BUNDLE = """
@@ -41,20 +42,26 @@ _ACTIVATIONS_MAX = 4
 _ACTIVATIONS_LOCK = threading.Lock()
 
 
-def cached_capture(model, prompts: tuple[str, ...], on_progress=None):
-    """``hp.capture`` of ``prompts``, cached per (model, prompts); reports progress per chunk."""
-    key = (model.fingerprint, prompts)
+def samples_key(samples) -> tuple:
+    """Hashable key of ranking samples: prompts as they are, (image, prompt) pairs by content hash."""
+    return tuple(s if isinstance(s, str) else sample_key(s) for s in samples)
+
+
+def cached_capture(model, samples, positions: str = "prompt", on_progress=None):
+    """``hp.capture`` of ``samples``, cached per (model, positions, samples); reports progress per chunk."""
+    key = (model.fingerprint, positions, samples_key(samples))
     with _ACTIVATIONS_LOCK:
         if key in _ACTIVATIONS:
             _ACTIVATIONS.move_to_end(key)
             return _ACTIVATIONS[key]
     import torch
 
+    samples = list(samples)
     parts = []
-    for start in range(0, len(prompts), _CAPTURE_CHUNK):
-        parts.append(capture(model, list(prompts[start:start + _CAPTURE_CHUNK]), progress=False))
+    for start in range(0, len(samples), _CAPTURE_CHUNK):
+        parts.append(capture(model, samples[start:start + _CAPTURE_CHUNK], positions=positions, progress=False))
         if on_progress:
-            on_progress(min(len(prompts), start + _CAPTURE_CHUNK) / len(prompts))
+            on_progress(min(len(samples), start + _CAPTURE_CHUNK) / len(samples))
     acts = torch.cat(parts, dim=2)
     with _ACTIVATIONS_LOCK:
         _ACTIVATIONS[key] = acts
@@ -168,6 +175,8 @@ class HeadPursuit(anywidget.AnyWidget):
     ``HeadPursuit(model, ranking=r, prompt=...)`` shows a ranking made earlier. A typed
     word list is ranked on the prompts in use (``prompts=``, else those of the last shipped
     concept, else of the first shipped concept), reusing their cached activations.
+    For a vision-language model, ``prompts`` may hold (image, prompt) pairs with
+    ``positions="image"``; the answers are generated from the text prompt alone.
     """
 
     _esm = _STATIC / "widget.js" if (_STATIC / "widget.js").is_file() else _MISSING_BUNDLE
@@ -200,8 +209,8 @@ class HeadPursuit(anywidget.AnyWidget):
 
     def __init__(self, model, concept=None, *, ranking: HeadRanking | None = None, prompts=None,
                  prompt: str = "", max_new_tokens: int = 32, method: str = "specificity", k: int = 50,
-                 n_null: int = 6, top_k: int = 4, top_alpha: float = -1.0, debounce: float = 0.05,
-                 seed: int = 0):
+                 n_null: int = 6, positions: str = "prompt", top_k: int = 4, top_alpha: float = -1.0,
+                 debounce: float = 0.05, seed: int = 0):
         for attr in ("fingerprint", "n_layers", "n_heads", "tokenizer"):
             if not hasattr(model, attr):
                 raise TypeError(f"model must be a HeadModel from hp.load_model or hp.wrap, got {type(model).__name__}")
@@ -210,7 +219,7 @@ class HeadPursuit(anywidget.AnyWidget):
         if ranking is not None and ranking.fingerprint != model.fingerprint:
             raise ValueError(f"the ranking was made for model {ranking.model_name!r}, not for {model.name!r}")
         self._model = model
-        self._rank_options = dict(k=k, n_null=n_null, seed=seed)
+        self._rank_options = dict(k=k, n_null=n_null, seed=seed, positions=positions)
         self._prompts = tuple(prompts) if prompts is not None else None
         self._rank_prompts: tuple[str, ...] | None = self._prompts
         self._base: HeadRanking | None = None
@@ -370,7 +379,8 @@ class HeadPursuit(anywidget.AnyWidget):
         self.set_trait("progress", 0.01)
         try:
             prompts = self._prompts_for(concept)
-            acts = cached_capture(self._model, prompts, lambda f: self.set_trait("progress", 0.05 + 0.75 * f))
+            acts = cached_capture(self._model, prompts, self._rank_options["positions"],
+                                  lambda f: self.set_trait("progress", 0.05 + 0.75 * f))
             self.set_trait("progress", 0.85)
             r = rank_heads(self._model, list(prompts), concept, activations=acts, progress=False, **self._rank_options)
         except Exception as exc:

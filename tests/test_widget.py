@@ -13,7 +13,7 @@ from ipywidgets.widgets.widget import _remove_buffers
 import headpursuit_widget as hp
 from headpursuit_widget import widget as widget_mod
 from headpursuit_widget._serialization import array_from_json, array_to_json
-from headpursuit_widget.widget import HeadPursuit, parse_concept
+from headpursuit_widget.widget import HeadPursuit, parse_concept, samples_key
 
 PROMPT = "The sky at dusk is"
 
@@ -288,3 +288,13 @@ def test_parse_concept():
     assert parse_concept("red, dark blue;green") == ["red", "dark blue", "green"]
     assert parse_concept("red green") == ["red", "green"]
     assert parse_concept(["red", " "]) == ["red"]
+
+
+def test_samples_key_hashes_images_by_content():
+    from PIL import Image
+
+    red, blue = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
+    key = samples_key(["a prompt", (red, "What is shown?")])
+    assert key == samples_key(["a prompt", (Image.new("RGB", (8, 8), "red"), "What is shown?")])
+    assert key != samples_key(["a prompt", (blue, "What is shown?")])
+    hash(key)
