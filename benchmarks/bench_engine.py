@@ -106,22 +106,44 @@ def bench_memory(n_prompts=128):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def load(args):
+    """The default model, or a model of its shape with random weights (timings do not depend on values)."""
+    if not args.random_weights:
+        m = hp.load_model("smollm2")
+    else:
+        import transformers as tf
+
+        config = tf.AutoConfig.from_pretrained(args.random_weights)
+        m = hp.wrap(tf.AutoModelForCausalLM.from_config(config), tf.AutoTokenizer.from_pretrained(args.random_weights),
+                    name="smollm2-shape-random")
+    m.model.to(args.device)
+    return hp.wrap(m.model, m.tokenizer, name=m.name)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json")
     p.add_argument("--memory-child", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--random-weights", metavar="DIR",
+                   help="a SmolLM2 folder without weights (config + tokenizer): same shapes, random init, "
+                        "for timing on a machine the weights cannot reach; skips the memory benchmark")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_child:
         return _peak_child(args.memory_child)
-    m = hp.load_model("smollm2")
+    m = load(args)
     prompts = list(hp.concepts.get("colours").rank_prompts)
     ranking = hp.rank_heads(m, prompts, "colours", progress=False)
-    results = {"threads": torch.get_num_threads(), "prompts": len(prompts)}
+    results = {"threads": torch.get_num_threads(), "prompts": len(prompts), "device": args.device,
+               "weights": "random" if args.random_weights else "smollm2"}
     for name, fn in [("rank_vs_capture", lambda: bench_rank(m, prompts, args.repeats)),
                      ("somp_batched_vs_numpy_loop", lambda: bench_somp(m, prompts)),
                      ("generation_hook_overhead", lambda: bench_generation(m, ranking, args.repeats)),
-                     ("capture_memory", bench_memory)]:
+                     ("capture_memory", bench_memory)][: 3 if args.random_weights else 4]:
         results[name] = fn()
         print(name, json.dumps(results[name], indent=1), flush=True)
     if args.json:

@@ -1,9 +1,26 @@
-"""headpursuit-widget: find, read and edit the attention heads that carry a concept (Head Pursuit)."""
+"""headpursuit-widget: find, read and edit the attention heads that carry a concept (Head Pursuit).
+
+The engine (pure torch) is imported eagerly; the widget (anywidget), the experiments and the bokeh
+plots load on first use, so scripts and the CLI need neither Jupyter nor bokeh.
+"""
+
+from importlib import import_module
 
 from . import concepts
-from . import experiments, plots
 from .engine import (Concept, HeadModel, HeadPursuitError, HeadRanking, SompResult, capture, edit_heads, generate,
                      load_model, rank_heads, random_heads, somp, wrap)
-from .widget import HeadPursuit
 
 __version__ = "0.1.0"
+_LAZY = {"HeadPursuit": ("widget", "HeadPursuit"), "experiments": ("experiments", None), "plots": ("plots", None)}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'headpursuit_widget' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    mod = import_module(f".{module}", __name__)
+    return getattr(mod, attr) if attr else mod
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

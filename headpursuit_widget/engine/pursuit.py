@@ -51,9 +51,16 @@ def somp(H: torch.Tensor, D: torch.Tensor, k: int, center: bool = True, rel_tol:
         raise HeadPursuitError("somp input contains NaN or inf")
     Hc = Hb - Hb.mean(1, keepdim=True) if center else Hb
     B, n, _ = Hc.shape
+    n_dict = Db.shape[0]
+    Gram = Db @ Db.transpose(1, 2)  # (G, m, m)
+    # every (dictionary, signal set) pair is one row of the batch: one loop over atoms for all of them
+    P_all = (Db[:, None] @ Hc.transpose(1, 2)[None]).reshape(n_dict * B, m, n)  # (G*B, m, n) atom . sample
+    energy_all = Hc.pow(2).sum((1, 2)).repeat(n_dict)  # (G*B,)
+    group = torch.arange(n_dict, device=Hb.device).repeat_interleave(B)
     chunk = max(1, CHUNK_BYTES // (8 * n * m))
-    parts = [[_somp_chunk(Hc[i:i + chunk], d, k, rel_tol) for i in range(0, B, chunk)] for d in Db]
-    atoms, coef, evr = (torch.stack([torch.cat([p[f] for p in group]) for group in parts]) for f in range(3))
+    parts = [_somp_rows(P_all[i:i + chunk], Gram[group[i:i + chunk]], energy_all[i:i + chunk], k, rel_tol)
+             for i in range(0, n_dict * B, chunk)]
+    atoms, coef, evr = (torch.cat([p[f] for p in parts]).reshape(n_dict, B, *parts[0][f].shape[1:]) for f in range(3))
     if D.dim() == 2:
         atoms, coef, evr = atoms[0], coef[0], evr[0]
     if H.dim() == 2:
@@ -61,41 +68,45 @@ def somp(H: torch.Tensor, D: torch.Tensor, k: int, center: bool = True, rel_tol:
     return SompResult(atoms, coef, evr)
 
 
-def _somp_chunk(Hc: torch.Tensor, D: torch.Tensor, k: int, rel_tol: float):
-    """Hc (B, n, d) centred float64, D (m, d) float64 -> atoms (B, k), coef (B, n, k), evr (B, k)."""
-    B, n, _ = Hc.shape
-    m = D.shape[0]
-    G = D @ D.T  # (m, m)
-    P = D @ Hc.transpose(1, 2)  # (B, m, n): every atom against every sample (n contiguous for the l1 sums)
-    C = P.clone()  # the same for the residual
-    energy = Hc.pow(2).sum((1, 2))  # (B,)
+def _somp_rows(P, G, energy, k: int, rel_tol: float):
+    """SOMP on rows of the batch, each one (dictionary, signal set) pair.
+
+    P (R, m, n): atoms . centred samples (n contiguous for the l1 sums); G (R, m, m): each row's Gram
+    matrix; energy (R,): squared norm of the centred samples. -> atoms (R, k), coef (R, n, k), evr (R, k).
+    """
+    R, m, n = P.shape
+    C = P.clone()  # atoms . residual
     resid = energy.clone()
-    A = Hc.new_zeros(B, k, k)  # row s: coefficients of q_s over the selected atoms
-    QD = Hc.new_zeros(B, k, m)  # q_s . d_j for every atom j
-    atoms = torch.zeros(B, k, dtype=torch.long, device=Hc.device)
-    taken = torch.zeros(B, m, dtype=torch.bool, device=Hc.device)
-    evr = Hc.new_zeros(B, k)
-    rows = torch.arange(B, device=Hc.device)
+    QD = P.new_zeros(R, k, m)  # q_s . d_j for every atom j
+    atoms = torch.zeros(R, k, dtype=torch.long, device=P.device)
+    taken = torch.zeros(R, m, dtype=torch.bool, device=P.device)
+    evr = P.new_zeros(R, k)
+    Y = P.new_zeros(R, k, n)  # centred samples . q_s: the data's coordinates in the orthonormal basis
     for s in range(k):
         score = torch.linalg.vector_norm(C, ord=1, dim=2).masked_fill_(taken, -1.0)
-        j = score.argmax(1)  # (B,)
+        j = score.argmax(1)  # (R,)
         atoms[:, s] = j
-        taken[rows, j] = True
-        proj = QD[:, :s].gather(2, j[:, None, None].expand(B, s, 1))[:, :, 0]  # (B, s): d_j on q_1..q_s
-        gj = G.index_select(0, j)  # (B, m)
+        taken.scatter_(1, j[:, None], True)
+        proj = QD[:, :s].gather(2, j[:, None, None].expand(R, s, 1))[:, :, 0]  # (R, s): d_j on q_1..q_s
+        gj = G.gather(1, j[:, None, None].expand(R, 1, m))[:, 0]  # (R, m): d_j . every atom
         gjj = gj.gather(1, j[:, None])[:, 0]
         norm2 = gjj - proj.pow(2).sum(1)
         inv = torch.where(norm2 > rel_tol * gjj.clamp_min(1e-300), norm2.clamp_min(1e-300).rsqrt(), 0.0)
-        # q_s = (d_j - sum_i proj_i q_i) / |.|, kept both as atom coefficients (A) and as q_s . D (QD)
-        A[:, s, s] = inv
+        # q_s = (d_j - sum_i proj_i q_i) / |.|, kept as its products with every atom
         QD[:, s] = gj
         if s:
-            A[:, s, :s] = -(proj[:, :, None] * A[:, :s, :s]).sum(1) * inv[:, None]
             QD[:, s] -= (proj[:, :, None] * QD[:, :s]).sum(1)
         QD[:, s] *= inv[:, None]
-        rq = C.gather(1, j[:, None, None].expand(B, 1, n))[:, 0] * inv[:, None]  # (B, n): residual . q_s (the residual is orthogonal to q_1..q_s-1)
+        rq = C.gather(1, j[:, None, None].expand(R, 1, n))[:, 0] * inv[:, None]  # (R, n): residual . q_s
+        Y[:, s] = rq
         C.baddbmm_(QD[:, s, :, None], rq[:, None, :], alpha=-1.0)
         resid = resid - rq.pow(2).sum(1)
         evr[:, s] = torch.where(energy > 0, 1 - resid / energy.clamp_min(1e-300), 0.0)
-    coef = P.transpose(1, 2).gather(2, atoms[:, None, :].expand(B, n, k)) @ A.transpose(1, 2) @ A
+    # least-squares coefficients on the chosen atoms: D_S = M^T Q with M[i, t] = q_i . d_(S_t) upper
+    # triangular, and the fit Y^T Q = X D_S, so M X^T = Y. An atom that added nothing (q = 0) gets
+    # a unit diagonal and coefficient 0.
+    M = QD.gather(2, atoms[:, None, :].expand(R, k, k))
+    diag = M.diagonal(dim1=1, dim2=2)
+    diag.copy_(torch.where(diag == 0, 1.0, diag))
+    coef = torch.linalg.solve_triangular(M.triu(), Y, upper=True).transpose(1, 2)  # (R, n, k)
     return atoms, coef, evr

@@ -221,7 +221,7 @@ def rank_heads(model, prompts=None, concept="colours", method: str = "somp", sco
         raise HeadPursuitError("SOMP centres over samples: give at least 2 prompts")
     m = len(con.token_ids)
     k_eff = min(k, m)
-    flat = activations.reshape(L * Hn, n, d)
+    flat = activations.reshape(L * Hn, n, d).to(a.unembedding.device)  # SOMP runs where the model is
     nulls = random_dictionaries(model.tokenizer, m, n_null, con.token_ids, seed)
     runs = [np.asarray(con.token_ids)] + nulls
     dictionaries = torch.stack([dictionary_rows(a, ids, normalize, fold_norm) for ids in runs]).to(flat.device)
