@@ -39,7 +39,9 @@ def cmd_rank(args) -> None:
     from .engine.ranking import rank_heads
 
     model = load_model(args.model)
-    concept = _read_lines(args.words) if args.words else args.concept
+    if args.words and not Path(args.words).is_file():
+        raise HeadPursuitError(f"word file not found: {args.words}")
+    concept = args.words or args.concept  # a word file: one word per line, # comments
     prompts = _read_lines(args.prompts) if args.prompts else None
     ranking = rank_heads(model, prompts, concept, method=args.method, score=args.score, k=args.k,
                          n_null=args.n_null, chat=args.chat)
@@ -86,15 +88,17 @@ def cmd_demo(args) -> None:
     edits = _edit_for(ranking, args.top_k, args.alpha)
     randoms = [{h: args.alpha for h in random_heads(ranking, args.top_k, seed=s)} for s in range(3)]
     base_mass, base_ctl = probe_mass(model, "colours").mean(), control_logprob(model).mean()
-    mass, ctl = probe_mass(model, "colours", edits=edits).mean(), control_logprob(model, edits=edits).mean()
-    r_mass = np.median([probe_mass(model, "colours", edits=e).mean() for e in randoms])
-    r_ctl = np.median([control_logprob(model, edits=e).mean() for e in randoms])
+    rows = [(f"top {args.top_k} heads x {a:g}", _edit_for(ranking, args.top_k, a)) for a in (args.alpha, 0.0)]
     print("\ncolour probability of the next token after held-out questions ('Q: What color is ...?\\nA: It is'),"
           " and log-prob of right one-token factual answers (control):")
-    print(f"  unedited                        colour {base_mass:.4f}            control {base_ctl:6.2f} nats")
-    for label, mm, cc in ((f"top {args.top_k} heads x {args.alpha:g}", mass, ctl),
-                          (f"{args.top_k} random heads x {args.alpha:g} (median of 3)", r_mass, r_ctl)):
-        print(f"  {label:<31} colour {mm:.4f} ({mm / base_mass:4.2f}x)  control {cc:6.2f} nats")
+    print(f"  {'unedited':<36} colour {base_mass:.4f}          control {base_ctl:6.2f} nats")
+    for label, e in rows[: 1 if args.alpha == 0 else 2]:
+        mm, cc = probe_mass(model, "colours", edits=e).mean(), control_logprob(model, edits=e).mean()
+        print(f"  {label:<36} colour {mm:.4f} ({mm / base_mass:4.2f}x)  control {cc:6.2f} nats")
+    r_mass = np.median([probe_mass(model, "colours", edits=e).mean() for e in randoms])
+    r_ctl = np.median([control_logprob(model, edits=e).mean() for e in randoms])
+    label = f"{args.top_k} random heads x {args.alpha:g} (median of 3)"
+    print(f"  {label:<36} colour {r_mass:.4f} ({r_mass / base_mass:4.2f}x)  control {r_ctl:6.2f} nats")
     prompt = args.prompt or "In one sentence: what colours are a ripe banana, a clear sky and fresh grass?"
     print(f"\nprompt: {prompt!r}")
     for label, e in (("baseline", None), (f"edited: top {args.top_k} heads x {args.alpha:g}", edits)):
