@@ -130,8 +130,8 @@ def test_heatmap_has_one_cell_per_head(tiny_ranking, tmp_path):
 
 @pytest.mark.slow
 def test_default_model_somp_heads_suppress_more_than_random(smollm2):
-    curve = ex.suppression_curve(smollm2, "colours", ks=(4,), methods=("somp", "random"), n_random=5,
-                                 budget=ex.Budget(n_generate=0), progress=False)
+    curve = ex.suppression_curve(smollm2, "colours", ks=(4,), methods=("somp", "random"), n_random=3,
+                                 budget=ex.Budget(n_probe=20, n_control=20, n_generate=0), progress=False)
     somp = curve.summary("somp", "probe_mass")["median"][0]
     rand = curve.summary("random", "probe_mass")["median"][0]
     assert somp < 0.5 * rand
