@@ -9,6 +9,7 @@ request (latest wins), and slider moves are debounced.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import threading
@@ -23,7 +24,8 @@ import traitlets as t
 from . import concepts as shipped
 from ._serialization import ARRAY
 from .engine import HeadRanking, capture, generate, rank_heads
-from .engine.vision import sample_key
+from .engine.images import to_png
+from .engine.vision import is_vlm_sample, sample_key, split_samples
 
 _STATIC = Path(__file__).parent / "static"
 _MISSING_BUNDLE = """
@@ -84,6 +86,43 @@ def parse_concept(text) -> str | list[str]:
         raise ValueError(f"empty concept: type a shipped concept ({', '.join(shipped.names())}) "
                          "or words separated by commas")
     return words
+
+
+def _vision_args(model, prompts, samples, images, prompt: str, sample_index: int, need_prompt: bool):
+    """Resolve ``prompts=`` / ``samples=`` / ``images=`` into (ranking samples or None, strip
+    images, generation prompt). ``samples`` is ``prompts`` by another name; ``images`` with
+    ``prompt`` makes one (image, prompt) sample per image; an empty ``prompt`` becomes the picked
+    sample's prompt."""
+    if prompts is not None and samples is not None:
+        raise ValueError("pass prompts= or samples= (the same thing), not both")
+    samples = prompts if samples is None else samples
+    if images is not None:
+        if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple)):
+            raise TypeError(f"images must be a list of images (PIL, arrays or paths), got {type(images).__name__}")
+        if samples is not None:
+            raise ValueError("pass images= (with prompt=) or samples=[(image, prompt), ...], not both")
+        if not images:
+            raise ValueError("images= is empty")
+        if need_prompt and not prompt.strip():
+            raise ValueError("images= needs prompt= (the question asked about each image when ranking and "
+                             "generating), or pass samples=[(image, prompt), ...]")
+        strip = list(images)
+        samples = [(im, prompt) for im in strip] if need_prompt else None
+    else:
+        strip = []
+        if samples is not None:
+            samples = list(samples)
+            if any(is_vlm_sample(s) for s in samples):
+                per_sample, texts = split_samples(samples)
+                strip = [ims[0] if ims else None for ims in per_sample]
+                if any(im is None for im in strip):
+                    raise ValueError("give every sample an image, or none")
+                if not prompt.strip() and 0 <= sample_index < len(texts):
+                    prompt = texts[sample_index]
+    if strip and not getattr(model, "is_vlm", False):
+        raise ValueError(f"images need a vision-language model with its processor (hp.load_model or "
+                         f"hp.wrap(model, processor)); {getattr(model, 'name', 'this model')!r} is a text model")
+    return samples, strip, prompt
 
 
 class _Worker:
@@ -175,8 +214,10 @@ class HeadPursuit(anywidget.AnyWidget):
     ``HeadPursuit(model, ranking=r, prompt=...)`` shows a ranking made earlier. A typed
     word list is ranked on the prompts in use (``prompts=``, else those of the last shipped
     concept, else of the first shipped concept), reusing their cached activations.
-    For a vision-language model, ``prompts`` may hold (image, prompt) pairs with
-    ``positions="image"``; the answers are generated from the text prompt alone.
+    For a vision-language model, ``samples=[(image, prompt), ...]`` (or ``images=[...]`` with
+    ``prompt=``) ranks over the image tokens (``positions="image"`` by default) and fills the
+    image strip: the answers are generated on the picked sample's image (``sample_index``) with
+    the text in ``prompt`` (by default the picked sample's prompt).
     """
 
     _esm = _STATIC / "widget.js" if (_STATIC / "widget.js").is_file() else _MISSING_BUNDLE
@@ -206,11 +247,13 @@ class HeadPursuit(anywidget.AnyWidget):
     status = t.Unicode("ready").tag(sync=True)
     progress = t.Float(0.0).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
+    images = t.List(t.Bytes()).tag(sync=True)  # PNG bytes of the strip (binary buffers); [] for text models
+    sample_index = t.Int(0).tag(sync=True)  # the picked image, generated on
 
-    def __init__(self, model, concept=None, *, ranking: HeadRanking | None = None, prompts=None,
-                 prompt: str = "", max_new_tokens: int = 32, method: str = "specificity", k: int = 50,
-                 n_null: int = 6, positions: str = "prompt", top_k: int = 4, top_alpha: float = -1.0,
-                 debounce: float = 0.05, seed: int = 0):
+    def __init__(self, model, concept=None, *, ranking: HeadRanking | None = None, prompts=None, samples=None,
+                 images=None, prompt: str = "", sample_index: int = 0, max_new_tokens: int = 32,
+                 method: str = "specificity", k: int = 50, n_null: int = 6, positions: str | None = None,
+                 top_k: int = 4, top_alpha: float = -1.0, debounce: float = 0.05, seed: int = 0):
         for attr in ("fingerprint", "n_layers", "n_heads", "tokenizer"):
             if not hasattr(model, attr):
                 raise TypeError(f"model must be a HeadModel from hp.load_model or hp.wrap, got {type(model).__name__}")
@@ -219,6 +262,10 @@ class HeadPursuit(anywidget.AnyWidget):
         if ranking is not None and ranking.fingerprint != model.fingerprint:
             raise ValueError(f"the ranking was made for model {ranking.model_name!r}, not for {model.name!r}")
         self._model = model
+        prompts, strip, prompt = _vision_args(model, prompts, samples, images, prompt, sample_index,
+                                              need_prompt=ranking is None)
+        if positions is None:
+            positions = "image" if prompts is not None and any(is_vlm_sample(s) for s in prompts) else "prompt"
         self._rank_options = dict(k=k, n_null=n_null, seed=seed, positions=positions)
         self._prompts = tuple(prompts) if prompts is not None else None
         self._rank_prompts: tuple[str, ...] | None = self._prompts
@@ -230,7 +277,8 @@ class HeadPursuit(anywidget.AnyWidget):
         self._worker = _Worker(self._show_error)
         super().__init__(n_layers=model.n_layers, n_heads=model.n_heads, score_names=list(HeadRanking.score_names),
                          concept_names=shipped.names(), max_new_tokens=max_new_tokens, top_k=top_k,
-                         top_alpha=top_alpha, method=method)
+                         top_alpha=top_alpha, method=method, images=[to_png(im) for im in strip],
+                         sample_index=sample_index)
         if ranking is not None:
             self.set_trait("concept", ranking.concept.get("name", ""))
             self._show_ranking(ranking)
@@ -312,6 +360,21 @@ class HeadPursuit(anywidget.AnyWidget):
             raise t.TraitError(f"unknown score {proposal['value']!r}; accepted: {', '.join(HeadRanking.score_names)}")
         return proposal["value"]
 
+    @t.validate("images")
+    def _check_images(self, proposal):
+        images = list(proposal["value"])
+        if images and not getattr(self._model, "is_vlm", False):
+            raise t.TraitError(f"images need a vision-language model with its processor; {self._model.name!r} "
+                               "is a text model")
+        return images
+
+    @t.validate("sample_index")
+    def _check_sample_index(self, proposal):
+        i, n = proposal["value"], len(self.images)
+        if not (0 <= i < n or i == n == 0):
+            raise t.TraitError(f"sample_index must be from 0 to {max(n - 1, 0)} (one of the {n} images), got {i}")
+        return i
+
     @t.validate("max_new_tokens")
     def _check_max_new_tokens(self, proposal):
         if not 1 <= proposal["value"] <= 4096:
@@ -345,9 +408,16 @@ class HeadPursuit(anywidget.AnyWidget):
         if self._initialised():
             self.regenerate()
 
-    @t.observe("prompt", "max_new_tokens")
+    @t.observe("prompt", "max_new_tokens", "sample_index")
     def _on_prompt(self, change):
         if self._initialised():
+            self.regenerate()
+
+    @t.observe("images")
+    def _on_images(self, change):
+        if self.sample_index >= len(change["new"]):
+            self.sample_index = 0  # regenerates
+        elif self._initialised():
             self.regenerate()
 
     def _initialised(self) -> bool:
@@ -424,24 +494,34 @@ class HeadPursuit(anywidget.AnyWidget):
     def _edits(self) -> dict:
         return {tuple(int(x) for x in key.split(".")): alpha for key, alpha in self.strengths.items()}
 
+    def _picked_png(self) -> bytes | None:
+        """PNG bytes of the picked image; None for text models."""
+        images, i = self.images, self.sample_index
+        return images[i] if 0 <= i < len(images) else None
+
     def _generate(self, cancel: threading.Event) -> None:
         self._stop_requested.clear()
-        prompt, max_new, edits = self.prompt, self.max_new_tokens, self._edits()
+        prompt, max_new, edits, png = self.prompt, self.max_new_tokens, self._edits(), self._picked_png()
         if not prompt.strip():
             self._worker.publish(cancel, lambda: self._set(baseline_text="", edited_text="", status="ready"))
             return
         self._worker.publish(cancel, lambda: self._set(error="", status="generating"))
-        key = (prompt, max_new)
+        image = None
+        if png is not None:
+            from PIL import Image
+            image = Image.open(io.BytesIO(png)).convert("RGB")  # lossless: the sample's own pixels
+        key = (prompt, max_new, png)
         if key != self._baseline_key:
-            base = self._stream("baseline", prompt, max_new, None, cancel)
+            base = self._stream("baseline", prompt, max_new, None, cancel, image)
             if base is None or not self._worker.publish(cancel, lambda: self._set(baseline_text=base)):
                 return
             self._baseline_key = key
-        edited = self._stream("edited", prompt, max_new, edits, cancel) if edits else self.baseline_text
+        edited = self._stream("edited", prompt, max_new, edits, cancel, image) if edits else self.baseline_text
         if edited is not None:
             self._worker.publish(cancel, lambda: self._set(edited_text=edited, status="ready"))
 
-    def _stream(self, target: str, prompt: str, max_new: int, edits, cancel: threading.Event) -> str | None:
+    def _stream(self, target: str, prompt: str, max_new: int, edits, cancel: threading.Event,
+                image=None) -> str | None:
         """Generate one answer, streaming its pieces; None if cancelled (Stop keeps the partial text)."""
         self._gen_seq += 1
         gen = self._gen_seq
@@ -453,8 +533,9 @@ class HeadPursuit(anywidget.AnyWidget):
                 self.send({"type": "token", "target": target, "gen": gen, "piece": piece})
 
         self.send({"type": "stream_start", "target": target, "gen": gen})
+        extra = {} if image is None else {"images": [image]}
         text = generate(self._model, [prompt], edits=edits, max_new_tokens=max_new, on_token=on_token,
-                        cancel=cancel)[0]
+                        cancel=cancel, **extra)[0]
         if not cancel.is_set():
             return text
         if self._stop_requested.is_set():

@@ -13,6 +13,7 @@ export function defaults(over: Partial<WidgetModel> = {}): WidgetModel {
     head_tokens: [], tokens: [], lens_tokens: [], curve: null, concept: "colours",
     concept_names: ["colours", "countries"], concept_words: [], prompt: "", max_new_tokens: 32,
     baseline_text: "", edited_text: "", top_k: 4, top_alpha: -1, status: "ready", progress: 0, error: "",
+    images: [], sample_index: 0,
     ...over,
   };
 }

@@ -4,6 +4,7 @@ import "./widget.css";
 import { ConceptBox, StatusBar } from "./controls";
 import { h } from "./dom";
 import { GridView } from "./grid";
+import { ImageStrip, ImageUrls, SampleImage } from "./images";
 import type { ModelLike, StreamMessage, WidgetModel } from "./model";
 import { HeadSlider, TopControl } from "./sliders";
 import { AnswerView, PromptBox } from "./text";
@@ -20,13 +21,24 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
   const prompt = new PromptBox(model);
   const baseline = new AnswerView(model, "baseline", "Baseline");
   const edited = new AnswerView(model, "edited", "Edited");
+  const urls = new ImageUrls();
+  const strip = new ImageStrip(model, urls);
+  const sample = new SampleImage(model, urls);
+  const answers = h("div", { class: "hp-answers" }, sample.el, baseline.el, edited.el);
+  const showImages = () => {
+    strip.render();
+    sample.render();
+    answers.classList.toggle("hp-with-image", !sample.el.hidden);
+  };
+  showImages();
 
   el.classList.add("hp-root");
   el.replaceChildren(
     h("div", { class: "hp-head" }, concept.el, status.el),
     h("div", { class: "hp-main" }, grid.el, h("div", { class: "hp-side" }, panel.el, top.el)),
+    strip.el,
     prompt.el,
-    h("div", { class: "hp-answers" }, baseline.el, edited.el),
+    answers,
   );
 
   const on: [string, () => void][] = [
@@ -41,6 +53,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     ["change:baseline_text", () => baseline.onTrait()],
     ["change:edited_text", () => edited.onTrait()],
     ["change:concept_words", () => (baseline.render(), edited.render())],
+    ["change:images change:sample_index", showImages],
   ];
   const onMsg = (msg: StreamMessage) => {
     baseline.onMessage(msg);
@@ -51,6 +64,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
   return () => {
     for (const [ev, fn] of on) for (const name of ev.split(" ")) model.off(name, fn);
     model.off("msg:custom", onMsg);
+    urls.dispose();
   };
 }
 

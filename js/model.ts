@@ -34,7 +34,14 @@ export interface WidgetModel {
   status: string;
   progress: number;
   error: string;
+  /** PNG bytes of each sample image (binary buffers); empty for text models. */
+  images: ImageBytes[];
+  /** Index of the picked image, the one the answers are generated on. */
+  sample_index: number;
 }
+
+/** One image as it arrives from Python: PNG bytes as a DataView (or any buffer). */
+export type ImageBytes = DataView | ArrayBuffer | ArrayBufferView;
 
 /** Messages the Python side sends with `self.send` while it generates. */
 export type StreamMessage =
