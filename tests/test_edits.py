@@ -92,3 +92,20 @@ def test_string_keys_and_numpy_ints_are_accepted(tiny):
     with hp.edit_heads(tiny, {(np.int64(1), np.int64(2)): -1.0}):
         b = tiny.model(**enc).logits
     torch.testing.assert_close(a, b)
+
+
+def test_threads_do_not_mix_hooks(tiny):
+    """A generation with edits on another thread never leaks its hooks into a capture on this one."""
+    import threading
+
+    prompts = ["The red car", "A blue sky over green hills"]
+    clean = hp.capture(tiny, prompts, progress=False)
+    started = threading.Event()
+    worker = threading.Thread(target=lambda: hp.generate(
+        tiny, ["Once upon a time"], edits={(0, 0): 0.0, (1, 1): -1.0}, max_new_tokens=30, chat=False,
+        on_token=lambda i, p: started.set()))
+    worker.start()
+    started.wait(10)
+    during = hp.capture(tiny, prompts, progress=False)
+    worker.join()
+    torch.testing.assert_close(during, clean)

@@ -70,7 +70,7 @@ def capture(hm, samples, positions: str = "prompt", chat: bool = False, batch_si
         return hook
 
     handles = []
-    with hooks_removed(handles):
+    with hm.lock, hooks_removed(handles):
         for layer, proj in enumerate(a.out_projs):
             handles.append(proj.register_forward_pre_hook(on_out_proj(layer)))
             if a.post_norms[layer] is not None:

@@ -58,10 +58,13 @@ def head_scale(adapter, heads: dict[int, float]) -> torch.Tensor:
 
 @contextmanager
 def edit_heads(hm, edits):
-    """Within the block, every forward of hm.model scales the given heads' writes by their alpha."""
+    """Within the block, every forward of hm.model scales the given heads' writes by their alpha.
+
+    The model's lock is held for the whole block: other threads' capture/generate wait for it.
+    """
     plan = parse_edits(hm.adapter, edits)
     handles: list = []
-    with hooks_removed(handles):
+    with hm.lock, hooks_removed(handles):
         for layer, heads in plan.items():
             proj = hm.adapter.out_projs[layer]
             scale = head_scale(hm.adapter, heads).to(proj.weight.device, proj.weight.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +19,18 @@ from .errors import HeadPursuitError
 
 @dataclass
 class HeadModel:
-    """A transformers model with its tokenizer (and processor for VLMs) and its head layout."""
+    """A transformers model with its tokenizer (and processor for VLMs) and its head layout.
+
+    lock: held by capture, edit_heads and generate, so that hooks from two threads (a widget
+    generating in the background, a notebook cell) never mix on the same model.
+    """
 
     model: nn.Module
     tokenizer: object
     processor: object | None = None
     name: str = ""
     adapter: Adapter = field(init=False)
+    lock: threading.RLock = field(init=False, repr=False, default_factory=threading.RLock)
 
     def __post_init__(self):
         self.model.eval()
