@@ -61,7 +61,7 @@ def bench_somp(m, prompts):
     flat = acts.reshape(-1, acts.shape[2], acts.shape[3])
     k = min(50, len(D))
     t_batched, res = timed(lambda: hp.somp(flat, D, k))
-    Hn, Dn = flat.double().numpy(), D.double().numpy()
+    Hn, Dn = flat.double().cpu().numpy(), D.double().cpu().numpy()
     t_loop, loop_atoms = timed(lambda: [reference_somp(h, Dn, k)[0] for h in Hn])
     same = float(np.mean([a == b for a, b in zip(res.atoms.tolist(), loop_atoms)]))
     return {"heads": len(flat), "k": k, "batched_s": t_batched, "numpy_loop_s": t_loop,
