@@ -36,6 +36,13 @@ def test_unsupported_architecture_lists_supported(tokenizer):
     assert "gpt2" in SUPPORTED and "qwen2_5_vl" in SUPPORTED
 
 
+def test_load_model_refuses_an_unsupported_folder_before_loading_weights(tmp_path):
+    tf.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64).save_pretrained(
+        tmp_path)  # a config alone: no weights to load, so only the architecture check can answer
+    with pytest.raises(hp.HeadPursuitError, match="unsupported architecture 'bert'.*llama"):
+        hp.load_model(str(tmp_path))
+
+
 def test_unknown_model_name_is_explained():
     with pytest.raises(hp.HeadPursuitError, match="unknown model 'no-such-model'.*smollm2"):
         hp.load_model("no-such-model")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import shipped
-from .adapters import VLM_FAMILIES, Adapter, build_adapter
+from .adapters import SUPPORTED, VLM_FAMILIES, Adapter, build_adapter
 from .errors import HeadPursuitError
 
 
@@ -135,7 +135,11 @@ def load_model(name_or_path: str = shipped.DEFAULT_MODEL, dtype=torch.float32, d
         raise HeadPursuitError(f"could not load {name_or_path!r} offline: {exc}") from None
     except ValueError as exc:
         raise HeadPursuitError(f"unsupported model {name_or_path!r}: {exc}") from None
-    is_vlm = getattr(config, "model_type", "") in VLM_FAMILIES
+    family = getattr(config, "model_type", "")
+    if family not in SUPPORTED:  # before loading any weights
+        raise HeadPursuitError(f"unsupported architecture {family!r} in {name_or_path!r}; supported: "
+                               f"{', '.join(SUPPORTED)}")
+    is_vlm = family in VLM_FAMILIES
     if is_vlm:
         from .vision import load_processor  # first: hides a torchvision that fails to import
 
@@ -145,7 +149,7 @@ def load_model(name_or_path: str = shipped.DEFAULT_MODEL, dtype=torch.float32, d
         processor = load_processor(source, **common)
     tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source, **common)
     hm = HeadModel(model=model, tokenizer=tokenizer, processor=processor, name=display)
-    if name_or_path in shipped.SHIPPED and "gguf_file" in extra:
+    if name_or_path in shipped.SHIPPED and "gguf_file" in extra and dtype == torch.float32:
         _resave(hm, shipped.resaved_dir(name_or_path))
     return hm
 
