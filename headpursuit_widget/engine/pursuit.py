@@ -76,6 +76,7 @@ def _somp_rows(P, G, energy, k: int, rel_tol: float):
     """
     R, m, n = P.shape
     C = P.clone()  # atoms . residual
+    scratch = torch.empty_like(C)
     resid = energy.clone()
     QD = P.new_zeros(R, k, m)  # q_s . d_j for every atom j
     atoms = torch.zeros(R, k, dtype=torch.long, device=P.device)
@@ -83,7 +84,7 @@ def _somp_rows(P, G, energy, k: int, rel_tol: float):
     evr = P.new_zeros(R, k)
     Y = P.new_zeros(R, k, n)  # centred samples . q_s: the data's coordinates in the orthonormal basis
     for s in range(k):
-        score = torch.linalg.vector_norm(C, ord=1, dim=2).masked_fill_(taken, -1.0)
+        score = torch.abs(C, out=scratch).sum(2).masked_fill_(taken, -1.0)  # l1 over samples
         j = score.argmax(1)  # (R,)
         atoms[:, s] = j
         taken.scatter_(1, j[:, None], True)
@@ -95,7 +96,7 @@ def _somp_rows(P, G, energy, k: int, rel_tol: float):
         # q_s = (d_j - sum_i proj_i q_i) / |.|, kept as its products with every atom
         QD[:, s] = gj
         if s:
-            QD[:, s] -= (proj[:, :, None] * QD[:, :s]).sum(1)
+            QD[:, s] -= torch.einsum("rs,rsm->rm", proj, QD[:, :s])
         QD[:, s] *= inv[:, None]
         rq = C.gather(1, j[:, None, None].expand(R, 1, n))[:, 0] * inv[:, None]  # (R, n): residual . q_s
         Y[:, s] = rq
