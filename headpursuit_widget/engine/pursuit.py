@@ -54,7 +54,8 @@ def somp(H: torch.Tensor, D: torch.Tensor, k: int, center: bool = True, rel_tol:
     n_dict = Db.shape[0]
     Gram = Db @ Db.transpose(1, 2)  # (G, m, m)
     # every (dictionary, signal set) pair is one row of the batch: one loop over atoms for all of them
-    P_all = (Db[:, None] @ Hc.transpose(1, 2)[None]).reshape(n_dict * B, m, n)  # (G*B, m, n) atom . sample
+    P_all = (Db.reshape(n_dict * m, -1) @ Hc.reshape(B * n, -1).T)  # one GEMM: every atom . every sample
+    P_all = P_all.reshape(n_dict, m, B, n).permute(0, 2, 1, 3).reshape(n_dict * B, m, n)  # (G*B, m, n)
     energy_all = Hc.pow(2).sum((1, 2)).repeat(n_dict)  # (G*B,)
     group = torch.arange(n_dict, device=Hb.device).repeat_interleave(B)
     chunk = max(1, CHUNK_BYTES // (8 * n * m))
