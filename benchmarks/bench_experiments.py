@@ -148,7 +148,7 @@ def bigmodels(args):
         ranking = hp.rank_heads(hm, None, args.concept, progress=False)
         rank_s = time.time() - t - load_s
         n_heads = ranking.n_layers * ranking.n_heads
-        ks = sorted({max(1, round(f * n_heads)) for f in (0.015, 0.03)})
+        ks = sorted({max(1, round(f * n_heads)) for f in args.fractions})
         above = ranking.above_null
         tok = hm.tokenizer
         multi = sum(len(tok.encode(a, add_special_tokens=False)) > 1 for _, a in hp.concepts.control())
@@ -210,7 +210,8 @@ def main():
     b = sub.add_parser("bigmodels")
     b.add_argument("--models", nargs="+", default=["gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
     b.add_argument("--concept", default="colours")
-    b.add_argument("--alphas", type=float, nargs="+", default=[-1.0, 0.0])
+    b.add_argument("--alphas", type=float, nargs="*", default=[-1.0, 0.0], help="none: ranking only")
+    b.add_argument("--fractions", type=float, nargs="+", default=[0.015, 0.03], help="k as shares of all heads")
     b.add_argument("--n-random", type=int, default=3)
     args = p.parse_args()
     {"defaults": defaults, "curves": curves, "bigmodels": bigmodels, "enhance": enhance, "nullcheck": nullcheck}[args.cmd](args)
