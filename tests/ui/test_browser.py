@@ -45,6 +45,22 @@ def wait_for_widget(page, timeout_s: float = RENDER_TIMEOUT / 1000):
     raise AssertionError(f"the widget's grid did not render within {timeout_s:.0f} s")
 
 
+def open_widget(lab, page, path: str):
+    """Open the demo notebook at `path` (lab/tree/... or notebooks/...), run it, wait for the full
+    grid; returns (grid cells, the notebook's kernel, n_heads) - the caller closes the kernel."""
+    page.goto(f"{lab.url}/{path}")
+    run_all_cells(page)
+    cells = wait_for_widget(page)
+    kernel = lab.kernel(NOTEBOOK)
+    try:
+        n_layers, n_heads = kernel.eval("[m.n_layers, m.n_heads]")
+        assert cells.count() == n_layers * n_heads
+    except BaseException:
+        kernel.close()
+        raise
+    return cells, kernel, n_heads
+
+
 def _text(page, testid: str) -> str:
     return page.locator(f'.hp-root [data-testid="{testid}"]').first.text_content()
 
@@ -60,13 +76,8 @@ def _wait_text(page, testid: str, predicate, timeout: float = 120) -> str:
 
 
 def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
-    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}")
-    run_all_cells(page)
-    cells = wait_for_widget(page)
-    kernel = lab.kernel(NOTEBOOK)
+    cells, kernel, n_heads = open_widget(lab, page, f"lab/tree/{NOTEBOOK}")
     try:
-        n_layers, n_heads = kernel.eval("[m.n_layers, m.n_heads]")
-        assert cells.count() == n_layers * n_heads
         _wait_text(page, "edited-text", bool)  # the first answers are in (edited = baseline: no edits yet)
         _wait_text(page, "status", lambda s: s == "ready")
 
@@ -124,13 +135,8 @@ def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
 
 def test_notebook7_renders_the_widget(lab, page, artifacts):
     # same notebook path -> same kernel as the JupyterLab test when it ran first (activations cached)
-    page.goto(f"{lab.url}/notebooks/{NOTEBOOK}")
-    run_all_cells(page)
-    cells = wait_for_widget(page)
-    kernel = lab.kernel(NOTEBOOK)
+    _, kernel, _ = open_widget(lab, page, f"notebooks/{NOTEBOOK}")
     try:
-        n_layers, n_heads = kernel.eval("[m.n_layers, m.n_heads]")
-        assert cells.count() == n_layers * n_heads
         page.locator('.hp-root [data-testid="token-panel"]').wait_for()
         page.locator(".hp-root").screenshot(path=str(artifacts / "widget-notebook7.png"))
         # Notebook 7.6's own bundle throws on start-up here (a settings schema); only other errors count
