@@ -41,6 +41,7 @@ demo: setup
 	$(VENV)/bin/headpursuit demo
 
 test: setup chromium
+	npm run typecheck
 	npm test
 	$(PY) -m pytest $(PYTEST_ARGS)
 

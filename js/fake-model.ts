@@ -1,5 +1,15 @@
 /** An in-memory stand-in for anywidget's model, for the view tests. */
+import { mount } from "./index";
 import type { ModelLike, WidgetModel } from "./model";
+
+/** The widget mounted on a fresh element: q(testid) finds a part, cleanup() unmounts and removes it. */
+export function mountFake(model: FakeModel) {
+  const el = document.createElement("div");
+  document.body.append(el);
+  const unmount = mount(model, el);
+  const q = (id: string) => el.querySelector<HTMLElement>(`[data-testid="${id}"]`)!;
+  return { el, q, cleanup: () => { unmount(); el.remove(); } };
+}
 
 export function encode(values: number[], dtype: "float32" | "uint8", shape: number[]) {
   const arr = dtype === "float32" ? new Float32Array(values) : new Uint8Array(values);

@@ -1,8 +1,7 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { FakeModel } from "./fake-model";
+import { FakeModel, mountFake } from "./fake-model";
 import { ImageStrip, ImageUrls } from "./images";
-import { mount } from "./index";
 
 // jsdom has no object URLs: count what is made and revoked
 let made: string[];
@@ -21,21 +20,19 @@ beforeEach(() => {
 });
 
 const png = (byte: number) => new DataView(new Uint8Array([0x89, 0x50, 0x4e, 0x47, byte]).buffer);
+let view: ReturnType<typeof mountFake> | undefined;
 let el: HTMLElement;
-let unmount: (() => void) | undefined;
 afterEach(() => {
-  unmount?.();
-  unmount = undefined;
-  el?.remove();
+  view?.cleanup();
+  view = undefined;
 });
 
 function setup(model: FakeModel) {
-  el = document.createElement("div");
-  document.body.append(el);
-  unmount = mount(model, el);
+  view = mountFake(model);
+  el = view.el;
   return model;
 }
-const q = (id: string) => el.querySelector<HTMLElement>(`[data-testid="${id}"]`)!;
+const q = (id: string) => view!.q(id);
 const thumbs = () => Array.from(q("image-strip").querySelectorAll<HTMLButtonElement>("button"));
 
 describe("image strip", () => {
@@ -77,8 +74,8 @@ describe("image strip", () => {
     expect(thumbs()).toHaveLength(1);
     // the Python side clamps sample_index; the views show image 0 meanwhile
     expect(q("sample-image").querySelector("img")!.getAttribute("src")).toBe(made[2]);
-    unmount!();
-    unmount = undefined;
+    view!.cleanup();
+    view = undefined;
     expect(revoked).toEqual([...first, made[2]]);
   });
 

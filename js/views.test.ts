@@ -1,23 +1,21 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { encode, FakeModel } from "./fake-model";
-import { mount } from "./index";
+import { encode, FakeModel, mountFake } from "./fake-model";
 
 let el: HTMLElement;
-let unmount: () => void;
+let view: ReturnType<typeof mountFake> | undefined;
 
 function setup(model: FakeModel) {
-  el = document.createElement("div");
-  document.body.append(el);
-  unmount = mount(model, el);
+  view = mountFake(model);
+  el = view.el;
   return model;
 }
-const q = (id: string) => el.querySelector<HTMLElement>(`[data-testid="${id}"]`)!;
+const q = (id: string) => view!.q(id);
 const cells = () => Array.from(el.querySelectorAll<HTMLElement>("[role=gridcell]"));
 
 afterEach(() => {
-  unmount?.();
-  el?.remove();
+  view?.cleanup();
+  view = undefined;
   vi.useRealTimers();
 });
 
@@ -206,7 +204,8 @@ describe("controls", () => {
   it("detaches every listener on unmount", () => {
     const model = setup(new FakeModel());
     expect(model.listenerCount()).toBeGreaterThan(0);
-    unmount();
+    view!.cleanup();
+    view = undefined;
     expect(model.listenerCount()).toBe(0);
   });
 });
