@@ -60,18 +60,14 @@ def encode_text(hm, prompts: list[str], positions: str = "prompt", chat: bool = 
     limit = hm.context_window - reserve
     if limit <= 0:
         raise HeadPursuitError(f"max_new_tokens={reserve} leaves no room in the {hm.context_window}-token context")
-    old_side = tok.padding_side
-    tok.padding_side = padding_side
-    try:
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=not chat, truncation=True,
-                  max_length=limit, return_special_tokens_mask=True)
-    finally:
-        tok.padding_side = old_side
-    lengths = [len(ids) for ids in tok(texts, add_special_tokens=not chat)["input_ids"]]
-    cut = [i for i, n in enumerate(lengths) if n > limit]
+    enc = tok(texts, add_special_tokens=not chat, return_special_tokens_mask=True)  # lists, one tokenisation
+    cut = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > limit]
     if cut:
         warnings.warn(f"prompts {cut} are longer than {limit} tokens (context window {hm.context_window}"
                       f"{f' minus {reserve} new tokens' if reserve else ''}) and were truncated", stacklevel=3)
+        for key in enc:
+            enc[key] = [row[:limit] for row in enc[key]]
+    enc = tok.pad(enc, padding=True, padding_side=padding_side, return_tensors="pt")
     special = enc.pop("special_tokens_mask").bool()
     select = enc["attention_mask"].bool() & ~special
     inputs = {k: v.to(hm.device) for k, v in enc.items()}
