@@ -9,38 +9,53 @@ from collections import Counter
 import numpy as np
 import torch
 
+from .dictionary import word_token_ids
 from .errors import HeadPursuitError
 
 _WORDLIKE = re.compile(r"^ [A-Za-z]{3,}$")
-_POOLS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_WORDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def word_pool(tokenizer) -> np.ndarray:
-    """Ids of tokens that are a whole word: a leading space and 3+ ASCII letters (cached per tokenizer)."""
+def random_words(tokenizer) -> list[str]:
+    """Lower-cased words whose " word" form is one token of 3+ ASCII letters (cached per tokenizer)."""
     try:
-        return _POOLS[tokenizer]
+        return _WORDS[tokenizer]
     except (KeyError, TypeError):
         pass
     vocab = tokenizer.get_vocab()
-    ids = sorted(vocab.values())
-    strings = tokenizer.batch_decode([[i] for i in ids])
-    pool = np.array([i for i, s in zip(ids, strings) if _WORDLIKE.match(s)], dtype=np.int64)
+    strings = tokenizer.batch_decode([[i] for i in sorted(vocab.values())])
+    words = sorted({s.strip().lower() for s in strings if _WORDLIKE.match(s)})
     try:
-        _POOLS[tokenizer] = pool
+        _WORDS[tokenizer] = words
     except TypeError:
         pass
-    return pool
+    return words
 
 
-def random_dictionaries(tokenizer, size: int, n_draws: int, exclude, seed: int) -> list[np.ndarray]:
-    """n_draws arrays of `size` distinct word-like token ids, none of them in `exclude`."""
-    pool = word_pool(tokenizer)
-    pool = pool[~np.isin(pool, np.asarray(list(exclude), dtype=np.int64))]
-    if len(pool) < size:
-        raise HeadPursuitError(f"the vocabulary has only {len(pool)} word-like tokens; cannot draw random "
-                               f"dictionaries of {size}")
+def random_dictionaries(tokenizer, size: int, n_draws: int, exclude, seed: int,
+                        rule: str = "whole_word") -> list[np.ndarray]:
+    """n_draws arrays of `size` distinct token ids, none of them in `exclude`, built like a concept:
+    random whole words (from the word-like tokens), each expanded into its variants by the same
+    `rule` (word, " word", Word, " Word"), so that a null dictionary has the concept's mix of
+    leading-space, bare and capitalised tokens."""
+    exclude = {int(i) for i in exclude}
+    words = random_words(tokenizer)
     rng = np.random.default_rng(seed)
-    return [rng.choice(pool, size=size, replace=False) for _ in range(n_draws)]
+    draws = []
+    for _ in range(n_draws):
+        ids: dict[int, None] = {}
+        for index in rng.permutation(len(words)):
+            found = word_token_ids(tokenizer, words[index], rule)
+            if not found or exclude.intersection(found):
+                continue  # no token, or one shared with the concept
+            ids.update(dict.fromkeys(found))
+            if len(ids) >= size:
+                break
+        if len(ids) < size:
+            raise HeadPursuitError(f"the vocabulary has too few word-like tokens to draw random dictionaries of "
+                                   f"{size}")
+        draws.append(np.fromiter(ids, dtype=np.int64)[:size])
+    return draws
 
 
 def logit_lens_scores(acts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

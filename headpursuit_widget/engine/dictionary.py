@@ -30,6 +30,20 @@ def variants(word: str) -> list[str]:
     return out
 
 
+def word_token_ids(tokenizer, word: str, rule: str) -> list[int]:
+    """Dictionary token ids one word contributes under `rule` (unique, first-seen order)."""
+    ids = []
+    for v in variants(word):
+        pieces = tokenizer.encode(v, add_special_tokens=False)
+        if rule == "whole_word":
+            ids += pieces if len(pieces) == 1 else []
+        elif rule == "first_subtoken":
+            ids += pieces[:1]
+        else:
+            ids += pieces
+    return list(dict.fromkeys(ids))
+
+
 @dataclass
 class Concept:
     """A named word list and, once tokenised, its dictionary token ids.
@@ -54,16 +68,7 @@ class Concept:
             raise HeadPursuitError(f"unknown sub-token rule {rule!r}; accepted: {', '.join(RULES)}")
         mapping, split = {}, {}
         for word in words:
-            ids = []
-            for v in variants(word):
-                pieces = tokenizer.encode(v, add_special_tokens=False)
-                if rule == "whole_word":
-                    ids += pieces if len(pieces) == 1 else []
-                elif rule == "first_subtoken":
-                    ids += pieces[:1]
-                else:
-                    ids += pieces
-            ids = list(dict.fromkeys(ids))
+            ids = word_token_ids(tokenizer, word, rule)
             if ids:
                 mapping[word] = tuple(ids)
             else:

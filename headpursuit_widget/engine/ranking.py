@@ -222,7 +222,7 @@ def rank_heads(model, prompts=None, concept="colours", method: str = "somp", sco
     m = len(con.token_ids)
     k_eff = min(k, m)
     flat = activations.reshape(L * Hn, n, d).to(a.unembedding.device)  # SOMP runs where the model is
-    nulls = random_dictionaries(model.tokenizer, m, n_null, con.token_ids, seed)
+    nulls = random_dictionaries(model.tokenizer, m, n_null, con.token_ids, seed, rule)
     runs = [np.asarray(con.token_ids)] + nulls
     dictionaries = torch.stack([dictionary_rows(a, ids, normalize, fold_norm) for ids in runs]).to(flat.device)
     with _progress(progress, f"SOMP: {L * Hn} heads x {len(runs)} dictionaries, k={k_eff}"):
