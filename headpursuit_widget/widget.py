@@ -34,7 +34,6 @@ export default { render({ el }) {
     + "in the source checkout (or reinstall the package) and re-run this cell.";
 } };
 """
-_CAPTURE_CHUNK = 8
 _HEAD_TOKENS = 3
 _PANEL_TOKENS = 10
 
@@ -50,21 +49,13 @@ def samples_key(samples) -> tuple:
 
 
 def cached_capture(model, samples, positions: str = "prompt", on_progress=None):
-    """``hp.capture`` of ``samples``, cached per (model, positions, samples); reports progress per chunk."""
+    """``hp.capture`` of ``samples``, cached per (model, positions, samples); reports progress per batch."""
     key = (model.fingerprint, positions, samples_key(samples))
     with _ACTIVATIONS_LOCK:
         if key in _ACTIVATIONS:
             _ACTIVATIONS.move_to_end(key)
             return _ACTIVATIONS[key]
-    import torch
-
-    samples = list(samples)
-    parts = []
-    for start in range(0, len(samples), _CAPTURE_CHUNK):
-        parts.append(capture(model, samples[start:start + _CAPTURE_CHUNK], positions=positions, progress=False))
-        if on_progress:
-            on_progress(min(len(samples), start + _CAPTURE_CHUNK) / len(samples))
-    acts = torch.cat(parts, dim=2)
+    acts = capture(model, list(samples), positions=positions, progress=False, on_progress=on_progress)
     with _ACTIVATIONS_LOCK:
         _ACTIVATIONS[key] = acts
         while len(_ACTIVATIONS) > _ACTIVATIONS_MAX:

@@ -102,3 +102,9 @@ def test_overlong_prompt_is_truncated_with_warning(tiny):
     with pytest.warns(UserWarning, match="truncated"):
         acts = hp.capture(tiny, ["word " * 400], progress=False)
     assert torch.isfinite(acts).all()
+
+
+def test_progress_callback_reports_each_batch(tiny):
+    seen = []
+    hp.capture(tiny, PROMPTS, batch_size=2, progress=False, on_progress=seen.append)
+    assert seen == [2 / 3, 1.0]

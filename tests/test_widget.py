@@ -222,13 +222,18 @@ def test_new_concept_reuses_cached_activations(widget, tiny_model, monkeypatch):
     assert any(0 < p < 1 for p in progress) and widget.progress == 0
 
 
-def test_new_prompts_capture_in_chunks_with_progress(tiny_model, monkeypatch):
+def test_new_prompts_capture_once_with_progress_per_batch(tiny_model, monkeypatch):
     prompts = [f"Sentence number {i} is about the weather." for i in range(20)]
-    captures = []
+    captures, fractions = [], []
     real = widget_mod.capture
-    monkeypatch.setattr(widget_mod, "capture", lambda m, p, **k: captures.append(len(p)) or real(m, p, **k))
+
+    def spy(m, p, on_progress=None, **k):
+        captures.append(len(p))
+        return real(m, p, on_progress=lambda f: (fractions.append(f), on_progress(f)), **k)
+
+    monkeypatch.setattr(widget_mod, "capture", spy)
     w = HeadPursuit(tiny_model, concept=["red", "green", "blue"], prompts=prompts)
-    assert captures == [8, 8, 4]
+    assert captures == [20] and fractions == [8 / 20, 16 / 20, 1.0]  # one capture, progress per batch of 8
     acts = real(tiny_model, prompts, progress=False)
     r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue"], activations=acts, progress=False)
     np.testing.assert_allclose(w.scores, r.scores, rtol=1e-5, atol=1e-7)

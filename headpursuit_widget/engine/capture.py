@@ -24,11 +24,12 @@ class _Done(Exception):
 
 
 def capture(hm, samples, positions: str = "prompt", chat: bool = False, batch_size: int = 8,
-            progress: bool = True) -> torch.Tensor:
+            progress: bool = True, on_progress=None) -> torch.Tensor:
     """Mean head writes, float32 on the CPU, shape (n_layers, n_heads, n_samples, d_model).
 
     samples: list of prompts (or (image, prompt) pairs for a VLM). positions: "prompt" (non-special
     text tokens), "image" (image-patch tokens, VLMs) or "all". Padding never counts.
+    on_progress(fraction): called after each batch with the share of samples done, in (0, 1].
     """
     samples = check_prompts(samples, "samples")
     if batch_size < 1:
@@ -92,4 +93,6 @@ def capture(hm, samples, positions: str = "prompt", chat: bool = False, batch_si
                 except _Done:
                     pass
                 bar.update(len(chunk))
+                if on_progress is not None:
+                    on_progress((start + len(chunk)) / len(samples))
     return out
