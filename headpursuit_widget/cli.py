@@ -85,10 +85,10 @@ def cmd_demo(args) -> None:
     raw = ranking.with_score("evr").top(6)
     print(f"\nfor comparison, the paper's raw EVR would put these first: {', '.join(f'L{l}H{h}' for l, h in raw)}"
           " - heads that random words explain just as well (see README).")
-    edits = _edit_for(ranking, args.top_k, args.alpha)
     randoms = [{h: args.alpha for h in random_heads(ranking, args.top_k, seed=s)} for s in range(3)]
     base_mass, base_ctl = probe_mass(model, "colours").mean(), control_logprob(model).mean()
     rows = [(f"top {args.top_k} heads x {a:g}", _edit_for(ranking, args.top_k, a)) for a in (args.alpha, 0.0)]
+    edits = rows[0][1]
     print("\ncolour probability of the next token after held-out questions ('Q: What color is ...?\\nA: It is'),"
           " and log-prob of right one-token factual answers (control):")
     print(f"  {'unedited':<36} colour {base_mass:.4f}          control {base_ctl:6.2f} nats")
