@@ -27,7 +27,7 @@ import torch
 import headpursuit_widget as hp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_somp import reference_somp  # noqa: E402  the slow baseline: one head at a time, lstsq refits
+from test_somp import reference_somp
 
 
 def timed(fn):
@@ -47,8 +47,11 @@ def interleaved(a, b, repeats):
 
 
 def bench_rank(m, prompts, repeats):
-    t_capture, t_rank = interleaved(lambda: hp.capture(m, prompts, progress=False),
-                                    lambda: hp.rank_heads(m, prompts, "colours", progress=False), repeats)
+    t_capture, t_rank = interleaved(
+        lambda: hp.capture(m, prompts, progress=False),
+        lambda: hp.rank_heads(m, prompts, "colours", progress=False),
+        repeats,
+    )
     return {"capture_s": t_capture, "rank_s": t_rank, "ratio": t_rank / t_capture, "target": "<= 1.5"}
 
 
@@ -64,18 +67,31 @@ def bench_somp(m, prompts):
     Hn, Dn = flat.double().cpu().numpy(), D.double().cpu().numpy()
     t_loop, loop_atoms = timed(lambda: [reference_somp(h, Dn, k)[0] for h in Hn])
     same = float(np.mean([a == b for a, b in zip(res.atoms.tolist(), loop_atoms)]))
-    return {"heads": len(flat), "k": k, "batched_s": t_batched, "numpy_loop_s": t_loop,
-            "speedup": t_loop / t_batched, "same_atoms_fraction": same, "target": ">= 20"}
+    return {
+        "heads": len(flat),
+        "k": k,
+        "batched_s": t_batched,
+        "numpy_loop_s": t_loop,
+        "speedup": t_loop / t_batched,
+        "same_atoms_fraction": same,
+        "target": ">= 20",
+    }
 
 
 def bench_generation(m, ranking, repeats, n_tokens=32):
     prompt = ["Describe a sunset over the sea."]
     edits = {head: 1.0 for head in ranking.top(16)}  # alpha 1: same tokens, full hook cost
     kw = dict(max_new_tokens=n_tokens, min_new_tokens=n_tokens)
-    bare, hooked = interleaved(lambda: hp.generate(m, prompt, **kw), lambda: hp.generate(m, prompt, edits=edits, **kw),
-                               repeats)
-    return {"tokens": n_tokens, "no_hooks_ms_per_token": 1000 * bare / n_tokens,
-            "hooks16_ms_per_token": 1000 * hooked / n_tokens, "overhead": hooked / bare - 1, "target": "<= 0.03"}
+    bare, hooked = interleaved(
+        lambda: hp.generate(m, prompt, **kw), lambda: hp.generate(m, prompt, edits=edits, **kw), repeats
+    )
+    return {
+        "tokens": n_tokens,
+        "no_hooks_ms_per_token": 1000 * bare / n_tokens,
+        "hooks16_ms_per_token": 1000 * hooked / n_tokens,
+        "overhead": hooked / bare - 1,
+        "target": "<= 0.03",
+    }
 
 
 def _peak_child(n_prompts: int) -> None:
@@ -83,24 +99,39 @@ def _peak_child(n_prompts: int) -> None:
     m = hp.load_model("smollm2")
     prompts = list(hp.concepts.get("colours").rank_prompts) * (n_prompts // 42 + 1)
     prompts = prompts[:n_prompts]
-    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB
+
+    def peak():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB
+
     loaded = peak()
     with torch.inference_mode():  # the same forward passes without hooks: what any use of the model costs
         for i in range(0, n_prompts, 8):
-            m.model(**m.tokenizer(prompts[i:i + 8], return_tensors="pt", padding=True), use_cache=False)
+            m.model(**m.tokenizer(prompts[i : i + 8], return_tensors="pt", padding=True), use_cache=False)
     forward = peak()
     acts = hp.capture(m, prompts, progress=False)
     after = peak()
     lengths = [len(m.tokenizer(p)["input_ids"]) for p in prompts]
     per_position = m.n_layers * m.n_heads * sum(lengths) * m.d_model * 4
-    print(json.dumps({"samples": n_prompts, "forward_peak_above_model_mb": forward - loaded,
-                      "capture_peak_above_model_mb": after - loaded,
-                      "stored_means_mb": acts.numel() * 4 / 2**20, "per_position_writes_mb": per_position / 2**20}))
+    print(
+        json.dumps(
+            {
+                "samples": n_prompts,
+                "forward_peak_above_model_mb": forward - loaded,
+                "capture_peak_above_model_mb": after - loaded,
+                "stored_means_mb": acts.numel() * 4 / 2**20,
+                "per_position_writes_mb": per_position / 2**20,
+            }
+        )
+    )
 
 
 def bench_memory(n_prompts=128):
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n_prompts)], capture_output=True, text=True,
-                         env={**os.environ, "TQDM_DISABLE": "1"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(n_prompts)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -112,8 +143,11 @@ def load(args):
         import transformers as tf
 
         config = tf.AutoConfig.from_pretrained(args.random_weights)
-        m = hp.wrap(tf.AutoModelForCausalLM.from_config(config), tf.AutoTokenizer.from_pretrained(args.random_weights),
-                    name="smollm2-shape-random")
+        m = hp.wrap(
+            tf.AutoModelForCausalLM.from_config(config),
+            tf.AutoTokenizer.from_pretrained(args.random_weights),
+            name="smollm2-shape-random",
+        )
     m.model.to(args.device)
     return hp.wrap(m.model, m.tokenizer, name=m.name)
 
@@ -124,9 +158,12 @@ def main():
     p.add_argument("--json")
     p.add_argument("--memory-child", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--random-weights", metavar="DIR",
-                   help="a SmolLM2 folder without weights (config + tokenizer): same shapes, random init, "
-                        "for timing on a machine the weights cannot reach; skips the memory benchmark")
+    p.add_argument(
+        "--random-weights",
+        metavar="DIR",
+        help="a SmolLM2 folder without weights (config + tokenizer): same shapes, random init, "
+        "for timing on a machine the weights cannot reach; skips the memory benchmark",
+    )
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     if args.threads:
@@ -136,12 +173,18 @@ def main():
     m = load(args)
     prompts = list(hp.concepts.get("colours").rank_prompts)
     ranking = hp.rank_heads(m, prompts, "colours", progress=False)
-    results = {"threads": torch.get_num_threads(), "prompts": len(prompts), "device": args.device,
-               "weights": "random" if args.random_weights else "smollm2"}
-    for name, fn in [("rank_vs_capture", lambda: bench_rank(m, prompts, args.repeats)),
-                     ("somp_batched_vs_numpy_loop", lambda: bench_somp(m, prompts)),
-                     ("generation_hook_overhead", lambda: bench_generation(m, ranking, args.repeats)),
-                     ("capture_memory", bench_memory)][: 3 if args.random_weights else 4]:
+    results = {
+        "threads": torch.get_num_threads(),
+        "prompts": len(prompts),
+        "device": args.device,
+        "weights": "random" if args.random_weights else "smollm2",
+    }
+    for name, fn in [
+        ("rank_vs_capture", lambda: bench_rank(m, prompts, args.repeats)),
+        ("somp_batched_vs_numpy_loop", lambda: bench_somp(m, prompts)),
+        ("generation_hook_overhead", lambda: bench_generation(m, ranking, args.repeats)),
+        ("capture_memory", bench_memory),
+    ][: 3 if args.random_weights else 4]:
         results[name] = fn()
         print(name, json.dumps(results[name], indent=1), flush=True)
     if args.json:

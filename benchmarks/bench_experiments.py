@@ -36,32 +36,50 @@ def _fmt(curve, method, i):
     mass = curve.summary(method, "probe_mass")
     ctrl = curve.summary(method, "control")
     if method == "random":
-        return (f"{mass['median'][i]:.2f}x [{mass['q25'][i]:.2f}-{mass['q75'][i]:.2f}]",
-                f"{ctrl['median'][i]:+.2f} [{ctrl['q25'][i]:+.2f}, {ctrl['q75'][i]:+.2f}]")
+        return (
+            f"{mass['median'][i]:.2f}x [{mass['q25'][i]:.2f}-{mass['q75'][i]:.2f}]",
+            f"{ctrl['median'][i]:+.2f} [{ctrl['q25'][i]:+.2f}, {ctrl['q75'][i]:+.2f}]",
+        )
     return f"{mass['median'][i]:.2f}x", f"{ctrl['median'][i]:+.2f}"
 
 
 def defaults(args):
     hm = hp.load_model(args.model)
-    rows, dump = [], []
+    _rows, dump = [], []
     print(f"| choice | top {args.k} heads | concept mass | control (nats) | matched random mass | random control |")
     print("|---|---|---|---|---|---|")
     rankings = {}
-    for label, opts, alpha, method in CHOICES[args.skip:]:
+    for label, opts, alpha, method in CHOICES[args.skip :]:
         t = time.time()
         key = json.dumps(opts, sort_keys=True)
         if key not in rankings:
             rankings[key] = hp.rank_heads(hm, None, args.concept, progress=False, **opts)
         ranking = rankings[key]
-        curve = ex.suppression_curve(hm, args.concept, ks=(args.k,), alpha=alpha, methods=(method, "random"),
-                                     n_random=args.n_random, ranking=ranking, budget=ex.Budget(n_generate=0),
-                                     progress=False)
+        curve = ex.suppression_curve(
+            hm,
+            args.concept,
+            ks=(args.k,),
+            alpha=alpha,
+            methods=(method, "random"),
+            n_random=args.n_random,
+            ranking=ranking,
+            budget=ex.Budget(n_generate=0),
+            progress=False,
+        )
         m, c = _fmt(curve, method, 0)
         rm, rc = _fmt(curve, "random", 0)
         heads = " ".join(f"L{l}H{h}" for l, h in curve.heads[method][0][0])
         print(f"| {label} | {heads} | {m} | {c} | {rm} | {rc} |", flush=True)
-        dump.append({"choice": label, "options": opts, "alpha": alpha, "method": method, "seconds": time.time() - t,
-                     "curve": curve.to_dict()})
+        dump.append(
+            {
+                "choice": label,
+                "options": opts,
+                "alpha": alpha,
+                "method": method,
+                "seconds": time.time() - t,
+                "curve": curve.to_dict(),
+            }
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"defaults-{args.model}-{args.concept}-from{args.skip}.json").write_text(json.dumps(dump, indent=1))
 
@@ -72,17 +90,25 @@ def curves(args):
     for concept in args.concepts:
         t = time.time()
         ranking = hp.rank_heads(hm, None, concept, progress=False)
-        curve = ex.suppression_curve(hm, concept, ks=args.ks, n_random=args.n_random, ranking=ranking,
-                                     budget=budget, progress=False)
+        curve = ex.suppression_curve(
+            hm, concept, ks=args.ks, n_random=args.n_random, ranking=ranking, budget=budget, progress=False
+        )
         stem = f"suppression-{args.model}-{concept}"
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
-        measures = ("probe_mass", "control") if args.n_generate == 0 else ("probe_mass", "control", "word_rate", "perplexity")
+        measures = (
+            ("probe_mass", "control") if args.n_generate == 0 else ("probe_mass", "control", "word_rate", "perplexity")
+        )
         curve.save_html(OUT.parent / f"{stem}.html", measures)
         n_above = int(ranking.above_null.sum())
-        print(f"\n### {concept} on {args.model} ({time.time() - t:.0f} s; heads above every null: {n_above} of "
-              f"{ranking.above_null.size}; top: {ranking.top(4)})")
-        print("| k | SOMP mass | SOMP control | Logit Lens mass | Logit Lens control | random mass (median [IQR]) | random control |")
+        print(
+            f"\n### {concept} on {args.model} ({time.time() - t:.0f} s; heads above every null: {n_above} of "
+            f"{ranking.above_null.size}; top: {ranking.top(4)})"
+        )
+        print(
+            "| k | SOMP mass | SOMP control | Logit Lens mass | Logit Lens control "
+            "| random mass (median [IQR]) | random control |"
+        )
         print("|---|---|---|---|---|---|---|")
         for i, k in enumerate(curve.x):
             cells = [c for m in ("somp", "logit_lens", "random") for c in _fmt(curve, m, i)]
@@ -95,30 +121,75 @@ def enhance(args):
     t = time.time()
     ranking = hp.rank_heads(hm, None, args.concept, progress=False)
     budget = ex.Budget(n_generate=args.n_generate, max_new_tokens=args.max_new_tokens)
-    curve = ex.enhancement_curve(hm, args.concept, k=args.k, alphas=args.alphas, n_random=args.n_random,
-                                 ranking=ranking, budget=budget, progress=False)
+    curve = ex.enhancement_curve(
+        hm,
+        args.concept,
+        k=args.k,
+        alphas=args.alphas,
+        n_random=args.n_random,
+        ranking=ranking,
+        budget=budget,
+        progress=False,
+    )
     stem = f"enhancement-{args.model}-{args.concept}"
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
-    print(f"\n### enhancement of {args.concept} on {args.model}, k = {args.k} ({time.time() - t:.0f} s; "
-          f"top: {ranking.top(args.k)}; {curve.settings['n_generate']} neutral prompts, {args.max_new_tokens} tokens)")
-    print(f"unedited: word rate {curve.baseline['word_rate']:.4f}, probe mass {curve.baseline['probe_mass']:.4f}, "
-          f"control {curve.baseline['control']:.2f}, perplexity {curve.baseline['perplexity']:.1f}")
+    print(
+        f"\n### enhancement of {args.concept} on {args.model}, k = {args.k} ({time.time() - t:.0f} s; "
+        f"top: {ranking.top(args.k)}; {curve.settings['n_generate']} neutral prompts, {args.max_new_tokens} tokens)"
+    )
+    print(
+        f"unedited: word rate {curve.baseline['word_rate']:.4f}, probe mass {curve.baseline['probe_mass']:.4f}, "
+        f"control {curve.baseline['control']:.2f}, perplexity {curve.baseline['perplexity']:.1f}"
+    )
     print("| alpha | method | word rate / unedited | probe mass / unedited | control (nats) | perplexity / unedited |")
     print("|---|---|---|---|---|---|")
     for method in curve.values:
         s = {m: curve.summary(method, m)["median"] for m in ex.MEASURES}
         for i, a in enumerate(curve.x):
-            print(f"| {a:g} | {method} | {s['word_rate'][i]:.2f}x | {s['probe_mass'][i]:.2f}x | {s['control'][i]:+.2f} | "
-                  f"{s['perplexity'][i]:.2f}x |", flush=True)
+            print(
+                f"| {a:g} | {method} | {s['word_rate'][i]:.2f}x | {s['probe_mass'][i]:.2f}x | {s['control'][i]:+.2f} | "
+                f"{s['perplexity'][i]:.2f}x |",
+                flush=True,
+            )
 
 
 # Ordinary words with no shared theme, to check the null: a concept made of them should have no heads
 # above the random-word null if the null is matched to how concept dictionaries are built.
-PLAIN_WORDS = ["table", "river", "window", "doctor", "garden", "pencil", "mountain", "letter", "kitchen", "bridge",
-               "coffee", "engine", "island", "market", "pocket", "village", "ticket", "ladder", "hammer", "forest",
-               "basket", "teacher", "bottle", "castle", "camera", "office", "carpet", "pillow", "rocket", "circle",
-               "button", "station"]
+PLAIN_WORDS = [
+    "table",
+    "river",
+    "window",
+    "doctor",
+    "garden",
+    "pencil",
+    "mountain",
+    "letter",
+    "kitchen",
+    "bridge",
+    "coffee",
+    "engine",
+    "island",
+    "market",
+    "pocket",
+    "village",
+    "ticket",
+    "ladder",
+    "hammer",
+    "forest",
+    "basket",
+    "teacher",
+    "bottle",
+    "castle",
+    "camera",
+    "office",
+    "carpet",
+    "pillow",
+    "rocket",
+    "circle",
+    "button",
+    "station",
+]
 
 
 def nullcheck(args):
@@ -129,11 +200,18 @@ def nullcheck(args):
     for label, words in ((args.concept, args.concept), ("plain words", PLAIN_WORDS)):
         r = hp.rank_heads(hm, prompts, words, progress=False)
         spec = r.score_table["specificity"]
-        out[label] = {"above_null": int(r.above_null.sum()), "n_heads": int(spec.size),
-                      "max_specificity": float(spec.max()), "max_evr": float(r.score_table["evr"].max()),
-                      "top": [[l, h, float(spec[l, h]), [w for w, _ in r.tokens(l, h, 6)]] for l, h in r.top(4)]}
-        print(f"{args.model} {label}: above every null {out[label]['above_null']} of {spec.size}; "
-              f"max specificity {spec.max():+.3f}; top {out[label]['top']}", flush=True)
+        out[label] = {
+            "above_null": int(r.above_null.sum()),
+            "n_heads": int(spec.size),
+            "max_specificity": float(spec.max()),
+            "max_evr": float(r.score_table["evr"].max()),
+            "top": [[l, h, float(spec[l, h]), [w for w, _ in r.tokens(l, h, 6)]] for l, h in r.top(4)],
+        }
+        print(
+            f"{args.model} {label}: above every null {out[label]['above_null']} of {spec.size}; "
+            f"max specificity {spec.max():+.3f}; top {out[label]['top']}",
+            flush=True,
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"nullcheck-{args.model}-{args.concept}.json").write_text(json.dumps(out, indent=1))
 
@@ -153,22 +231,58 @@ def bigmodels(args):
         tok = hm.tokenizer
         multi = sum(len(tok.encode(a, add_special_tokens=False)) > 1 for _, a in hp.concepts.control())
         top = ranking.top(max(ks))
-        info = {"model": name, "n_layers": ranking.n_layers, "n_heads": ranking.n_heads, "ks": ks,
-                "above_null": int(above.sum()), "above_null_heads": [list(map(int, h)) for h in zip(*above.nonzero())],
-                "top": [[l, h, float(ranking.scores[l, h]), float(ranking.score_table["evr"][l, h]),
-                         float(ranking.null_evr[:, l, h].max()), [w for w, _ in ranking.tokens(l, h, 6)]] for l, h in top],
-                "logit_lens_top": ranking.with_score("logit_lens").top(max(ks)),
-                "control_multi_token_answers": int(multi), "control_pairs": len(hp.concepts.control()),
-                "load_s": load_s, "rank_s": rank_s, "curves": {}}
-        print(f"\n### {args.concept} on {name} ({n_heads} heads; above every null: {info['above_null']}; "
-              f"control answers split into >1 token: {multi} of {info['control_pairs']})")
-        print("top SOMP: " + ", ".join(f"L{l}H{h} spec {s:+.3f} (evr {e:.3f}, max null {n:.3f}) {w}"
-                                       for l, h, s, e, n, w in info["top"][:4]), flush=True)
-        print("| alpha | k | SOMP mass | SOMP control | Logit Lens mass | Logit Lens control | random mass (median [IQR]) | random control |")
+        info = {
+            "model": name,
+            "n_layers": ranking.n_layers,
+            "n_heads": ranking.n_heads,
+            "ks": ks,
+            "above_null": int(above.sum()),
+            "above_null_heads": [list(map(int, h)) for h in zip(*above.nonzero())],
+            "top": [
+                [
+                    l,
+                    h,
+                    float(ranking.scores[l, h]),
+                    float(ranking.score_table["evr"][l, h]),
+                    float(ranking.null_evr[:, l, h].max()),
+                    [w for w, _ in ranking.tokens(l, h, 6)],
+                ]
+                for l, h in top
+            ],
+            "logit_lens_top": ranking.with_score("logit_lens").top(max(ks)),
+            "control_multi_token_answers": int(multi),
+            "control_pairs": len(hp.concepts.control()),
+            "load_s": load_s,
+            "rank_s": rank_s,
+            "curves": {},
+        }
+        print(
+            f"\n### {args.concept} on {name} ({n_heads} heads; above every null: {info['above_null']}; "
+            f"control answers split into >1 token: {multi} of {info['control_pairs']})"
+        )
+        print(
+            "top SOMP: "
+            + ", ".join(
+                f"L{l}H{h} spec {s:+.3f} (evr {e:.3f}, max null {n:.3f}) {w}" for l, h, s, e, n, w in info["top"][:4]
+            ),
+            flush=True,
+        )
+        print(
+            "| alpha | k | SOMP mass | SOMP control | Logit Lens mass | Logit Lens control "
+            "| random mass (median [IQR]) | random control |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for alpha in args.alphas:
-            curve = ex.suppression_curve(hm, args.concept, ks=ks, alpha=alpha, n_random=args.n_random,
-                                         ranking=ranking, budget=ex.Budget(n_generate=0), progress=False)
+            curve = ex.suppression_curve(
+                hm,
+                args.concept,
+                ks=ks,
+                alpha=alpha,
+                n_random=args.n_random,
+                ranking=ranking,
+                budget=ex.Budget(n_generate=0),
+                progress=False,
+            )
             info["curves"][str(alpha)] = curve.to_dict()
             for i, k in enumerate(curve.x):
                 cells = [c for m in ("somp", "logit_lens", "random") for c in _fmt(curve, m, i)]
@@ -214,7 +328,9 @@ def main():
     b.add_argument("--fractions", type=float, nargs="+", default=[0.015, 0.03], help="k as shares of all heads")
     b.add_argument("--n-random", type=int, default=3)
     args = p.parse_args()
-    {"defaults": defaults, "curves": curves, "bigmodels": bigmodels, "enhance": enhance, "nullcheck": nullcheck}[args.cmd](args)
+    {"defaults": defaults, "curves": curves, "bigmodels": bigmodels, "enhance": enhance, "nullcheck": nullcheck}[
+        args.cmd
+    ](args)
 
 
 if __name__ == "__main__":

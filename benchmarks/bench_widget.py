@@ -51,15 +51,16 @@ def bench_concepts(w, model, repeats: int) -> dict:
     widget_s, bare_s = [], []
     for i in range(repeats):
         words = WORD_LISTS[i % len(WORD_LISTS)]
-        t, _ = _timed(lambda: (setattr(w, "concept", ", ".join(words)), w.wait(120)))
+        t, _ = _timed(lambda words=words: (setattr(w, "concept", ", ".join(words)), w.wait(120)))
         if w.status == "error":
             raise RuntimeError(w.error)
         widget_s.append(t)
-        t, r = _timed_in_thread(lambda: hp.rank_heads(model, prompts, words, activations=acts, progress=False))
+        t, r = _timed_in_thread(
+            lambda words=words: hp.rank_heads(model, prompts, words, activations=acts, progress=False)
+        )
         bare_s.append(t)
         assert (r.scores == w.ranking.scores).all(), "widget grid differs from the bare ranking"
-    return {"new_grid_s": statistics.median(widget_s), "bare_rank_heads_s": statistics.median(bare_s),
-            "target_s": 1.0}
+    return {"new_grid_s": statistics.median(widget_s), "bare_rank_heads_s": statistics.median(bare_s), "target_s": 1.0}
 
 
 def bench_slider(w, model, tokens: int, repeats: int) -> dict:
@@ -83,15 +84,24 @@ def bench_slider(w, model, tokens: int, repeats: int) -> dict:
         w.wait(300)
         widget_s.append(time.perf_counter() - t0)
         first_token.append(sent_at["first"] - t0)
-        t, text = _timed_in_thread(lambda: hp.generate(model, [PROMPT], edits=edits, max_new_tokens=tokens)[0])
+        t, text = _timed_in_thread(
+            lambda edits=edits: hp.generate(model, [PROMPT], edits=edits, max_new_tokens=tokens)[0]
+        )
         bare_s.append(t)
         assert text == w.edited_text, "widget and bare generate produced different tokens"
     one_step, _ = _timed_in_thread(lambda: hp.generate(model, [PROMPT], max_new_tokens=1))
     ratios = [a / b for a, b in zip(widget_s, bare_s)]
-    return {"regenerate_s": statistics.median(widget_s), "bare_generate_s": statistics.median(bare_s),
-            "ratio": statistics.median(ratios), "ratios": ratios, "target_ratio": 1.1,
-            "first_edited_token_s": statistics.median(first_token), "one_token_generate_s": one_step,
-            "debounce_s": w.debounce, "new_tokens": len(model.tokenizer(w.edited_text)["input_ids"])}
+    return {
+        "regenerate_s": statistics.median(widget_s),
+        "bare_generate_s": statistics.median(bare_s),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "target_ratio": 1.1,
+        "first_edited_token_s": statistics.median(first_token),
+        "one_token_generate_s": one_step,
+        "debounce_s": w.debounce,
+        "new_tokens": len(model.tokenizer(w.edited_text)["input_ids"]),
+    }
 
 
 def main(argv=None) -> dict:
@@ -104,8 +114,12 @@ def main(argv=None) -> dict:
     model = hp.load_model(args.model)
     t, w = _timed(lambda: hp.HeadPursuit(model, concept="colours", prompt=PROMPT, max_new_tokens=args.tokens))
     w.wait(300)
-    results = {"model": model.name, "first_grid_s (capture + rank)": t,
-               **bench_concepts(w, model, args.repeats), **bench_slider(w, model, args.tokens, args.repeats)}
+    results = {
+        "model": model.name,
+        "first_grid_s (capture + rank)": t,
+        **bench_concepts(w, model, args.repeats),
+        **bench_slider(w, model, args.tokens, args.repeats),
+    }
     for key, value in results.items():
         print(f"{key:32} {value:.3f}" if isinstance(value, float) else f"{key:32} {value}")
     if args.json:

@@ -7,10 +7,42 @@ plots load on first use, so scripts and the CLI need neither Jupyter nor bokeh.
 from importlib import import_module
 
 from . import concepts
-from .engine import (Concept, HeadModel, HeadPursuitError, HeadRanking, SompResult, capture, edit_heads, generate,
-                     load_model, rank_heads, random_heads, somp, wrap)
+from .engine import (
+    Concept,
+    HeadModel,
+    HeadPursuitError,
+    HeadRanking,
+    SompResult,
+    capture,
+    edit_heads,
+    generate,
+    load_model,
+    random_heads,
+    rank_heads,
+    somp,
+    wrap,
+)
 
 __version__ = "0.1.0"
+__all__ = [
+    "Concept",
+    "HeadModel",
+    "HeadPursuit",
+    "HeadPursuitError",
+    "HeadRanking",
+    "SompResult",
+    "capture",
+    "concepts",
+    "edit_heads",
+    "experiments",
+    "generate",
+    "load_model",
+    "plots",
+    "random_heads",
+    "rank_heads",
+    "somp",
+    "wrap",
+]
 _LAZY = {"HeadPursuit": ("widget", "HeadPursuit"), "experiments": ("experiments", None), "plots": ("plots", None)}
 
 

@@ -18,13 +18,17 @@ def _read_lines(path: str) -> list[str]:
 
 
 def _print_ranking(ranking, n: int) -> None:
-    print(f"top {n} heads for {ranking.concept['name']!r} by {ranking.score_name} "
-          f"(model {ranking.model_name}, k={ranking.k}, {ranking.options['n_null']} random-word nulls)")
+    print(
+        f"top {n} heads for {ranking.concept['name']!r} by {ranking.score_name} "
+        f"(model {ranking.model_name}, k={ranking.k}, {ranking.options['n_null']} random-word nulls)"
+    )
     for rank, (layer, head) in enumerate(ranking.top(n), 1):
         marker = "" if ranking.above_null[layer, head] else "  (not above the random-word null)"
         tokens = ", ".join(repr(t) for t, _ in ranking.tokens(layer, head, 6))
-        print(f"{rank:3d}. L{layer}H{head}  score {ranking.scores[layer, head]:+.4f}  "
-              f"evr {ranking.score_table['evr'][layer, head]:.3f}  atoms: {tokens}{marker}")
+        print(
+            f"{rank:3d}. L{layer}H{head}  score {ranking.scores[layer, head]:+.4f}  "
+            f"evr {ranking.score_table['evr'][layer, head]:.3f}  atoms: {tokens}{marker}"
+        )
 
 
 def cmd_fetch(args) -> None:
@@ -43,8 +47,9 @@ def cmd_rank(args) -> None:
         raise HeadPursuitError(f"word file not found: {args.words}")
     concept = args.words or args.concept  # a word file: one word per line, # comments
     prompts = _read_lines(args.prompts) if args.prompts else None
-    ranking = rank_heads(model, prompts, concept, method=args.method, score=args.score, k=args.k,
-                         n_null=args.n_null, chat=args.chat)
+    ranking = rank_heads(
+        model, prompts, concept, method=args.method, score=args.score, k=args.k, n_null=args.n_null, chat=args.chat
+    )
     _print_ranking(ranking, args.top)
     if args.out:
         print(f"saved {ranking.save(args.out)}")
@@ -64,8 +69,13 @@ def cmd_generate(args) -> None:
     edits = _edit_for(ranking, args.top_k, args.alpha)
     for label, e in (("baseline", None), (f"edited ({args.top_k} heads x {args.alpha:g})", edits)):
         print(f"--- {label}:", flush=True)
-        generate(model, [args.prompt], edits=e, max_new_tokens=args.max_new_tokens,
-                 on_token=lambda i, piece: print(piece, end="", flush=True))
+        generate(
+            model,
+            [args.prompt],
+            edits=e,
+            max_new_tokens=args.max_new_tokens,
+            on_token=lambda i, piece: print(piece, end="", flush=True),
+        )
         print()
 
 
@@ -83,14 +93,18 @@ def cmd_demo(args) -> None:
     ranking = rank_heads(model, None, "colours")
     _print_ranking(ranking, 8)
     raw = ranking.with_score("evr").top(6)
-    print(f"\nfor comparison, the paper's raw EVR would put these first: {', '.join(f'L{l}H{h}' for l, h in raw)}"
-          " - heads that random words explain just as well (see README).")
+    print(
+        f"\nfor comparison, the paper's raw EVR would put these first: {', '.join(f'L{l}H{h}' for l, h in raw)}"
+        " - heads that random words explain just as well (see README)."
+    )
     randoms = [{h: args.alpha for h in random_heads(ranking, args.top_k, seed=s)} for s in range(3)]
     base_mass, base_ctl = probe_mass(model, "colours").mean(), control_logprob(model).mean()
     rows = [(f"top {args.top_k} heads x {a:g}", _edit_for(ranking, args.top_k, a)) for a in (args.alpha, 0.0)]
     edits = rows[0][1]
-    print("\ncolour probability of the next token after held-out questions ('Q: What color is ...?\\nA: It is'),"
-          " and log-prob of right one-token factual answers (control):")
+    print(
+        "\ncolour probability of the next token after held-out questions ('Q: What color is ...?\\nA: It is'),"
+        " and log-prob of right one-token factual answers (control):"
+    )
     print(f"  {'unedited':<36} colour {base_mass:.4f}          control {base_ctl:6.2f} nats")
     for label, e in rows[: 1 if args.alpha == 0 else 2]:
         mm, cc = probe_mass(model, "colours", edits=e).mean(), control_logprob(model, edits=e).mean()

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import concepts as shipped_concepts
-from .engine import HeadPursuitError, edit_heads, generate, rank_heads, random_heads
+from .engine import HeadPursuitError, edit_heads, generate, random_heads, rank_heads
 from .engine.inputs import format_prompt
 from .engine.ranking import SCORES, resolve_concept
 
@@ -39,7 +39,7 @@ def _batched_logits(hm, id_lists, batch_size: int, last_only: bool = False):
     float32, or with last_only left-padded logits of the last position only, (B, vocab)."""
     pad = hm.tokenizer.pad_token_id
     for start in range(0, len(id_lists), batch_size):
-        chunk = id_lists[start:start + batch_size]
+        chunk = id_lists[start : start + batch_size]
         lengths = torch.tensor([len(ids) for ids in chunk])
         width = int(lengths.max())
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
@@ -48,8 +48,9 @@ def _batched_logits(hm, id_lists, batch_size: int, last_only: bool = False):
             span = slice(width - len(row), width) if last_only else slice(0, len(row))
             ids[i, span] = torch.tensor(row)
             mask[i, span] = 1
-        extra = {"logits_to_keep": 1, "position_ids": (mask.cumsum(1) - 1).clamp_min(0).to(hm.device)} \
-            if last_only else {}
+        extra = (
+            {"logits_to_keep": 1, "position_ids": (mask.cumsum(1) - 1).clamp_min(0).to(hm.device)} if last_only else {}
+        )
         with torch.inference_mode():
             out = hm.model(input_ids=ids.to(hm.device), attention_mask=mask.to(hm.device), use_cache=False, **extra)
         logits = out.logits.float().cpu()
@@ -59,13 +60,16 @@ def _batched_logits(hm, id_lists, batch_size: int, last_only: bool = False):
 def next_token_probs(hm, prompts, edits=None, chat: bool = False, batch_size: int = 16) -> torch.Tensor:
     """Next-token distribution after each prompt, (n_prompts, vocab) float32, under `edits`."""
     with edit_heads(hm, edits):
-        rows = [logits.softmax(-1) for _, logits, _ in
-                _batched_logits(hm, _encode(hm, prompts, chat), batch_size, last_only=True)]
+        rows = [
+            logits.softmax(-1)
+            for _, logits, _ in _batched_logits(hm, _encode(hm, prompts, chat), batch_size, last_only=True)
+        ]
     return torch.cat(rows)
 
 
-def continuation_logprobs(hm, prompts, continuations, edits=None, chat: bool = False,
-                          batch_size: int = 8) -> list[np.ndarray]:
+def continuation_logprobs(
+    hm, prompts, continuations, edits=None, chat: bool = False, batch_size: int = 8
+) -> list[np.ndarray]:
     """Per-token log-probabilities (nats) of each continuation text given its prompt: list of (t_i,)."""
     tok = hm.tokenizer
     prompt_ids = _encode(hm, prompts, chat)
@@ -107,8 +111,9 @@ def control_logprob(hm, pairs=None, edits=None) -> np.ndarray:
 
 def word_rate(texts, words) -> np.ndarray:
     """Concept words per word in each text (case-insensitive, whole words), (n_texts,)."""
-    pattern = re.compile(r"\b(?:%s)\b" % "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)),
-                         re.IGNORECASE)
+    pattern = re.compile(
+        r"\b(?:{})\b".format("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))), re.IGNORECASE
+    )
     rates = []
     for text in texts:
         n_words = len(re.findall(r"\w+", text))
@@ -137,13 +142,13 @@ def _held_out(prompts, spec, field_name: str) -> list[str]:
 class Budget:
     """Prompt counts and generation length; shrink it for quick runs (tests, notebooks)."""
 
-    n_probe: int | None = None      # probe prompts used (None: all)
-    n_generate: int | None = None   # generation prompts used (None: all; 0: no generation)
-    n_control: int | None = None    # control pairs used (None: all)
+    n_probe: int | None = None  # probe prompts used (None: all)
+    n_generate: int | None = None  # generation prompts used (None: all; 0: no generation)
+    n_control: int | None = None  # control pairs used (None: all)
     max_new_tokens: int = 24
 
     @classmethod
-    def quick(cls) -> "Budget":
+    def quick(cls) -> Budget:
         return cls(n_probe=8, n_generate=0, n_control=8, max_new_tokens=12)
 
 
@@ -151,9 +156,12 @@ def evaluate(hm, concept, edits, probe_prompts, gen_prompts, pairs, max_new_toke
     """All MEASURES for one edit set {(layer, head): alpha}: probe_mass, control (means), word_rate,
     perplexity (nan without generation prompts)."""
     con, _ = resolve_concept(concept, hm.tokenizer)
-    result = {"probe_mass": float(probe_mass(hm, con, probe_prompts, edits).mean()),
-              "control": float(control_logprob(hm, pairs, edits).mean()),
-              "word_rate": math.nan, "perplexity": math.nan}
+    result = {
+        "probe_mass": float(probe_mass(hm, con, probe_prompts, edits).mean()),
+        "control": float(control_logprob(hm, pairs, edits).mean()),
+        "word_rate": math.nan,
+        "perplexity": math.nan,
+    }
     if gen_prompts:
         chat = bool(getattr(hm.tokenizer, "chat_template", None))
         texts = generate(hm, gen_prompts, edits=edits, max_new_tokens=max_new_tokens, chat=chat)
@@ -170,8 +178,8 @@ class Curve:
     "random"). baseline[measure]: the unedited model. heads[method][i][draw]: the edited heads.
     """
 
-    kind: str                # "suppression" or "enhancement"
-    axis: str                # "k" or "alpha"
+    kind: str  # "suppression" or "enhancement"
+    axis: str  # "k" or "alpha"
     x: np.ndarray
     values: dict
     baseline: dict
@@ -188,8 +196,11 @@ class Curve:
         if relative:
             with np.errstate(divide="ignore", invalid="ignore"):
                 vals = vals - base if measure == "control" else vals / base
-        q25, med, q75 = np.nanpercentile(vals, [25, 50, 75], axis=1) if np.isfinite(vals).any() else \
-            (np.full(len(self.x), np.nan),) * 3
+        q25, med, q75 = (
+            np.nanpercentile(vals, [25, 50, 75], axis=1)
+            if np.isfinite(vals).any()
+            else (np.full(len(self.x), np.nan),) * 3
+        )
         return {"median": med, "q25": q25, "q75": q75}
 
     def table(self, relative: bool = True) -> list[dict]:
@@ -203,10 +214,17 @@ class Curve:
 
     def to_dict(self) -> dict:
         """Plain JSON-able data."""
-        return {"kind": self.kind, "axis": self.axis, "x": self.x.tolist(), "model": self.model_name,
-                "concept": self.concept, "settings": self.settings, "baseline": self.baseline,
-                "values": {m: {k: v.tolist() for k, v in d.items()} for m, d in self.values.items()},
-                "heads": self.heads}
+        return {
+            "kind": self.kind,
+            "axis": self.axis,
+            "x": self.x.tolist(),
+            "model": self.model_name,
+            "concept": self.concept,
+            "settings": self.settings,
+            "baseline": self.baseline,
+            "values": {m: {k: v.tolist() for k, v in d.items()} for m, d in self.values.items()},
+            "heads": self.heads,
+        }
 
     def plot(self, measures=("probe_mass", "control", "word_rate", "perplexity")):
         """Bokeh layout, one panel per measure (relative to the unedited model)."""
@@ -224,9 +242,9 @@ class Curve:
 def _setup(hm, concept, ranking, budget, held_out_field, rank_kwargs, progress):
     con, spec = resolve_concept(concept, hm.tokenizer)  # measured with whole words, whatever the ranking rule
     budget = budget or Budget()
-    probes = _held_out(None, spec, "probe_prompts")[:budget.n_probe]
-    gens = _held_out(None, spec, held_out_field)[:budget.n_generate] if budget.n_generate != 0 else []
-    pairs = shipped_concepts.control()[:budget.n_control]
+    probes = _held_out(None, spec, "probe_prompts")[: budget.n_probe]
+    gens = _held_out(None, spec, held_out_field)[: budget.n_generate] if budget.n_generate != 0 else []
+    pairs = shipped_concepts.control()[: budget.n_control]
     if ranking is None:
         ranking = rank_heads(hm, None, spec or con, progress=progress, **rank_kwargs)
     return con, ranking, budget, (probes, gens, pairs)
@@ -255,15 +273,36 @@ def _run(hm, con, conditions, data, budget, progress, desc):
 
 
 def _collect(kind, axis, x, methods, heads, results, baseline, hm, con, settings) -> Curve:
-    values = {m: {meas: np.array([[r[meas] for r in results[m, i]] for i in range(len(x))])
-                  for meas in MEASURES} for m in methods}
-    return Curve(kind=kind, axis=axis, x=np.asarray(x), values=values, baseline=baseline, heads=heads,
-                 model_name=hm.name, concept=con.name, settings=settings)
+    values = {
+        m: {meas: np.array([[r[meas] for r in results[m, i]] for i in range(len(x))]) for meas in MEASURES}
+        for m in methods
+    }
+    return Curve(
+        kind=kind,
+        axis=axis,
+        x=np.asarray(x),
+        values=values,
+        baseline=baseline,
+        heads=heads,
+        model_name=hm.name,
+        concept=con.name,
+        settings=settings,
+    )
 
 
-def suppression_curve(hm, concept, ks=(1, 2, 4, 8, 16, 32), alpha: float = -1.0,
-                      methods=("somp", "logit_lens", "random"), n_random: int = 10, ranking=None,
-                      budget: Budget | None = None, seed: int = 0, progress: bool = True, **rank_kwargs) -> Curve:
+def suppression_curve(
+    hm,
+    concept,
+    ks=(1, 2, 4, 8, 16, 32),
+    alpha: float = -1.0,
+    methods=("somp", "logit_lens", "random"),
+    n_random: int = 10,
+    ranking=None,
+    budget: Budget | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **rank_kwargs,
+) -> Curve:
     """Edit the top-k heads of each method by `alpha` for each k; measure on held-out prompts.
 
     methods: "somp" (the ranking's default score), "specificity", "evr", "logit_lens", "random"
@@ -276,14 +315,31 @@ def suppression_curve(hm, concept, ks=(1, 2, 4, 8, 16, 32), alpha: float = -1.0,
     conditions = {(m, i): [{h: alpha for h in draw} for draw in heads[m][i]] for m in methods for i in range(len(ks))}
     baseline = evaluate(hm, con, None, *data, max_new_tokens=budget.max_new_tokens)
     results = _run(hm, con, conditions, data, budget, progress, f"suppression ({con.name})")
-    settings = {"alpha": alpha, "n_random": n_random, "score": ranking.score_name, "options": ranking.options,
-                "budget": budget.__dict__, "n_probe": len(data[0]), "n_generate": len(data[1])}
+    settings = {
+        "alpha": alpha,
+        "n_random": n_random,
+        "score": ranking.score_name,
+        "options": ranking.options,
+        "budget": budget.__dict__,
+        "n_probe": len(data[0]),
+        "n_generate": len(data[1]),
+    }
     return _collect("suppression", "k", ks, methods, heads, results, baseline, hm, con, settings)
 
 
-def enhancement_curve(hm, concept, k: int, alphas=(1, 2, 3, 5, 8), methods=("somp", "random"),
-                      n_random: int = 10, ranking=None, budget: Budget | None = None, seed: int = 0,
-                      progress: bool = True, **rank_kwargs) -> Curve:
+def enhancement_curve(
+    hm,
+    concept,
+    k: int,
+    alphas=(1, 2, 3, 5, 8),
+    methods=("somp", "random"),
+    n_random: int = 10,
+    ranking=None,
+    budget: Budget | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **rank_kwargs,
+) -> Curve:
     """Scale the top-k heads by each alpha; generations on the concept's NEUTRAL prompts (word_rate,
     perplexity), probe_mass on its probe prompts, control as usual. Returns a Curve over alpha."""
     con, ranking, budget, data = _setup(hm, concept, ranking, budget, "neutral_prompts", rank_kwargs, progress)
@@ -292,6 +348,13 @@ def enhancement_curve(hm, concept, k: int, alphas=(1, 2, 3, 5, 8), methods=("som
     conditions = {(m, i): [{h: a for h in draw} for draw in heads[m][i]] for m in methods for i, a in enumerate(alphas)}
     baseline = evaluate(hm, con, None, *data, max_new_tokens=budget.max_new_tokens)
     results = _run(hm, con, conditions, data, budget, progress, f"enhancement ({con.name})")
-    settings = {"k": k, "n_random": n_random, "score": ranking.score_name, "options": ranking.options,
-                "budget": budget.__dict__, "n_probe": len(data[0]), "n_generate": len(data[1])}
+    settings = {
+        "k": k,
+        "n_random": n_random,
+        "score": ranking.score_name,
+        "options": ranking.options,
+        "budget": budget.__dict__,
+        "n_probe": len(data[0]),
+        "n_generate": len(data[1]),
+    }
     return _collect("enhancement", "alpha", alphas, methods, heads, results, baseline, hm, con, settings)

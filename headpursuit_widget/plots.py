@@ -12,8 +12,12 @@ from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
-LABELS = {"probe_mass": "concept mass / unedited", "control": "control log-prob change (nats)",
-          "word_rate": "concept words in generations / unedited", "perplexity": "perplexity / unedited"}
+LABELS = {
+    "probe_mass": "concept mass / unedited",
+    "control": "control log-prob change (nats)",
+    "word_rate": "concept words in generations / unedited",
+    "perplexity": "perplexity / unedited",
+}
 
 
 def heatmap(ranking, title: str | None = None):
@@ -21,13 +25,24 @@ def heatmap(ranking, title: str | None = None):
     scores = np.asarray(ranking.scores, dtype=float)
     L, H = scores.shape
     layers, heads = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
-    tops = [", ".join(t.strip() for t, _ in ranking.tokens(int(l), int(h), 5)) for l, h in zip(layers.ravel(), heads.ravel())]
+    tops = [
+        ", ".join(t.strip() for t, _ in ranking.tokens(int(l), int(h), 5))
+        for l, h in zip(layers.ravel(), heads.ravel())
+    ]
     src = ColumnDataSource({"layer": layers.ravel(), "head": heads.ravel(), "score": scores.ravel(), "tokens": tops})
     finite = scores[np.isfinite(scores)]
     mapper = LinearColorMapper(palette=Viridis256, low=float(finite.min()), high=float(finite.max()))
-    fig = figure(title=title or f"{ranking.concept['name']}: {ranking.score_name} ({ranking.model_name})",
-                 x_axis_label="head", y_axis_label="layer", width=max(300, 40 * H + 120), height=max(300, 16 * L + 80),
-                 x_range=(-0.5, H - 0.5), y_range=(-0.5, L - 0.5), tools="hover,save,reset", toolbar_location="right")
+    fig = figure(
+        title=title or f"{ranking.concept['name']}: {ranking.score_name} ({ranking.model_name})",
+        x_axis_label="head",
+        y_axis_label="layer",
+        width=max(300, 40 * H + 120),
+        height=max(300, 16 * L + 80),
+        x_range=(-0.5, H - 0.5),
+        y_range=(-0.5, L - 0.5),
+        tools="hover,save,reset",
+        toolbar_location="right",
+    )
     fig.rect("head", "layer", 1, 1, source=src, fill_color={"field": "score", "transform": mapper}, line_color=None)
     fig.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
     fig.select_one(HoverTool).tooltips = [("head", "L@layer H@head"), ("score", "@score{0.0000}"), ("atoms", "@tokens")]
@@ -38,8 +53,14 @@ def curve_figure(curve, measures):
     """One panel per measure: a line per ranked method, the median and IQR band of random draws."""
     panels = []
     for measure in measures:
-        fig = figure(title=LABELS[measure], x_axis_label=curve.axis, width=380, height=280,
-                     x_axis_type="log" if curve.axis == "k" else "linear", tools="save,reset,hover")
+        fig = figure(
+            title=LABELS[measure],
+            x_axis_label=curve.axis,
+            width=380,
+            height=280,
+            x_axis_type="log" if curve.axis == "k" else "linear",
+            tools="save,reset,hover",
+        )
         for colour, method in zip(Category10_10, curve.values):
             s = curve.summary(method, measure)
             src = ColumnDataSource({"x": curve.x, **s})

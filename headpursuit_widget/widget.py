@@ -74,8 +74,9 @@ def parse_concept(text) -> str | list[str]:
         sep = r"[,;\n]" if re.search(r"[,;\n]", text) else r"\s+"
         words = [w.strip() for w in re.split(sep, text) if w.strip()]
     if not words:
-        raise ValueError(f"empty concept: type a shipped concept ({', '.join(shipped.names())}) "
-                         "or words separated by commas")
+        raise ValueError(
+            f"empty concept: type a shipped concept ({', '.join(shipped.names())}) or words separated by commas"
+        )
     return words
 
 
@@ -95,8 +96,10 @@ def _vision_args(model, prompts, samples, images, prompt: str, sample_index: int
         if not images:
             raise ValueError("images= is empty")
         if need_prompt and not prompt.strip():
-            raise ValueError("images= needs prompt= (the question asked about each image when ranking and "
-                             "generating), or pass samples=[(image, prompt), ...]")
+            raise ValueError(
+                "images= needs prompt= (the question asked about each image when ranking and "
+                "generating), or pass samples=[(image, prompt), ...]"
+            )
         strip = list(images)
         samples = [(im, prompt) for im in strip] if need_prompt else None
     else:
@@ -111,8 +114,10 @@ def _vision_args(model, prompts, samples, images, prompt: str, sample_index: int
                 if not prompt.strip() and 0 <= sample_index < len(texts):
                     prompt = texts[sample_index]
     if strip and not getattr(model, "is_vlm", False):
-        raise ValueError(f"images need a vision-language model with its processor (hp.load_model or "
-                         f"hp.wrap(model, processor)); {getattr(model, 'name', 'this model')!r} is a text model")
+        raise ValueError(
+            f"images need a vision-language model with its processor (hp.load_model or "
+            f"hp.wrap(model, processor)); {getattr(model, 'name', 'this model')!r} is a text model"
+        )
     return samples, strip, prompt
 
 
@@ -241,10 +246,27 @@ class HeadPursuit(anywidget.AnyWidget):
     images = t.List(t.Bytes()).tag(sync=True)  # PNG bytes of the strip (binary buffers); [] for text models
     sample_index = t.Int(0).tag(sync=True)  # the picked image, generated on
 
-    def __init__(self, model, concept=None, *, ranking: HeadRanking | None = None, prompts=None, samples=None,
-                 images=None, prompt: str = "", sample_index: int = 0, max_new_tokens: int = 32,
-                 method: str = "specificity", k: int = 50, n_null: int = 6, positions: str | None = None,
-                 top_k: int = 4, top_alpha: float = -1.0, debounce: float = 0.05, seed: int = 0):
+    def __init__(
+        self,
+        model,
+        concept=None,
+        *,
+        ranking: HeadRanking | None = None,
+        prompts=None,
+        samples=None,
+        images=None,
+        prompt: str = "",
+        sample_index: int = 0,
+        max_new_tokens: int = 32,
+        method: str = "specificity",
+        k: int = 50,
+        n_null: int = 6,
+        positions: str | None = None,
+        top_k: int = 4,
+        top_alpha: float = -1.0,
+        debounce: float = 0.05,
+        seed: int = 0,
+    ):
         for attr in ("fingerprint", "n_layers", "n_heads", "tokenizer"):
             if not hasattr(model, attr):
                 raise TypeError(f"model must be a HeadModel from hp.load_model or hp.wrap, got {type(model).__name__}")
@@ -253,8 +275,9 @@ class HeadPursuit(anywidget.AnyWidget):
         if ranking is not None and ranking.fingerprint != model.fingerprint:
             raise ValueError(f"the ranking was made for model {ranking.model_name!r}, not for {model.name!r}")
         self._model = model
-        prompts, strip, prompt = _vision_args(model, prompts, samples, images, prompt, sample_index,
-                                              need_prompt=ranking is None)
+        prompts, strip, prompt = _vision_args(
+            model, prompts, samples, images, prompt, sample_index, need_prompt=ranking is None
+        )
         if positions is None:
             positions = "image" if prompts is not None and any(is_vlm_sample(s) for s in prompts) else "prompt"
         self._rank_options = dict(k=k, n_null=n_null, seed=seed, positions=positions)
@@ -266,10 +289,18 @@ class HeadPursuit(anywidget.AnyWidget):
         self._gen_seq = 0
         self.debounce = debounce
         self._worker = _Worker(self._show_error)
-        super().__init__(n_layers=model.n_layers, n_heads=model.n_heads, score_names=list(HeadRanking.score_names),
-                         concept_names=shipped.names(), max_new_tokens=max_new_tokens, top_k=top_k,
-                         top_alpha=top_alpha, method=method, images=[to_png(im) for im in strip],
-                         sample_index=sample_index)
+        super().__init__(
+            n_layers=model.n_layers,
+            n_heads=model.n_heads,
+            score_names=list(HeadRanking.score_names),
+            concept_names=shipped.names(),
+            max_new_tokens=max_new_tokens,
+            top_k=top_k,
+            top_alpha=top_alpha,
+            method=method,
+            images=[to_png(im) for im in strip],
+            sample_index=sample_index,
+        )
         if ranking is not None:
             self.set_trait("concept", ranking.concept.get("name", ""))
             self._show_ranking(ranking)
@@ -330,8 +361,9 @@ class HeadPursuit(anywidget.AnyWidget):
         for key, alpha in proposal["value"].items():
             m = re.fullmatch(r"(\d+)\.(\d+)", str(key))
             if not m or int(m[1]) >= self.n_layers or int(m[2]) >= self.n_heads:
-                raise t.TraitError(f"strength key {key!r} must be 'layer.head' with layer < {self.n_layers} "
-                                   f"and head < {self.n_heads}")
+                raise t.TraitError(
+                    f"strength key {key!r} must be 'layer.head' with layer < {self.n_layers} and head < {self.n_heads}"
+                )
             if not math.isfinite(alpha):
                 raise t.TraitError(f"strength for head {key} must be a finite number, got {alpha!r}")
             out[key] = float(alpha)
@@ -341,8 +373,10 @@ class HeadPursuit(anywidget.AnyWidget):
     def _check_selected(self, proposal):
         sel = list(proposal["value"])
         if sel and (len(sel) != 2 or not (0 <= sel[0] < self.n_layers and 0 <= sel[1] < self.n_heads)):
-            raise t.TraitError(f"selected must be [] or [layer, head] with layer < {self.n_layers} "
-                               f"and head < {self.n_heads}, got {sel}")
+            raise t.TraitError(
+                f"selected must be [] or [layer, head] with layer < {self.n_layers} "
+                f"and head < {self.n_heads}, got {sel}"
+            )
         return sel
 
     @t.validate("method")
@@ -355,8 +389,9 @@ class HeadPursuit(anywidget.AnyWidget):
     def _check_images(self, proposal):
         images = list(proposal["value"])
         if images and not getattr(self._model, "is_vlm", False):
-            raise t.TraitError(f"images need a vision-language model with its processor; {self._model.name!r} "
-                               "is a text model")
+            raise t.TraitError(
+                f"images need a vision-language model with its processor; {self._model.name!r} is a text model"
+            )
         return images
 
     @t.validate("sample_index")
@@ -440,8 +475,12 @@ class HeadPursuit(anywidget.AnyWidget):
         self.set_trait("progress", 0.01)
         try:
             prompts = self._prompts_for(concept)
-            acts = cached_capture(self._model, prompts, self._rank_options["positions"],
-                                  lambda f: self.set_trait("progress", 0.05 + 0.75 * f))
+            acts = cached_capture(
+                self._model,
+                prompts,
+                self._rank_options["positions"],
+                lambda f: self.set_trait("progress", 0.05 + 0.75 * f),
+            )
             self.set_trait("progress", 0.85)
             r = rank_heads(self._model, list(prompts), concept, activations=acts, progress=False, **self._rank_options)
         except Exception as exc:
@@ -456,8 +495,11 @@ class HeadPursuit(anywidget.AnyWidget):
         with self.hold_sync():
             self._base = r
             self.concept_words = list(r.concept.get("words", []))
-            self.head_tokens = [", ".join(tok.strip() or repr(tok) for tok, _ in r.tokens(layer, head, _HEAD_TOKENS))
-                                for layer in range(r.n_layers) for head in range(r.n_heads)]
+            self.head_tokens = [
+                ", ".join(tok.strip() or repr(tok) for tok, _ in r.tokens(layer, head, _HEAD_TOKENS))
+                for layer in range(r.n_layers)
+                for head in range(r.n_heads)
+            ]
             self._show_scores()
             self.progress = 0.0
             if self.status in ("ranking", "error"):
@@ -500,6 +542,7 @@ class HeadPursuit(anywidget.AnyWidget):
         image = None
         if png is not None:
             from PIL import Image
+
             image = Image.open(io.BytesIO(png)).convert("RGB")  # lossless: the sample's own pixels
         key = (prompt, max_new, png)
         if key != self._baseline_key:
@@ -511,8 +554,7 @@ class HeadPursuit(anywidget.AnyWidget):
         if edited is not None:
             self._worker.publish(cancel, lambda: self._set(edited_text=edited, status="ready"))
 
-    def _stream(self, target: str, prompt: str, max_new: int, edits, cancel: threading.Event,
-                image=None) -> str | None:
+    def _stream(self, target: str, prompt: str, max_new: int, edits, cancel: threading.Event, image=None) -> str | None:
         """Generate one answer, streaming its pieces; None if cancelled (Stop keeps the partial text)."""
         self._gen_seq += 1
         gen = self._gen_seq
@@ -525,8 +567,9 @@ class HeadPursuit(anywidget.AnyWidget):
 
         self.send({"type": "stream_start", "target": target, "gen": gen})
         extra = {} if image is None else {"images": [image]}
-        text = generate(self._model, [prompt], edits=edits, max_new_tokens=max_new, on_token=on_token,
-                        cancel=cancel, **extra)[0]
+        text = generate(
+            self._model, [prompt], edits=edits, max_new_tokens=max_new, on_token=on_token, cancel=cancel, **extra
+        )[0]
         if not cancel.is_set():
             return text
         if self._stop_requested.is_set():

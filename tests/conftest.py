@@ -15,8 +15,14 @@ from headpursuit_widget.engine import shipped
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=256)
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+)
 # family -> (config class, extra config). head_dim differs from hidden/heads where the family allows it,
 # so tests catch code that derives head_dim from hidden_size.
 FAMILIES = {

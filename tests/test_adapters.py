@@ -3,11 +3,10 @@
 import pytest
 import torch
 import transformers as tf
+from conftest import FAMILIES
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine.adapters import SUPPORTED
-
-from conftest import FAMILIES
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -38,7 +37,8 @@ def test_unsupported_architecture_lists_supported(tokenizer):
 
 def test_load_model_refuses_an_unsupported_folder_before_loading_weights(tmp_path):
     tf.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64).save_pretrained(
-        tmp_path)  # a config alone: no weights to load, so only the architecture check can answer
+        tmp_path
+    )  # a config alone: no weights to load, so only the architecture check can answer
     with pytest.raises(hp.HeadPursuitError, match="unsupported architecture 'bert'.*llama"):
         hp.load_model(str(tmp_path))
 

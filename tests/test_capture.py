@@ -17,7 +17,9 @@ def per_position_writes(m, prompts, layer):
     for p in prompts:  # one at a time: no padding involved at all
         enc = tok(p, return_tensors="pt")
         seen = {}
-        handle = m.adapter.out_projs[layer].register_forward_pre_hook(lambda mod, args: seen.update(z=args[0]))
+        handle = m.adapter.out_projs[layer].register_forward_pre_hook(
+            lambda mod, args, seen=seen: seen.update(z=args[0])
+        )
         try:
             with torch.no_grad():
                 m.model(**enc)
@@ -25,8 +27,9 @@ def per_position_writes(m, prompts, layer):
             handle.remove()
         z = seen["z"][0].reshape(-1, m.n_heads, m.head_dim)  # (T, H, hd)
         writes = torch.einsum("thk,hkd->htd", z, m.adapter.head_weights(layer))
-        keep = ~torch.tensor(tok.get_special_tokens_mask(enc["input_ids"][0].tolist(), already_has_special_tokens=True),
-                             dtype=torch.bool)
+        keep = ~torch.tensor(
+            tok.get_special_tokens_mask(enc["input_ids"][0].tolist(), already_has_special_tokens=True), dtype=torch.bool
+        )
         out.append(writes[:, keep].mean(1))
     return torch.stack(out, 1)  # (H, n, d)
 
@@ -71,7 +74,7 @@ def test_post_norm_writes_sum_to_the_normed_attention_output(make_tiny, family):
         enc = m.tokenizer(p, return_tensors="pt")
         seen = {}
         norm = m.adapter.post_norms[1]
-        handle = norm.register_forward_hook(lambda mod, args, out: seen.update(y=out))
+        handle = norm.register_forward_hook(lambda mod, args, out, seen=seen: seen.update(y=out))
         try:
             with torch.no_grad():
                 m.model(**enc)

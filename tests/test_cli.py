@@ -21,14 +21,50 @@ def test_rank_then_generate(tmp_path, model_dir, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("The car is\nHer dress was\nThe sky looks\n")
     out = tmp_path / "r.npz"
-    assert main(["rank", "--model", str(model_dir), "--words", str(words), "--prompts", str(prompts),
-                 "--k", "3", "--n-null", "2", "--top", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                "--model",
+                str(model_dir),
+                "--words",
+                str(words),
+                "--prompts",
+                str(prompts),
+                "--k",
+                "3",
+                "--n-null",
+                "2",
+                "--top",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     ranking = hp.HeadRanking.load(out)
     layer, head = ranking.top(1)[0]
     assert f"1. L{layer}H{head}" in printed and ranking.concept["words"] == ["red", "blue", "green", "yellow"]
-    assert main(["generate", "--ranking", str(out), "--model", str(model_dir), "--top-k", "2",
-                 "--prompt", "Hello", "--max-new-tokens", "3"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--ranking",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--top-k",
+                "2",
+                "--prompt",
+                "Hello",
+                "--max-new-tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "--- baseline:" in printed and "--- edited (2 heads x -1):" in printed
 

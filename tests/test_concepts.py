@@ -1,4 +1,5 @@
 """Shipped concept files: loadable, well-formed, held-out prompts disjoint from ranking ones."""
+
 import dataclasses
 from pathlib import Path
 

@@ -27,8 +27,15 @@ def baked(m, edits):
 
 
 def greedy(m, enc, n):
-    return m.model.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=m.tokenizer.pad_token_id,
-                            output_scores=True, return_dict_in_generate=True, use_cache=True)
+    return m.model.generate(
+        **enc,
+        max_new_tokens=n,
+        do_sample=False,
+        pad_token_id=m.tokenizer.pad_token_id,
+        output_scores=True,
+        return_dict_in_generate=True,
+        use_cache=True,
+    )
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "qwen3", "gemma3_text"])
@@ -53,28 +60,31 @@ def test_hooks_equal_baked_weights_with_kv_cache(make_tiny, family):
 def test_generate_with_edits_matches_baked_model(tiny):
     edits = {(1, 2): -1.0, (0, 0): 3.0}
     ref = baked(tiny, edits)
-    assert hp.generate(tiny, PROMPTS, edits=edits, max_new_tokens=6, chat=False) == \
-        hp.generate(ref, PROMPTS, max_new_tokens=6, chat=False)
+    assert hp.generate(tiny, PROMPTS, edits=edits, max_new_tokens=6, chat=False) == hp.generate(
+        ref, PROMPTS, max_new_tokens=6, chat=False
+    )
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_hooks_removed_on_exceptions_and_interrupts(tiny, error):
-    with pytest.raises(error):
-        with hp.edit_heads(tiny, {(0, 0): -1.0, (1, 1): 0.0}):
-            assert any(p._forward_pre_hooks for p in tiny.adapter.out_projs)
-            raise error("stop")
+    with pytest.raises(error), hp.edit_heads(tiny, {(0, 0): -1.0, (1, 1): 0.0}):
+        assert any(p._forward_pre_hooks for p in tiny.adapter.out_projs)
+        raise error("stop")
     assert all(not p._forward_pre_hooks for p in tiny.adapter.out_projs)
 
 
-@pytest.mark.parametrize("edits, message", [
-    ({(0, 0): float("nan")}, "finite number"),
-    ({(0, 0): float("inf")}, "finite number"),
-    ({(0, 0): "x"}, "finite number"),
-    ({(2, 0): -1.0}, "out of range"),
-    ({(0, 9): -1.0}, "out of range"),
-    ({"1-2": -1.0}, "not 'layer.head'"),
-    ([(0, 0)], "must be a dict"),
-])
+@pytest.mark.parametrize(
+    "edits, message",
+    [
+        ({(0, 0): float("nan")}, "finite number"),
+        ({(0, 0): float("inf")}, "finite number"),
+        ({(0, 0): "x"}, "finite number"),
+        ({(2, 0): -1.0}, "out of range"),
+        ({(0, 9): -1.0}, "out of range"),
+        ({"1-2": -1.0}, "not 'layer.head'"),
+        ([(0, 0)], "must be a dict"),
+    ],
+)
 def test_bad_edits_rejected_before_anything_is_applied(tiny, edits, message):
     good = {(0, 1): -1.0}
     with pytest.raises(hp.HeadPursuitError, match=message):
@@ -101,9 +111,16 @@ def test_threads_do_not_mix_hooks(tiny):
     prompts = ["The red car", "A blue sky over green hills"]
     clean = hp.capture(tiny, prompts, progress=False)
     started = threading.Event()
-    worker = threading.Thread(target=lambda: hp.generate(
-        tiny, ["Once upon a time"], edits={(0, 0): 0.0, (1, 1): -1.0}, max_new_tokens=30, chat=False,
-        on_token=lambda i, p: started.set()))
+    worker = threading.Thread(
+        target=lambda: hp.generate(
+            tiny,
+            ["Once upon a time"],
+            edits={(0, 0): 0.0, (1, 1): -1.0},
+            max_new_tokens=30,
+            chat=False,
+            on_token=lambda i, p: started.set(),
+        )
+    )
     worker.start()
     started.wait(10)
     during = hp.capture(tiny, prompts, progress=False)

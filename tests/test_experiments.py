@@ -71,24 +71,27 @@ def tiny_ranking(make_tiny):
 def test_suppression_curve_bookkeeping(tiny_ranking):
     hm, ranking = tiny_ranking
     budget = ex.Budget(n_probe=3, n_generate=2, n_control=3, max_new_tokens=4)
-    curve = ex.suppression_curve(hm, "colours", ks=(1, 3), n_random=4, ranking=ranking, budget=budget,
-                                 progress=False)
+    curve = ex.suppression_curve(hm, "colours", ks=(1, 3), n_random=4, ranking=ranking, budget=budget, progress=False)
     assert list(curve.values) == ["somp", "logit_lens", "random"]
     assert curve.values["random"]["probe_mass"].shape == (2, 4) and curve.values["somp"]["control"].shape == (2, 1)
     assert curve.heads["somp"][1] == [ranking.top(3)]
     assert curve.heads["logit_lens"][0] == [ranking.with_score("logit_lens").top(1)]
     for draw in curve.heads["random"][1]:  # matched to the layer histogram of the top 3
         assert Counter(l for l, _ in draw) == Counter(l for l, _ in ranking.top(3))
-    data = ([*hp.concepts.get("colours").probe_prompts[:3]], [*hp.concepts.get("colours").eval_prompts[:2]],
-            hp.concepts.control()[:3])
+    data = (
+        [*hp.concepts.get("colours").probe_prompts[:3]],
+        [*hp.concepts.get("colours").eval_prompts[:2]],
+        hp.concepts.control()[:3],
+    )
     assert curve.baseline == pytest.approx(ex.evaluate(hm, "colours", None, *data, max_new_tokens=4), nan_ok=True)
     edited = ex.evaluate(hm, "colours", {h: -1.0 for h in ranking.top(3)}, *data, max_new_tokens=4)
     assert curve.values["somp"]["probe_mass"][1, 0] == pytest.approx(edited["probe_mass"])
     rel = curve.summary("random", "probe_mass")
     ratios = curve.values["random"]["probe_mass"] / curve.baseline["probe_mass"]
     np.testing.assert_allclose(rel["median"], np.median(ratios, axis=1))
-    np.testing.assert_allclose(curve.summary("somp", "control")["median"],
-                               curve.values["somp"]["control"][:, 0] - curve.baseline["control"])
+    np.testing.assert_allclose(
+        curve.summary("somp", "control")["median"], curve.values["somp"]["control"][:, 0] - curve.baseline["control"]
+    )
     row = curve.table()[0]
     assert row["method"] == "somp" and row["k"] == 1 and set(ex.MEASURES) <= set(row)
     with pytest.raises(hp.HeadPursuitError, match="unknown method"):
@@ -98,8 +101,9 @@ def test_suppression_curve_bookkeeping(tiny_ranking):
 def test_enhancement_curve_alpha_one_is_the_baseline(tiny_ranking, tmp_path):
     hm, ranking = tiny_ranking
     budget = ex.Budget(n_probe=3, n_generate=0, n_control=3)
-    curve = ex.enhancement_curve(hm, "colours", 2, alphas=(1, 4), n_random=2, ranking=ranking, budget=budget,
-                                 progress=False)
+    curve = ex.enhancement_curve(
+        hm, "colours", 2, alphas=(1, 4), n_random=2, ranking=ranking, budget=budget, progress=False
+    )
     assert curve.axis == "alpha" and list(curve.x) == [1.0, 4.0]
     assert curve.values["somp"]["probe_mass"][0, 0] == pytest.approx(curve.baseline["probe_mass"], rel=1e-5)
     assert np.isnan(curve.baseline["word_rate"])  # no generation prompts in this budget
@@ -110,6 +114,7 @@ def test_enhancement_curve_alpha_one_is_the_baseline(tiny_ranking, tmp_path):
 
 def json_roundtrip(obj):
     import json
+
     return json.loads(json.dumps(obj))
 
 
@@ -130,8 +135,15 @@ def test_heatmap_has_one_cell_per_head(tiny_ranking, tmp_path):
 
 @pytest.mark.slow
 def test_default_model_somp_heads_suppress_more_than_random(smollm2):
-    curve = ex.suppression_curve(smollm2, "colours", ks=(4,), methods=("somp", "random"), n_random=3,
-                                 budget=ex.Budget(n_probe=20, n_control=20, n_generate=0), progress=False)
+    curve = ex.suppression_curve(
+        smollm2,
+        "colours",
+        ks=(4,),
+        methods=("somp", "random"),
+        n_random=3,
+        budget=ex.Budget(n_probe=20, n_control=20, n_generate=0),
+        progress=False,
+    )
     somp = curve.summary("somp", "probe_mass")["median"][0]
     rand = curve.summary("random", "probe_mass")["median"][0]
     assert somp < 0.5 * rand

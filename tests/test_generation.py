@@ -9,8 +9,13 @@ import headpursuit_widget as hp
 
 def test_streamed_pieces_rebuild_each_answer(tiny):
     pieces = {0: [], 1: []}
-    texts = hp.generate(tiny, ["Hello there", "Tell me a story about"], max_new_tokens=7, chat=False,
-                        on_token=lambda i, p: pieces[i].append(p))
+    texts = hp.generate(
+        tiny,
+        ["Hello there", "Tell me a story about"],
+        max_new_tokens=7,
+        chat=False,
+        on_token=lambda i, p: pieces[i].append(p),
+    )
     assert ["".join(pieces[i]) for i in (0, 1)] == texts
     assert all(len(t) > 0 for t in texts)
 

@@ -2,13 +2,11 @@
 
 import pytest
 import torch
+from test_edits import baked
 
 import headpursuit_widget as hp
 
-from test_edits import baked
-
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 PROMPTS = ["The red car stopped at the light.", "Blue and green flags", "A yellow sun over a grey sea at dusk"]
 WORDS = ["red", "blue", "green", "yellow", "grey", "white", "black"]
 
@@ -44,8 +42,9 @@ def test_edits_equal_baked_weights_on_cuda_with_kv_cache(make_tiny, dtype):
     m = on_cuda(make_tiny("llama"), dtype)
     edits = {(0, 1): -1.0, (1, 3): 0.0, (1, 0): 2.0}  # exact in bf16 too
     ref = baked(m, edits)
-    assert hp.generate(m, PROMPTS, edits=edits, max_new_tokens=8, chat=False) == \
-        hp.generate(ref, PROMPTS, max_new_tokens=8, chat=False)
+    assert hp.generate(m, PROMPTS, edits=edits, max_new_tokens=8, chat=False) == hp.generate(
+        ref, PROMPTS, max_new_tokens=8, chat=False
+    )
     assert all(not p._forward_pre_hooks for p in m.adapter.out_projs)
 
 

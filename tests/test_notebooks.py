@@ -1,6 +1,5 @@
 """The shipped notebooks run top to bottom (HEADPURSUIT_QUICK=1 shrinks their budgets)."""
 
-import os
 from pathlib import Path
 
 import nbformat

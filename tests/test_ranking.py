@@ -1,19 +1,23 @@
 """rank_heads on tiny models: scores against direct recomputation, save/load without pickle, clear errors."""
 
 import json
-import zipfile
 from collections import Counter
 
 import numpy as np
 import pytest
-import torch
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine.dictionary import dictionary_rows
 
 WORDS = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange"]
-PROMPTS = ["The car was painted", "She wore a dress", "The flag has stripes", "A small house",
-           "Leaves in autumn", "The ocean at night"]
+PROMPTS = [
+    "The car was painted",
+    "She wore a dress",
+    "The flag has stripes",
+    "A small house",
+    "Leaves in autumn",
+    "The ocean at night",
+]
 
 
 @pytest.fixture

@@ -37,10 +37,14 @@ def test_default_score_finds_colour_heads_that_beat_random_heads(smollm2, colour
     k = round(0.015 * smollm2.n_layers * smollm2.n_heads)  # 1.5% of 270 heads -> 4
     base_mass, base_ctl = next_token_probe(smollm2, spec, ranking, {})
     mass, ctl = next_token_probe(smollm2, spec, ranking, {h: -1.0 for h in ranking.top(k)})
-    random = [next_token_probe(smollm2, spec, ranking, {h: -1.0 for h in hp.random_heads(ranking, k, seed=s)})
-              for s in range(5)]
-    print(f"colour mass {base_mass:.4f} -> {mass:.4f}; control {base_ctl:.2f} -> {ctl:.2f}; random "
-          f"{[round(r[0] / base_mass, 2) for r in random]}")
+    random = [
+        next_token_probe(smollm2, spec, ranking, {h: -1.0 for h in hp.random_heads(ranking, k, seed=s)})
+        for s in range(5)
+    ]
+    print(
+        f"colour mass {base_mass:.4f} -> {mass:.4f}; control {base_ctl:.2f} -> {ctl:.2f}; random "
+        f"{[round(r[0] / base_mass, 2) for r in random]}"
+    )
     assert mass / base_mass < 0.3
     assert np.median([r[0] for r in random]) / base_mass > 0.8
     assert base_ctl - ctl < 0.75

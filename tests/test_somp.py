@@ -18,7 +18,7 @@ def reference_somp(H, D, k, center=True):
         S.append(int(c.argmax()))
         X = np.linalg.lstsq(D[S].T, Hc.T, rcond=None)[0].T
         R = Hc - X @ D[S]
-        evr.append(1 - (R ** 2).sum() / (Hc ** 2).sum())
+        evr.append(1 - (R**2).sum() / (Hc**2).sum())
     return S, X, np.array(evr)
 
 

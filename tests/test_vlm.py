@@ -3,6 +3,7 @@
 Tiny random VLMs come from tests/vlm_factory.py; the truth they are checked against is computed
 here by hand (plain hooks on the decoder's o_proj, W_O columns scaled in a copy of the model).
 """
+
 import copy
 
 import pytest
@@ -16,8 +17,13 @@ from headpursuit_widget.engine.vision import encode_vision
 # Where transformers 5.x keeps the text decoder, and how many image tokens one 16x16 (Qwen: 56x56)
 # image becomes: Llava 4x4 patches (CLS dropped); Qwen 4x4 patches merged 2x2; Idefics3 4x4 patches,
 # pixel-shuffled by scale factor 2.
-DECODER = {"llava": "language_model", "qwen2_vl": "language_model", "idefics3": "text_model",
-           "llava_next": "language_model", "qwen2_5_vl": "language_model"}
+DECODER = {
+    "llava": "language_model",
+    "qwen2_vl": "language_model",
+    "idefics3": "text_model",
+    "llava_next": "language_model",
+    "qwen2_5_vl": "language_model",
+}
 TOKENS_PER_IMAGE = {"llava": 16, "qwen2_vl": 4, "idefics3": 4}
 PROMPTS = ["What colour is it?", "Describe the shape you can see in this picture, please.", "Name it."]
 
@@ -40,8 +46,9 @@ def test_capture_equals_manual_mean_over_image_tokens(kind, pics):
     model, proc = F.build(kind)
     hm = hp.wrap(model, proc)
     samples = list(zip(pics, PROMPTS))
-    got = {pos: hp.capture(hm, samples, positions=pos, batch_size=2, progress=False)
-           for pos in ("image", "prompt", "all")}
+    got = {
+        pos: hp.capture(hm, samples, positions=pos, batch_size=2, progress=False) for pos in ("image", "prompt", "all")
+    }
 
     # Manual: the processor on hand-written placeholders, every o_proj input kept, means by hand.
     ph = "<|vision_start|><|image_pad|><|vision_end|>" if kind == "qwen2_vl" else "<image>"
@@ -50,8 +57,10 @@ def test_capture_equals_manual_mean_over_image_tokens(kind, pics):
     ids = enc["input_ids"]
     is_img = ids == model.config.image_token_id
     assert is_img.sum(1).tolist() == [TOKENS_PER_IMAGE[kind]] * 3
-    zs, handles = [], [p.register_forward_pre_hook(lambda m, a: zs.append(a[0].detach()))
-                       for p in _o_projs(model, kind)]
+    zs, handles = (
+        [],
+        [p.register_forward_pre_hook(lambda m, a: zs.append(a[0].detach())) for p in _o_projs(model, kind)],
+    )
     try:
         with torch.no_grad():
             model(**enc)
@@ -63,13 +72,15 @@ def test_capture_equals_manual_mean_over_image_tokens(kind, pics):
         for i, prompt in enumerate(PROMPTS):
             txt_ids = proc.tokenizer(prompt, add_special_tokens=False)["input_ids"]
             last, n = int(is_img[i].nonzero().max()), len(txt_ids)
-            end = next(j for j in range(last + 1, ids.shape[1]) if ids[i, j:j + n].tolist() == txt_ids)
+            end = next(j for j in range(last + 1, ids.shape[1]) if ids[i, j : j + n].tolist() == txt_ids)
             assert end <= last + 2  # right after the image (and its closing marker, if any)
-            for pos, rows in (("image", is_img[i].nonzero().flatten()),
-                              ("prompt", torch.arange(end, end + len(txt_ids)))):
+            for pos, rows in (
+                ("image", is_img[i].nonzero().flatten()),
+                ("prompt", torch.arange(end, end + len(txt_ids))),
+            ):
                 zmean = z[i, rows].mean(0)
                 for h in range(n_heads):
-                    w = zmean[h * hd:(h + 1) * hd] @ proj.weight[:, h * hd:(h + 1) * hd].T
+                    w = zmean[h * hd : (h + 1) * hd] @ proj.weight[:, h * hd : (h + 1) * hd].T
                     torch.testing.assert_close(got[pos][layer, h, i], w, rtol=1e-4, atol=1e-6)
     # "all" is the token-count weighted mix of the two.
     n_img = torch.tensor(float(TOKENS_PER_IMAGE[kind]))
@@ -87,11 +98,16 @@ def test_edits_equal_baked_weights_with_kv_cache(kind, pics):
     baked = copy.deepcopy(model)
     with torch.no_grad():
         for (layer, head), alpha in edits.items():
-            _o_projs(baked, kind)[layer].weight[:, head * 8:(head + 1) * 8] *= alpha
+            _o_projs(baked, kind)[layer].weight[:, head * 8 : (head + 1) * 8] *= alpha
     samples = list(zip(pics[:2], PROMPTS[:2]))
     batch = encode_vision(hm, samples, positions="all", padding_side="left")
-    kw = dict(max_new_tokens=6, do_sample=False, output_scores=True, return_dict_in_generate=True,
-              pad_token_id=proc.tokenizer.pad_token_id)
+    kw = dict(
+        max_new_tokens=6,
+        do_sample=False,
+        output_scores=True,
+        return_dict_in_generate=True,
+        pad_token_id=proc.tokenizer.pad_token_id,
+    )
     with torch.no_grad():
         with hp.edit_heads(hm, edits):
             hooked = model.generate(**batch.inputs, **kw)
@@ -134,12 +150,13 @@ def test_smollm2_inside_a_vlm_keeps_its_text_behaviour(smollm2):
     hm = hp.wrap(model, proc)
     assert (hm.n_layers, hm.n_heads, hm.head_dim, hm.d_model) == (30, 9, 64, 576)
     prompts = ["The capital of France is", "Red, green and"]
-    torch.testing.assert_close(hp.capture(hm, prompts, progress=False), hp.capture(smollm2, prompts, progress=False),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        hp.capture(hm, prompts, progress=False), hp.capture(smollm2, prompts, progress=False), rtol=1e-4, atol=1e-5
+    )
     enc = smollm2.tokenizer(prompts[:1], return_tensors="pt")
     with torch.no_grad():
         want, got = smollm2.model(**enc).logits, model(**enc).logits
-    torch.testing.assert_close(got[..., :want.shape[-1]], want, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got[..., : want.shape[-1]], want, rtol=1e-4, atol=1e-4)
     assert "Paris" in hp.generate(hm, prompts[:1], max_new_tokens=3, chat=False)[0]
     pic = images.labelled_images("colours", 1)[0].image
     answer = hp.generate(hm, ["What colour is the shape?"], images=[pic], max_new_tokens=4)
@@ -154,15 +171,20 @@ def test_documented_recipe_runs_on_a_saved_tiny_model(kind, tmp_path):
     proc.save_pretrained(tmp_path)
     hm = hp.load_model(str(tmp_path), dtype=torch.float32, device_map="auto")
     assert hm.is_vlm and type(hm.model) is type(model)
-    report = images.run_image_task(hm, "digits", n_per_class=1, top=2, max_new_tokens=3, k=5, n_null=2,
-                                   progress=False)
+    report = images.run_image_task(hm, "digits", n_per_class=1, top=2, max_new_tokens=3, k=5, n_null=2, progress=False)
     assert report["heads"] == report["ranking"].top(2) and report["labels"] == images.class_names("digits")
     assert sorted(l for l, _ in report["random_heads"]) == sorted(l for l, _ in report["heads"])
     pairs = images.samples("digits", 1)
-    assert report["answers"]["baseline"] == hp.generate(hm, [p for _, p in pairs], images=[i for i, _ in pairs],
-                                                        max_new_tokens=3)
-    edited = hp.generate(hm, [p for _, p in pairs], images=[i for i, _ in pairs], max_new_tokens=3,
-                         edits={h: -1.0 for h in report["heads"]})
+    assert report["answers"]["baseline"] == hp.generate(
+        hm, [p for _, p in pairs], images=[i for i, _ in pairs], max_new_tokens=3
+    )
+    edited = hp.generate(
+        hm,
+        [p for _, p in pairs],
+        images=[i for i, _ in pairs],
+        max_new_tokens=3,
+        edits={h: -1.0 for h in report["heads"]},
+    )
     assert report["answers"]["top"] == edited
     assert set(report["accuracy"]) == {"baseline", "top", "random"}
 

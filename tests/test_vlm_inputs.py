@@ -1,4 +1,5 @@
 """VLM inputs: image formats, bad input, processors without (or with a broken) torchvision, the image set."""
+
 import os
 import subprocess
 import sys
@@ -38,8 +39,9 @@ def test_pil_array_float_array_and_path_give_the_same_capture(llava, pic, tmp_pa
         torch.testing.assert_close(c, caps[0], rtol=0, atol=1e-6)
     dict_cap = hp.capture(llava, [{"image": pic, "prompt": "Which digit?"}], positions="image", progress=False)
     torch.testing.assert_close(dict_cap, caps[0], rtol=0, atol=0)
-    other = hp.capture(llava, [(images.labelled_images("digits", 1)[7].image, "Which digit?")],
-                       positions="image", progress=False)
+    other = hp.capture(
+        llava, [(images.labelled_images("digits", 1)[7].image, "Which digit?")], positions="image", progress=False
+    )
     assert not torch.allclose(other, caps[0])  # the image really is what is averaged over
 
 
@@ -74,17 +76,21 @@ def test_processor_of_another_model_is_a_clear_error(pic):
         hp.wrap(model, qwen_proc)
 
 
-@pytest.mark.parametrize("sample, match", [
-    (("IMG", "<image> and <image>: which digits?"), "2 image token"),
-    ((["IMG", "IMG"], "<image> which digit?"), "1 image token"),
-    ((123, "Which digit?"), "unsupported image type"),
-    (("/no/such/file.png", "Which digit?"), "not found"),
-    ((np.zeros((4, 4, 2)), "Which digit?"), r"\(H, W\)"),
-    ({"image": "IMG"}, "'prompt'"),
-])
+@pytest.mark.parametrize(
+    "sample, match",
+    [
+        (("IMG", "<image> and <image>: which digits?"), "2 image token"),
+        ((["IMG", "IMG"], "<image> which digit?"), "1 image token"),
+        ((123, "Which digit?"), "unsupported image type"),
+        (("/no/such/file.png", "Which digit?"), "not found"),
+        ((np.zeros((4, 4, 2)), "Which digit?"), r"\(H, W\)"),
+        ({"image": "IMG"}, "'prompt'"),
+    ],
+)
 def test_bad_samples_are_clear_errors(llava, pic, sample, match):
     def fill(x):
         return pic if isinstance(x, str) and x == "IMG" else [fill(i) for i in x] if isinstance(x, list) else x
+
     sample = {k: fill(v) for k, v in sample.items()} if isinstance(sample, dict) else (fill(sample[0]), sample[1])
     with pytest.raises(hp.HeadPursuitError, match=match):
         hp.capture(llava, [sample], positions="image", progress=False)
@@ -140,8 +146,10 @@ def test_broken_torchvision_falls_back_to_pil(pic, tmp_path):
     """)
     path = [str(tmp_path / "site"), str(REPO), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-    runs = {mode: subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True, text=True,
-                                 timeout=120) for mode in ("plain", "engine")}
+    runs = {
+        mode: subprocess.run([sys.executable, "-c", script, mode], env=env, capture_output=True, text=True, timeout=120)
+        for mode in ("plain", "engine")
+    }
     assert runs["plain"].returncode != 0 and "torchvision" in runs["plain"].stderr  # the failure is real
     assert runs["engine"].returncode == 0, runs["engine"].stderr[-2000:]
     torch.testing.assert_close(torch.load(tmp_path / "acts.pt"), want, rtol=1e-5, atol=1e-6)
@@ -168,7 +176,9 @@ def test_image_set_is_deterministic_and_drawn_as_labelled():
 
 def test_png_bytes_round_trip(pic):
     from io import BytesIO
+
     from PIL import Image
+
     png = images.to_png(pic)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(np.asarray(Image.open(BytesIO(png))), np.asarray(pic))
@@ -177,6 +187,7 @@ def test_png_bytes_round_trip(pic):
 
 def test_sample_key_follows_prompt_and_pixels(pic):
     from headpursuit_widget.engine.vision import sample_key
+
     key = sample_key((pic, "Which digit?"))
     assert key == sample_key({"image": np.asarray(pic), "prompt": "Which digit?"})
     assert key != sample_key((pic, "Which digit is it?"))

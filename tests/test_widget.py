@@ -187,8 +187,8 @@ def test_latest_setting_wins_and_cancels_the_older(widget, monkeypatch, sent):
     # once the newer answer started streaming, no piece of the older one was sent
     starts = [i for i, m in enumerate(sent) if m["type"] == "stream_start" and m["target"] == "edited"]
     old_gen = sent[starts[-2]]["gen"]
-    assert all(m.get("gen") != old_gen for m in sent[starts[-1]:])
-    assert all("0.0x2" not in m.get("piece", "") for m in sent[starts[-1]:])
+    assert all(m.get("gen") != old_gen for m in sent[starts[-1] :])
+    assert all("0.0x2" not in m.get("piece", "") for m in sent[starts[-1] :])
 
 
 def test_stop_cancels_and_keeps_the_partial_answer(widget, monkeypatch, sent):

@@ -55,7 +55,7 @@ def test_ranks_on_image_positions_and_fills_the_strip(widget, vlm, samples):
     assert widget.images == [images.to_png(im) for im, _ in samples]
     assert all(png.startswith(b"\x89PNG") for png in widget.images)
     assert widget.sample_index == 0 and widget.prompt == samples[0][1]  # the picked sample's prompt
-    state, paths, buffers = _remove_buffers(widget.get_state())
+    _state, paths, _buffers = _remove_buffers(widget.get_state())
     assert [["images", i] for i in range(len(samples))] == [p for p in paths if p[0] == "images"]
 
 
@@ -80,8 +80,7 @@ def test_picking_a_sample_regenerates_on_its_image(widget, vlm, samples, monkeyp
     assert [e for e, _ in calls] == [None, edits]  # a new image: baseline and edited answers again
     assert all(len(ims) == 1 and _same_pixels(ims[0], samples[2][0]) for _, ims in calls)
     assert widget.baseline_text == hp.generate(vlm, [prompt], images=[samples[2][0]], max_new_tokens=3)[0]
-    assert widget.edited_text == hp.generate(vlm, [prompt], images=[samples[2][0]], edits=edits,
-                                             max_new_tokens=3)[0]
+    assert widget.edited_text == hp.generate(vlm, [prompt], images=[samples[2][0]], edits=edits, max_new_tokens=3)[0]
     assert widget.status == "ready" and widget.error == ""
     with pytest.raises(traitlets.TraitError, match="sample_index"):
         widget.sample_index = len(samples)

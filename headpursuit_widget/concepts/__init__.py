@@ -4,14 +4,15 @@ Each concept is a JSON file ``data/<name>.json`` in the package; ``names()`` lis
 ``get(name)`` loads one as a frozen :class:`ConceptSpec`, and ``control()`` returns the
 factual control task (prompts whose right answer is one token for the default model).
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
-__all__ = ["ConceptSpec", "names", "get", "control"]
+__all__ = ["ConceptSpec", "control", "get", "names"]
 
 _PROMPT_FIELDS = ("rank_prompts", "eval_prompts", "probe_prompts", "neutral_prompts")
 
@@ -42,15 +43,14 @@ def _data():
 
 def names() -> list[str]:
     """Sorted names of the shipped concepts."""
-    return sorted(p.name[:-5] for p in _data().iterdir()
-                  if p.name.endswith(".json") and not p.name.startswith("_"))
+    return sorted(p.name[:-5] for p in _data().iterdir() if p.name.endswith(".json") and not p.name.startswith("_"))
 
 
 def _read(filename: str):
     return json.loads(_data().joinpath(filename).read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def get(name: str) -> ConceptSpec:
     """Load the shipped concept ``name``; ValueError lists the available names if unknown."""
     available = names()
@@ -60,9 +60,12 @@ def get(name: str) -> ConceptSpec:
     expected = {"name", "description", "words", *_PROMPT_FIELDS}
     if set(raw) != expected:
         raise ValueError(f"concept file {name}.json: fields {sorted(raw)} != {sorted(expected)}")
-    spec = ConceptSpec(name=raw["name"], description=raw["description"],
-                       words=tuple(raw["words"]),
-                       **{f: tuple(raw[f]) for f in _PROMPT_FIELDS})
+    spec = ConceptSpec(
+        name=raw["name"],
+        description=raw["description"],
+        words=tuple(raw["words"]),
+        **{f: tuple(raw[f]) for f in _PROMPT_FIELDS},
+    )
     _validate(spec, name)
     return spec
 
@@ -81,7 +84,7 @@ def _validate(spec: ConceptSpec, name: str) -> None:
         raise ValueError(f"concept {name!r}: ranking prompts reused as held-out prompts: {sorted(leaked)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _control_pairs() -> tuple[tuple[str, str], ...]:
     return tuple((p, a) for p, a in _read("_control.json")["pairs"])
 

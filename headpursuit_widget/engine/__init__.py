@@ -10,5 +10,18 @@ from .models import HeadModel, load_model, wrap
 from .pursuit import SompResult, somp
 from .ranking import HeadRanking, rank_heads
 
-__all__ = ["Concept", "HeadModel", "HeadPursuitError", "HeadRanking", "SompResult", "capture", "edit_heads",
-           "generate", "load_model", "rank_heads", "random_heads", "somp", "wrap"]
+__all__ = [
+    "Concept",
+    "HeadModel",
+    "HeadPursuitError",
+    "HeadRanking",
+    "SompResult",
+    "capture",
+    "edit_heads",
+    "generate",
+    "load_model",
+    "random_heads",
+    "rank_heads",
+    "somp",
+    "wrap",
+]

@@ -13,7 +13,7 @@ from .dictionary import word_token_ids
 from .errors import HeadPursuitError
 
 _WORDLIKE = re.compile(r"^ [A-Za-z]{3,}$")
-_WORDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_WORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def random_words(tokenizer) -> list[str]:
@@ -32,8 +32,9 @@ def random_words(tokenizer) -> list[str]:
     return words
 
 
-def random_dictionaries(tokenizer, size: int, n_draws: int, exclude, seed: int,
-                        rule: str = "whole_word") -> list[np.ndarray]:
+def random_dictionaries(
+    tokenizer, size: int, n_draws: int, exclude, seed: int, rule: str = "whole_word"
+) -> list[np.ndarray]:
     """n_draws arrays of `size` distinct token ids, none of them in `exclude`, built like a concept:
     random whole words (from the word-like tokens), each expanded into its variants by the same
     `rule` (word, " word", Word, " Word"), so that a null dictionary has the concept's mix of
@@ -52,8 +53,7 @@ def random_dictionaries(tokenizer, size: int, n_draws: int, exclude, seed: int,
             if len(ids) >= size:
                 break
         if len(ids) < size:
-            raise HeadPursuitError(f"the vocabulary has too few word-like tokens to draw random dictionaries of "
-                                   f"{size}")
+            raise HeadPursuitError(f"the vocabulary has too few word-like tokens to draw random dictionaries of {size}")
         draws.append(np.fromiter(ids, dtype=np.int64)[:size])
     return draws
 

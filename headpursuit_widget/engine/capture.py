@@ -23,8 +23,15 @@ class _Done(Exception):
     """Raised by the last layer's hook: nothing after it is needed, so the forward stops there."""
 
 
-def capture(hm, samples, positions: str = "prompt", chat: bool = False, batch_size: int = 8,
-            progress: bool = True, on_progress=None) -> torch.Tensor:
+def capture(
+    hm,
+    samples,
+    positions: str = "prompt",
+    chat: bool = False,
+    batch_size: int = 8,
+    progress: bool = True,
+    on_progress=None,
+) -> torch.Tensor:
     """Mean head writes, float32 on the CPU, shape (n_layers, n_heads, n_samples, d_model).
 
     samples: list of prompts (or (image, prompt) pairs for a VLM). positions: "prompt" (non-special
@@ -57,6 +64,7 @@ def capture(hm, samples, positions: str = "prompt", chat: bool = False, batch_si
             write(layer, torch.einsum("bt,btk->bk", state["weight"].to(z.device), z))
             if layer == a.n_layers - 1:
                 raise _Done
+
         return hook
 
     def on_post_norm(layer):
@@ -68,6 +76,7 @@ def capture(hm, samples, positions: str = "prompt", chat: bool = False, batch_si
             write(layer, torch.einsum("bt,btk->bk", state["weight"].to(x.device) / rms, state.pop("z")))
             if layer == a.n_layers - 1:
                 raise _Done
+
         return hook
 
     handles = []
@@ -79,13 +88,14 @@ def capture(hm, samples, positions: str = "prompt", chat: bool = False, batch_si
         bar = tqdm(total=len(samples), desc="capturing head writes", unit="sample", disable=not progress)
         with bar, torch.inference_mode():
             for start in range(0, len(samples), batch_size):
-                chunk = samples[start:start + batch_size]
+                chunk = samples[start : start + batch_size]
                 batch = encode(hm, chunk, positions=positions, chat=chat)
                 counts = batch.select.sum(1)
                 empty = (counts == 0).nonzero().flatten().tolist()
                 if empty:
-                    raise HeadPursuitError(f"samples {[start + i for i in empty]} have no {positions!r} positions "
-                                           "to average over")
+                    raise HeadPursuitError(
+                        f"samples {[start + i for i in empty]} have no {positions!r} positions to average over"
+                    )
                 state["weight"] = (batch.select.float() / counts[:, None]).to(hm.device)
                 state["rows"] = slice(start, start + len(chunk))
                 try:

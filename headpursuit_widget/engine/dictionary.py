@@ -61,7 +61,7 @@ class Concept:
     token_strings: tuple[str, ...] = ()
 
     @classmethod
-    def from_words(cls, name: str, words, tokenizer, rule: str = "whole_word") -> "Concept":
+    def from_words(cls, name: str, words, tokenizer, rule: str = "whole_word") -> Concept:
         """Tokenise a word list. Raises when nothing of it is in the vocabulary; warns about left-out words."""
         words = clean_words(words, name)
         if rule not in RULES:
@@ -81,22 +81,31 @@ class Concept:
                 f"try rule='first_subtoken' or 'all_subtokens', or other words"
             )
         if split:
-            warnings.warn(f"concept {name!r}: {len(split)} word(s) split into several tokens and were left out "
-                          f"(rule={rule!r}): {', '.join(sorted(split)[:20])}", stacklevel=2)
+            warnings.warn(
+                f"concept {name!r}: {len(split)} word(s) split into several tokens and were left out "
+                f"(rule={rule!r}): {', '.join(sorted(split)[:20])}",
+                stacklevel=2,
+            )
         ids = tuple(dict.fromkeys(i for group in mapping.values() for i in group))
         strings = tuple(tokenizer.decode([i]) for i in ids)
-        return cls(name=name, words=tuple(words), rule=rule, mapping=mapping, split_words=split,
-                   token_ids=ids, token_strings=strings)
+        return cls(
+            name=name,
+            words=tuple(words),
+            rule=rule,
+            mapping=mapping,
+            split_words=split,
+            token_ids=ids,
+            token_strings=strings,
+        )
 
     @classmethod
-    def from_file(cls, path, tokenizer, rule: str = "whole_word", name: str | None = None) -> "Concept":
+    def from_file(cls, path, tokenizer, rule: str = "whole_word", name: str | None = None) -> Concept:
         """One word per line; blank lines and lines starting with # are skipped."""
         path = Path(path)
         if not path.is_file():
             raise HeadPursuitError(f"word file not found: {path}")
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-        return cls.from_words(name or path.stem, [ln for ln in lines if ln and not ln.startswith("#")],
-                              tokenizer, rule)
+        return cls.from_words(name or path.stem, [ln for ln in lines if ln and not ln.startswith("#")], tokenizer, rule)
 
     @property
     def missing_words(self) -> tuple[str, ...]:

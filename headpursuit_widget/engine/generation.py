@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -44,7 +44,7 @@ class _Stream(BaseStreamer):
                 continue
             self.ids[i].append(token)
             text = self.tokenizer.decode(self.ids[i], skip_special_tokens=True)
-            piece, self.texts[i] = text[len(self.texts[i]):], text
+            piece, self.texts[i] = text[len(self.texts[i]) :], text
             if piece and self.on_token is not None:
                 self.on_token(i, piece)
 
@@ -60,9 +60,18 @@ def _stop_ids(hm) -> set:
     return ids
 
 
-def generate(hm, prompts, edits=None, max_new_tokens: int = 32, on_token: Callable[[int, str], None] | None = None,
-             cancel: threading.Event | None = None, chat: bool | None = None, images=None, do_sample: bool = False,
-             **generate_kwargs) -> list[str]:
+def generate(
+    hm,
+    prompts,
+    edits=None,
+    max_new_tokens: int = 32,
+    on_token: Callable[[int, str], None] | None = None,
+    cancel: threading.Event | None = None,
+    chat: bool | None = None,
+    images=None,
+    do_sample: bool = False,
+    **generate_kwargs,
+) -> list[str]:
     """Greedy (by default) continuations of prompts, with head edits {(layer, head): alpha} applied.
 
     Returns the new text of each prompt. on_token(i, piece) streams pieces of sample i as they are
@@ -88,7 +97,14 @@ def generate(hm, prompts, edits=None, max_new_tokens: int = 32, on_token: Callab
     criteria = StoppingCriteriaList([_Cancel(cancel)] if cancel is not None else [])
     sampling = {} if do_sample else {"temperature": None, "top_p": None, "top_k": None}
     with edit_heads(hm, edits), torch.inference_mode():
-        hm.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=do_sample, streamer=streamer,
-                          stopping_criteria=criteria, pad_token_id=hm.tokenizer.pad_token_id,
-                          **sampling, **generate_kwargs)
+        hm.model.generate(
+            **batch.inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            streamer=streamer,
+            stopping_criteria=criteria,
+            pad_token_id=hm.tokenizer.pad_token_id,
+            **sampling,
+            **generate_kwargs,
+        )
     return streamer.texts

@@ -5,6 +5,7 @@ Three classification tasks whose class names are concept word lists (METHOD.md s
 `labelled_images(task)` gives LabelledImage(image, label) items; `samples(task)` gives the
 (image, prompt) pairs that hp.capture / hp.rank_heads / hp.generate take for a VLM.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,9 +18,19 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-COLOURS = {"red": (214, 39, 40), "green": (44, 160, 44), "blue": (31, 119, 220), "yellow": (240, 220, 30),
-           "orange": (255, 127, 14), "purple": (128, 50, 160), "pink": (240, 120, 190), "brown": (140, 86, 45),
-           "black": (15, 15, 15), "white": (250, 250, 250), "grey": (128, 128, 128)}
+COLOURS = {
+    "red": (214, 39, 40),
+    "green": (44, 160, 44),
+    "blue": (31, 119, 220),
+    "yellow": (240, 220, 30),
+    "orange": (255, 127, 14),
+    "purple": (128, 50, 160),
+    "pink": (240, 120, 190),
+    "brown": (140, 86, 45),
+    "black": (15, 15, 15),
+    "white": (250, 250, 250),
+    "grey": (128, 128, 128),
+}
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TASKS = {
@@ -47,20 +58,35 @@ def _polygon(shape: str, cx: float, cy: float, r: float, turn: float) -> list[tu
     elif shape == "triangle":
         pts = [(r * math.cos(a), r * math.sin(a)) for a in (-math.pi / 2 + 2 * math.pi * k / 3 for k in range(3))]
     elif shape == "star":
-        pts = [((r if k % 2 == 0 else r * 0.45) * math.cos(a), (r if k % 2 == 0 else r * 0.45) * math.sin(a))
-               for k, a in ((k, -math.pi / 2 + math.pi * k / 5) for k in range(10))]
+        pts = [
+            ((r if k % 2 == 0 else r * 0.45) * math.cos(a), (r if k % 2 == 0 else r * 0.45) * math.sin(a))
+            for k, a in ((k, -math.pi / 2 + math.pi * k / 5) for k in range(10))
+        ]
     elif shape == "cross":
         w = r * 0.35
-        pts = [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w), (-r, -w),
-               (-w, -w)]
+        pts = [
+            (-w, -r),
+            (w, -r),
+            (w, -w),
+            (r, -w),
+            (r, w),
+            (w, w),
+            (w, r),
+            (-w, r),
+            (-w, w),
+            (-r, w),
+            (-r, -w),
+            (-w, -w),
+        ]
     else:
         raise ValueError(f"unknown shape {shape!r}; one of {SHAPES}")
     c, s = math.cos(turn), math.sin(turn)
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in pts]
 
 
-def shape_image(shape: str, colour: str, background: str = "white", size: int = 64,
-                rng: random.Random | None = None) -> Image.Image:
+def shape_image(
+    shape: str, colour: str, background: str = "white", size: int = 64, rng: random.Random | None = None
+) -> Image.Image:
     """A `colour` `shape` on a plain `background`; rng jitters position, size and rotation."""
     rng = rng or random.Random(0)
     img = Image.new("RGB", (size, size), COLOURS[background])
@@ -83,8 +109,9 @@ def _font(px: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=px)
 
 
-def digit_image(digit: int, colour: str = "black", background: str = "white", size: int = 64,
-                rng: random.Random | None = None) -> Image.Image:
+def digit_image(
+    digit: int, colour: str = "black", background: str = "white", size: int = 64, rng: random.Random | None = None
+) -> Image.Image:
     """The digit `digit` (0-9) written in `colour` on `background`, with jittered size and place."""
     rng = rng or random.Random(0)
     img = Image.new("RGB", (size, size), COLOURS[background])
@@ -122,8 +149,9 @@ def labelled_images(task: str, n_per_class: int = 2, size: int = 64, seed: int =
     return out
 
 
-def samples(task: str, n_per_class: int = 2, prompt: str | None = None, size: int = 64,
-            seed: int = 0) -> list[tuple[Image.Image, str]]:
+def samples(
+    task: str, n_per_class: int = 2, prompt: str | None = None, size: int = 64, seed: int = 0
+) -> list[tuple[Image.Image, str]]:
     """(image, prompt) pairs for `task` (the task's question unless `prompt` is given)."""
     question = prompt if prompt is not None else TASKS[task][1]
     return [(item.image, question) for item in labelled_images(task, n_per_class, size, seed)]
@@ -139,6 +167,7 @@ def class_names(task: str) -> list[str]:
 def to_png(image) -> bytes:
     """PNG bytes of a PIL image, numpy array or image file (for the widget's image strip)."""
     from .vision import load_image
+
     buf = io.BytesIO()
     load_image(image).save(buf, format="PNG")
     return buf.getvalue()
@@ -150,8 +179,16 @@ def is_correct(answer: str, label: str, task: str) -> bool:
     return label in words or (task == "digits" and str(DIGITS.index(label)) in words)
 
 
-def run_image_task(model, task: str = "digits", n_per_class: int = 4, top: int = 8, alpha: float = -1.0,
-                   max_new_tokens: int = 8, seed: int = 0, **rank_kwargs) -> dict:
+def run_image_task(
+    model,
+    task: str = "digits",
+    n_per_class: int = 4,
+    top: int = 8,
+    alpha: float = -1.0,
+    max_new_tokens: int = 8,
+    seed: int = 0,
+    **rank_kwargs,
+) -> dict:
     """Rank heads of a VLM (HeadModel) for `task`'s class names over the image tokens, then answer
     the task's question unedited, with the `top` heads scaled by `alpha`, and with as many random
     heads (matched per layer). Returns {"ranking", "heads", "random_heads", "labels",
@@ -165,11 +202,22 @@ def run_image_task(model, task: str = "digits", n_per_class: int = 4, top: int =
     ranking = rank_heads(model, pairs, class_names(task), positions="image", seed=seed, **rank_kwargs)
     heads, rand = ranking.top(top), random_heads(ranking, top, seed=seed)
     settings = {"baseline": None, "top": {h: alpha for h in heads}, "random": {h: alpha for h in rand}}
-    answers = {name: generate(model, [p for _, p in pairs], images=[im for im, _ in pairs], edits=edits,
-                              max_new_tokens=max_new_tokens)
-               for name, edits in settings.items()}
+    answers = {
+        name: generate(
+            model, [p for _, p in pairs], images=[im for im, _ in pairs], edits=edits, max_new_tokens=max_new_tokens
+        )
+        for name, edits in settings.items()
+    }
     labels = [item.label for item in items]
-    accuracy = {name: sum(is_correct(a, lab, task) for a, lab in zip(texts, labels)) / len(labels)
-                for name, texts in answers.items()}
-    return {"ranking": ranking, "heads": heads, "random_heads": rand, "labels": labels, "answers": answers,
-            "accuracy": accuracy}
+    accuracy = {
+        name: sum(is_correct(a, lab, task) for a, lab in zip(texts, labels)) / len(labels)
+        for name, texts in answers.items()
+    }
+    return {
+        "ranking": ranking,
+        "heads": heads,
+        "random_heads": rand,
+        "labels": labels,
+        "answers": answers,
+        "accuracy": accuracy,
+    }

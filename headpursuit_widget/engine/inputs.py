@@ -26,7 +26,9 @@ def check_prompts(prompts, what: str = "prompts") -> list:
     if isinstance(prompts, str):
         return [prompts]
     if prompts is None:
-        raise HeadPursuitError(f"no {what} given: pass a list of strings (or pick a shipped concept, which has prompts)")
+        raise HeadPursuitError(
+            f"no {what} given: pass a list of strings (or pick a shipped concept, which has prompts)"
+        )
     prompts = list(prompts)
     if not prompts:
         raise HeadPursuitError(f"{what} is empty: pass at least one")
@@ -41,12 +43,14 @@ def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
         return prompt
     if not getattr(tokenizer, "chat_template", None):
         raise HeadPursuitError("chat=True but this tokenizer has no chat template; pass chat=False")
-    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                         add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
 
 
-def encode_text(hm, prompts: list[str], positions: str = "prompt", chat: bool = False,
-                padding_side: str = "right", reserve: int = 0) -> Batch:
+def encode_text(
+    hm, prompts: list[str], positions: str = "prompt", chat: bool = False, padding_side: str = "right", reserve: int = 0
+) -> Batch:
     """Tokenise text prompts. Positions "prompt"/"all" select every non-pad, non-special token.
 
     Prompts longer than the context window minus `reserve` tokens are cut at the end, with a warning.
@@ -63,8 +67,11 @@ def encode_text(hm, prompts: list[str], positions: str = "prompt", chat: bool = 
     enc = tok(texts, add_special_tokens=not chat, return_special_tokens_mask=True)  # lists, one tokenisation
     cut = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > limit]
     if cut:
-        warnings.warn(f"prompts {cut} are longer than {limit} tokens (context window {hm.context_window}"
-                      f"{f' minus {reserve} new tokens' if reserve else ''}) and were truncated", stacklevel=3)
+        warnings.warn(
+            f"prompts {cut} are longer than {limit} tokens (context window {hm.context_window}"
+            f"{f' minus {reserve} new tokens' if reserve else ''}) and were truncated",
+            stacklevel=3,
+        )
         for key in enc:
             enc[key] = [row[:limit] for row in enc[key]]
     enc = tok.pad(enc, padding=True, padding_side=padding_side, return_tensors="pt")
@@ -74,14 +81,16 @@ def encode_text(hm, prompts: list[str], positions: str = "prompt", chat: bool = 
     return Batch(inputs=inputs, select=select)
 
 
-def encode(hm, samples: list, positions: str = "prompt", chat: bool = False, padding_side: str = "right",
-           reserve: int = 0) -> Batch:
+def encode(
+    hm, samples: list, positions: str = "prompt", chat: bool = False, padding_side: str = "right", reserve: int = 0
+) -> Batch:
     """Dispatch on the model kind: text prompts, or (image, prompt) samples for a VLM."""
     if hm.is_vlm:
         from .vision import encode_vision
 
         return encode_vision(hm, samples, positions=positions, chat=chat, padding_side=padding_side)
     if any(not isinstance(s, str) for s in samples):
-        raise HeadPursuitError("this is a text-only model: samples must be strings (image samples need a VLM "
-                               "loaded with its processor)")
+        raise HeadPursuitError(
+            "this is a text-only model: samples must be strings (image samples need a VLM loaded with its processor)"
+        )
     return encode_text(hm, samples, positions=positions, chat=chat, padding_side=padding_side, reserve=reserve)

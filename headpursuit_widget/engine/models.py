@@ -42,6 +42,7 @@ class HeadModel:
             self.name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
         if self.is_vlm:
             from .vision import image_token_id
+
             image_token_id(self.model, self.processor)  # a processor of another model fails here
 
     n_layers = property(lambda self: self.adapter.n_layers)
@@ -70,16 +71,28 @@ class HeadModel:
     def fingerprint(self) -> str:
         """Short hash of the head layout, vocabulary size and a few weights: ties saved rankings to a model."""
         a = self.adapter
-        probe = torch.cat([a.out_projs[0].weight.flatten()[:64], a.out_projs[-1].weight.flatten()[-64:],
-                           a.unembedding[:2].flatten()[:64]]).detach().float().cpu()
+        probe = (
+            torch.cat(
+                [
+                    a.out_projs[0].weight.flatten()[:64],
+                    a.out_projs[-1].weight.flatten()[-64:],
+                    a.unembedding[:2].flatten()[:64],
+                ]
+            )
+            .detach()
+            .float()
+            .cpu()
+        )
         layout = json.dumps([a.family, a.n_layers, a.n_heads, a.head_dim, a.d_model, int(a.unembedding.shape[0])])
         digest = hashlib.sha256(layout.encode())
         digest.update(probe.round(decimals=4).numpy().tobytes())
         return digest.hexdigest()[:16]
 
     def __repr__(self) -> str:
-        return (f"HeadModel({self.name!r}, family={self.adapter.family}, layers={self.n_layers}, "
-                f"heads={self.n_heads}, head_dim={self.head_dim}, d_model={self.d_model})")
+        return (
+            f"HeadModel({self.name!r}, family={self.adapter.family}, layers={self.n_layers}, "
+            f"heads={self.n_heads}, head_dim={self.head_dim}, d_model={self.d_model})"
+        )
 
 
 def wrap(model: nn.Module, tokenizer, processor=None, name: str = "") -> HeadModel:
@@ -116,8 +129,14 @@ def _resolve(name_or_path: str) -> tuple[str, dict, str]:
     )
 
 
-def load_model(name_or_path: str = shipped.DEFAULT_MODEL, dtype=torch.float32, device_map=None,
-               trust_remote_code: bool = False, processor=None, **kwargs) -> HeadModel:
+def load_model(
+    name_or_path: str = shipped.DEFAULT_MODEL,
+    dtype=torch.float32,
+    device_map=None,
+    trust_remote_code: bool = False,
+    processor=None,
+    **kwargs,
+) -> HeadModel:
     """Load a supported model for head pursuit. dtype and device_map pass through to transformers.
     A VLM's processor is loaded from the same folder (PIL image processors when torchvision is
     unusable) unless `processor` is given.
@@ -137,8 +156,9 @@ def load_model(name_or_path: str = shipped.DEFAULT_MODEL, dtype=torch.float32, d
         raise HeadPursuitError(f"unsupported model {name_or_path!r}: {exc}") from None
     family = getattr(config, "model_type", "")
     if family not in SUPPORTED:  # before loading any weights
-        raise HeadPursuitError(f"unsupported architecture {family!r} in {name_or_path!r}; supported: "
-                               f"{', '.join(SUPPORTED)}")
+        raise HeadPursuitError(
+            f"unsupported architecture {family!r} in {name_or_path!r}; supported: {', '.join(SUPPORTED)}"
+        )
     is_vlm = family in VLM_FAMILIES
     if is_vlm:
         from .vision import load_processor  # first: hides a torchvision that fails to import

@@ -40,8 +40,10 @@ def somp(H: torch.Tensor, D: torch.Tensor, k: int, center: bool = True, rel_tol:
     if not isinstance(k, int) or k < 1:
         raise HeadPursuitError(f"k must be a positive int, got {k!r}")
     if H.dim() not in (2, 3) or D.dim() not in (2, 3) or H.shape[-1] != D.shape[-1]:
-        raise HeadPursuitError(f"somp needs H (n, d) or (B, n, d) and D (m, d) or (G, m, d) with the same d; "
-                               f"got {tuple(H.shape)} and {tuple(D.shape)}")
+        raise HeadPursuitError(
+            f"somp needs H (n, d) or (B, n, d) and D (m, d) or (G, m, d) with the same d; "
+            f"got {tuple(H.shape)} and {tuple(D.shape)}"
+        )
     m = D.shape[-2]
     if k > m:
         raise HeadPursuitError(f"k={k} is larger than the dictionary ({m} atoms)")
@@ -54,13 +56,15 @@ def somp(H: torch.Tensor, D: torch.Tensor, k: int, center: bool = True, rel_tol:
     n_dict = Db.shape[0]
     Gram = Db @ Db.transpose(1, 2)  # (G, m, m)
     # every (dictionary, signal set) pair is one row of the batch: one loop over atoms for all of them
-    P_all = (Db.reshape(n_dict * m, -1) @ Hc.reshape(B * n, -1).T)  # one GEMM: every atom . every sample
+    P_all = Db.reshape(n_dict * m, -1) @ Hc.reshape(B * n, -1).T  # one GEMM: every atom . every sample
     P_all = P_all.reshape(n_dict, m, B, n).permute(0, 2, 1, 3).reshape(n_dict * B, m, n)  # (G*B, m, n)
     energy_all = Hc.pow(2).sum((1, 2)).repeat(n_dict)  # (G*B,)
     group = torch.arange(n_dict, device=Hb.device).repeat_interleave(B)
     chunk = max(1, CHUNK_BYTES // (8 * n * m))
-    parts = [_somp_rows(P_all[i:i + chunk], Gram[group[i:i + chunk]], energy_all[i:i + chunk], k, rel_tol)
-             for i in range(0, n_dict * B, chunk)]
+    parts = [
+        _somp_rows(P_all[i : i + chunk], Gram[group[i : i + chunk]], energy_all[i : i + chunk], k, rel_tol)
+        for i in range(0, n_dict * B, chunk)
+    ]
     atoms, coef, evr = (torch.cat([p[f] for p in parts]).reshape(n_dict, B, *parts[0][f].shape[1:]) for f in range(3))
     if D.dim() == 2:
         atoms, coef, evr = atoms[0], coef[0], evr[0]

@@ -75,7 +75,7 @@ class HeadRanking:
         """(n_layers, n_heads) bool: the concept's EVR beats every random-word dictionary's."""
         return self.score_table["evr"] > self.null_evr.max(0)
 
-    def with_score(self, name: str) -> "HeadRanking":
+    def with_score(self, name: str) -> HeadRanking:
         """The same ranking ordered by another score: "specificity", "evr" or "logit_lens"."""
         if name not in SCORES:
             raise HeadPursuitError(f"unknown score {name!r}; accepted: {', '.join(SCORES)}")
@@ -92,19 +92,24 @@ class HeadRanking:
 
     def _check(self, layer: int, head: int) -> None:
         if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
-            raise HeadPursuitError(f"head ({layer}, {head}) is out of range: layers 0..{self.n_layers - 1}, "
-                                   f"heads 0..{self.n_heads - 1}")
+            raise HeadPursuitError(
+                f"head ({layer}, {head}) is out of range: layers 0..{self.n_layers - 1}, heads 0..{self.n_heads - 1}"
+            )
 
     def tokens(self, layer: int, head: int, n: int = 10) -> list[tuple[str, float]]:
         """The head's first n SOMP atoms, decoded, with the share of variance each one added."""
         self._check(layer, head)
-        return [(self.vocab[int(t)], float(g)) for t, g in zip(self.atoms[layer, head, :n], self.gains[layer, head, :n])]
+        return [
+            (self.vocab[int(t)], float(g)) for t, g in zip(self.atoms[layer, head, :n], self.gains[layer, head, :n])
+        ]
 
     def lens_tokens(self, layer: int, head: int, n: int = 10) -> list[tuple[str, float]]:
         """The head's top Logit-Lens tokens over the whole vocabulary, with their logits."""
         self._check(layer, head)
-        return [(self.vocab[int(t)], float(v)) for t, v in
-                zip(self.lens_ids[layer, head, :n], self.lens_vals[layer, head, :n])]
+        return [
+            (self.vocab[int(t)], float(v))
+            for t, v in zip(self.lens_ids[layer, head, :n], self.lens_vals[layer, head, :n])
+        ]
 
     def evr_curve(self, layer: int, head: int) -> np.ndarray:
         """Cumulative explained variance after 1..k atoms, (k,)."""
@@ -114,9 +119,16 @@ class HeadRanking:
     def save(self, path) -> Path:
         """Write a .npz (arrays + JSON metadata); readable without pickle."""
         path = Path(path)
-        meta = {"format": FORMAT, "vocab": {str(k): v for k, v in self.vocab.items()}, "concept": self.concept,
-                "method": self.method, "score_name": self.score_name, "options": self.options,
-                "model_name": self.model_name, "fingerprint": self.fingerprint}
+        meta = {
+            "format": FORMAT,
+            "vocab": {str(k): v for k, v in self.vocab.items()},
+            "concept": self.concept,
+            "method": self.method,
+            "score_name": self.score_name,
+            "options": self.options,
+            "model_name": self.model_name,
+            "fingerprint": self.fingerprint,
+        }
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays.update({name: self.score_table[name] for name in SCORES})
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +137,7 @@ class HeadRanking:
         return path
 
     @classmethod
-    def load(cls, path, model=None) -> "HeadRanking":
+    def load(cls, path, model=None) -> HeadRanking:
         """Read a saved ranking; with model=, refuse one made for a different model (fingerprint)."""
         path = Path(path)
         if not path.is_file():
@@ -138,14 +150,22 @@ class HeadRanking:
             raise HeadPursuitError(f"{path} is not a head ranking file or is corrupted ({exc})") from None
         if meta.get("format") != FORMAT:
             raise HeadPursuitError(f"{path}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
-        ranking = cls(score_table={name: arrays.pop(name) for name in SCORES},
-                      vocab={int(k): v for k, v in meta["vocab"].items()}, concept=meta["concept"],
-                      method=meta["method"], score_name=meta["score_name"], options=meta["options"],
-                      model_name=meta["model_name"], fingerprint=meta["fingerprint"],
-                      **arrays)
+        ranking = cls(
+            score_table={name: arrays.pop(name) for name in SCORES},
+            vocab={int(k): v for k, v in meta["vocab"].items()},
+            concept=meta["concept"],
+            method=meta["method"],
+            score_name=meta["score_name"],
+            options=meta["options"],
+            model_name=meta["model_name"],
+            fingerprint=meta["fingerprint"],
+            **arrays,
+        )
         if model is not None and model.fingerprint != ranking.fingerprint:
-            raise HeadPursuitError(f"{path} was made for model {ranking.model_name!r} (fingerprint "
-                                   f"{ranking.fingerprint}), not for {model.name!r} ({model.fingerprint})")
+            raise HeadPursuitError(
+                f"{path} was made for model {ranking.model_name!r} (fingerprint "
+                f"{ranking.fingerprint}), not for {model.name!r} ({model.fingerprint})"
+            )
         return ranking
 
 
@@ -169,8 +189,10 @@ def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
         elif Path(concept).is_file():
             return Concept.from_file(concept, tokenizer, rule), None
         else:
-            raise HeadPursuitError(f"unknown concept {concept!r}: shipped concepts are "
-                                   f"{', '.join(shipped_concepts.names())}; or pass a word list or a word file")
+            raise HeadPursuitError(
+                f"unknown concept {concept!r}: shipped concepts are "
+                f"{', '.join(shipped_concepts.names())}; or pass a word list or a word file"
+            )
     elif isinstance(concept, shipped_concepts.ConceptSpec):
         spec = concept
     if spec is not None:
@@ -187,10 +209,25 @@ def _decode_all(tokenizer, ids) -> dict:
     return dict(zip(ids, tokenizer.batch_decode([[i] for i in ids])))
 
 
-def rank_heads(model, prompts=None, concept="colours", method: str = "somp", score: str | None = None,
-               k: int = 50, n_null: int = 6, activations: torch.Tensor | None = None, normalize: bool = True,
-               fold_norm: bool = False, rule: str = "whole_word", positions: str = "prompt", chat: bool = False,
-               seed: int = 0, n_lens: int = 10, batch_size: int = 8, progress: bool = True) -> HeadRanking:
+def rank_heads(
+    model,
+    prompts=None,
+    concept="colours",
+    method: str = "somp",
+    score: str | None = None,
+    k: int = 50,
+    n_null: int = 6,
+    activations: torch.Tensor | None = None,
+    normalize: bool = True,
+    fold_norm: bool = False,
+    rule: str = "whole_word",
+    positions: str = "prompt",
+    chat: bool = False,
+    seed: int = 0,
+    n_lens: int = 10,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> HeadRanking:
     """Rank every head of `model` (a HeadModel) for `concept` over `prompts` (or the concept's own
     rank prompts when it is shipped and prompts is None).
 
@@ -210,12 +247,13 @@ def rank_heads(model, prompts=None, concept="colours", method: str = "somp", sco
     con, spec = resolve_concept(concept, model.tokenizer, rule)
     if activations is None:
         prompts = check_prompts(prompts if prompts is not None else (spec.rank_prompts if spec else None))
-        activations = capture(model, prompts, positions=positions, chat=chat, batch_size=batch_size,
-                              progress=progress)
+        activations = capture(model, prompts, positions=positions, chat=chat, batch_size=batch_size, progress=progress)
     expected = (a.n_layers, a.n_heads, a.d_model)
     if activations.dim() != 4 or (activations.shape[0], activations.shape[1], activations.shape[3]) != expected:
-        raise HeadPursuitError(f"activations must be (n_layers, n_heads, n_samples, d_model) = "
-                               f"({expected[0]}, {expected[1]}, n, {expected[2]}), got {tuple(activations.shape)}")
+        raise HeadPursuitError(
+            f"activations must be (n_layers, n_heads, n_samples, d_model) = "
+            f"({expected[0]}, {expected[1]}, n, {expected[2]}), got {tuple(activations.shape)}"
+        )
     L, Hn, n, d = activations.shape
     if n < 2:
         raise HeadPursuitError("SOMP centres over samples: give at least 2 prompts")
@@ -240,14 +278,38 @@ def rank_heads(model, prompts=None, concept="colours", method: str = "somp", sco
     curves = concept_res.evr.cpu().reshape(L, Hn, k_eff).numpy()
     gains = np.diff(curves, axis=-1, prepend=0.0)
     lens_ids = top.indices.cpu().reshape(L, Hn, -1).numpy()
-    options = dict(k=k_eff, n_null=n_null, normalize=normalize, fold_norm=fold_norm, rule=rule, positions=positions,
-                   chat=chat, seed=seed, n_samples=n, approximate=a.approximate)
+    options = dict(
+        k=k_eff,
+        n_null=n_null,
+        normalize=normalize,
+        fold_norm=fold_norm,
+        rule=rule,
+        positions=positions,
+        chat=chat,
+        seed=seed,
+        n_samples=n,
+        approximate=a.approximate,
+    )
     return HeadRanking(
         score_table={"specificity": evr - null_evr.mean(0), "evr": evr, "logit_lens": lens},
-        null_evr=null_evr, atoms=atoms, gains=gains, curves=curves, lens_ids=lens_ids,
+        null_evr=null_evr,
+        atoms=atoms,
+        gains=gains,
+        curves=curves,
+        lens_ids=lens_ids,
         lens_vals=top.values.cpu().reshape(L, Hn, -1).numpy().astype(np.float64),
         vocab=_decode_all(model.tokenizer, np.concatenate([atoms.ravel(), lens_ids.ravel(), token_ids.numpy()])),
-        concept={"name": con.name, "words": list(con.words), "token_ids": list(con.token_ids),
-                 "token_strings": list(con.token_strings), "rule": con.rule, "split_words": con.split_words},
-        method=method, score_name=score, options=options, model_name=model.name, fingerprint=model.fingerprint,
+        concept={
+            "name": con.name,
+            "words": list(con.words),
+            "token_ids": list(con.token_ids),
+            "token_strings": list(con.token_strings),
+            "rule": con.rule,
+            "split_words": con.split_words,
+        },
+        method=method,
+        score_name=score,
+        options=options,
+        model_name=model.name,
+        fingerprint=model.fingerprint,
     )

@@ -8,14 +8,19 @@ to average over: the image-placeholder tokens (`"image"`), the text tokens (`"pr
 keeps the input_ids length (image features replace the placeholder embeddings one for one), so
 the mask indexes the decoder's sequence directly.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 
 def _hide_broken_torchvision() -> None:
@@ -34,6 +39,7 @@ def _hide_broken_torchvision() -> None:
             del sys.modules[name]
         sys.modules["torchvision"] = None
         from transformers.utils import import_utils
+
         for fn in ("is_torchvision_available", "is_torchvision_v2_available", "is_torchvision_greater_or_equal"):
             getattr(getattr(import_utils, fn, None), "cache_clear", lambda: None)()
 
@@ -47,8 +53,10 @@ from .errors import HeadPursuitError  # noqa: E402
 from .inputs import POSITIONS, Batch  # noqa: E402
 
 # Text the user writes for one image, where the processor's own image token is not enough.
-_PLACEHOLDER = {"Qwen2VLProcessor": "<|vision_start|><|image_pad|><|vision_end|>",
-                "Qwen2_5_VLProcessor": "<|vision_start|><|image_pad|><|vision_end|>"}
+_PLACEHOLDER = {
+    "Qwen2VLProcessor": "<|vision_start|><|image_pad|><|vision_end|>",
+    "Qwen2_5_VLProcessor": "<|vision_start|><|image_pad|><|vision_end|>",
+}
 
 
 class NoVideoProcessor(VideoProcessorMixin):
@@ -63,15 +71,18 @@ class NoVideoProcessor(VideoProcessorMixin):
 def images_only(processor_cls: type) -> type:
     """Subclass of `processor_cls` that accepts NoVideoProcessor (transformers cannot type-check
     a video processor without torchvision)."""
+
     def check(self, name, arg):
         if isinstance(arg, NoVideoProcessor):
             return NoVideoProcessor
         return processor_cls.check_argument_for_proper_class(self, name, arg)
+
     return type(processor_cls.__name__, (processor_cls,), {"check_argument_for_proper_class": check})
 
 
 def _torchvision_usable() -> bool:
     from transformers.utils import is_torchvision_available
+
     return is_torchvision_available()
 
 
@@ -80,6 +91,7 @@ def load_processor(path: str | os.PathLike, **kwargs) -> ProcessorMixin:
     video processor cannot be loaded) it is assembled from the tokenizer, the image processor
     (PIL backend without torchvision) and NoVideoProcessor."""
     from transformers import AutoProcessor
+
     if not _torchvision_usable():
         return _assemble_processor(path, "pil", **kwargs)
     try:
@@ -94,15 +106,19 @@ def load_processor(path: str | os.PathLike, **kwargs) -> ProcessorMixin:
 def _assemble_processor(path, backend: str | None, **kwargs) -> ProcessorMixin:
     import transformers
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
     processor_dict, init_kwargs = ProcessorMixin.get_processor_dict(path, **kwargs)
     name = processor_dict.get("processor_class") or PROCESSOR_MAPPING_NAMES.get(
-        AutoConfig.from_pretrained(path, **kwargs).model_type)
+        AutoConfig.from_pretrained(path, **kwargs).model_type
+    )
     if not name or not hasattr(transformers, name):
         raise HeadPursuitError(f"no processor class found for {path}; pass processor= explicitly")
     cls = getattr(transformers, name)
-    parts = {"tokenizer": lambda: AutoTokenizer.from_pretrained(path, **kwargs),
-             "image_processor": lambda: AutoImageProcessor.from_pretrained(path, backend=backend, **kwargs),
-             "video_processor": NoVideoProcessor}
+    parts = {
+        "tokenizer": lambda: AutoTokenizer.from_pretrained(path, **kwargs),
+        "image_processor": lambda: AutoImageProcessor.from_pretrained(path, backend=backend, **kwargs),
+        "video_processor": NoVideoProcessor,
+    }
     attrs = cls.get_attributes()
     if any(a not in parts for a in attrs):
         raise HeadPursuitError(f"{name} needs {attrs}; only {tuple(parts)} can be built without torchvision")
@@ -118,23 +134,28 @@ def image_token_id(model: torch.nn.Module, processor) -> int:
     if tid is None:
         raise HeadPursuitError(f"{type(model).__name__} has no image_token_id in its config")
     if processor is None or not hasattr(processor, "image_processor"):
-        raise HeadPursuitError(f"{type(model).__name__} is a vision-language model: pass its processor "
-                               "(hp.wrap(model, processor) or hp.load_model(path, processor=...))")
-    proc_ids = [i for i in getattr(processor, "image_token_ids", [getattr(processor, "image_token_id", None)])
-                if i is not None]
+        raise HeadPursuitError(
+            f"{type(model).__name__} is a vision-language model: pass its processor "
+            "(hp.wrap(model, processor) or hp.load_model(path, processor=...))"
+        )
+    proc_ids = [
+        i for i in getattr(processor, "image_token_ids", [getattr(processor, "image_token_id", None)]) if i is not None
+    ]
     n_embed = model.get_input_embeddings().num_embeddings
     if tid not in proc_ids or len(processor.tokenizer) > n_embed:
         raise HeadPursuitError(
             f"processor {type(processor).__name__} does not match model {type(model).__name__}: the model's "
             f"image token id is {tid}, the processor's {proc_ids}; tokenizer size {len(processor.tokenizer)} "
-            f"vs {n_embed} embeddings")
+            f"vs {n_embed} embeddings"
+        )
     return int(tid)
 
 
-def load_image(image) -> "PIL.Image.Image":
+def load_image(image) -> PIL.Image.Image:
     """PIL RGB image from a PIL image, a numpy array (H, W) / (H, W, 3|4) (uint8, or floats in
     [0, 1]) or a file path."""
     from PIL import Image
+
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     if isinstance(image, (str, os.PathLike)):
@@ -153,8 +174,9 @@ def load_image(image) -> "PIL.Image.Image":
 
 def is_vlm_sample(sample) -> bool:
     """True for {"image"/"images": ..., "prompt": str} and (image, prompt) pairs."""
-    return isinstance(sample, dict) or (isinstance(sample, (tuple, list)) and len(sample) == 2
-                                        and isinstance(sample[1], str))
+    return isinstance(sample, dict) or (
+        isinstance(sample, (tuple, list)) and len(sample) == 2 and isinstance(sample[1], str)
+    )
 
 
 def split_samples(samples) -> tuple[list[list], list[str]]:
@@ -170,10 +192,13 @@ def split_samples(samples) -> tuple[list[list], list[str]]:
         elif isinstance(s, str):
             pairs.append((None, s))
         else:
-            raise HeadPursuitError(f"a sample must be a prompt, an (image, prompt) pair or a dict, "
-                                   f"got {type(s).__name__}")
-    images = [[] if im is None else [load_image(x) for x in (im if isinstance(im, (list, tuple)) else [im])]
-              for im, _ in pairs]
+            raise HeadPursuitError(
+                f"a sample must be a prompt, an (image, prompt) pair or a dict, got {type(s).__name__}"
+            )
+    images = [
+        [] if im is None else [load_image(x) for x in (im if isinstance(im, (list, tuple)) else [im])]
+        for im, _ in pairs
+    ]
     return images, [p for _, p in pairs]
 
 
@@ -181,6 +206,7 @@ def sample_key(sample) -> str:
     """Stable hash of a sample (prompt text and image pixels): a cache key for VLM samples,
     which are not hashable themselves."""
     import hashlib
+
     (ims,), (prompt,) = split_samples([sample])
     digest = hashlib.sha256(prompt.encode())
     for im in ims:
@@ -201,8 +227,9 @@ def _with_placeholders(processor, images: list, prompt: str) -> str:
     if n == 0:
         return placeholder(processor) * len(images) + prompt
     if n != len(images):
-        raise HeadPursuitError(f"prompt {prompt[:60]!r} has {n} image token(s) {tok!r} but {len(images)} "
-                               "image(s) were given with it")
+        raise HeadPursuitError(
+            f"prompt {prompt[:60]!r} has {n} image token(s) {tok!r} but {len(images)} image(s) were given with it"
+        )
     return prompt
 
 
@@ -211,17 +238,22 @@ def _chat_text(processor, images: list, prompt: str) -> str:
     none, the tokenizer's, with the image placeholders written in front of the prompt)."""
     if getattr(processor, "chat_template", None):
         content = [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt}]
-        return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                             tokenize=False)
+        return processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
     tok = processor.tokenizer
     if not getattr(tok, "chat_template", None):
         raise HeadPursuitError(f"chat=True but {type(processor).__name__} has no chat template; pass chat=False")
-    return tok.apply_chat_template([{"role": "user", "content": _with_placeholders(processor, images, prompt)}],
-                                   add_generation_prompt=True, tokenize=False)
+    return tok.apply_chat_template(
+        [{"role": "user", "content": _with_placeholders(processor, images, prompt)}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
 
 
-def encode_vision(hm, samples: list, positions: str = "image", chat: bool = False,
-                  padding_side: str = "right") -> Batch:
+def encode_vision(
+    hm, samples: list, positions: str = "image", chat: bool = False, padding_side: str = "right"
+) -> Batch:
     """Processor outputs for VLM samples and the (B, T) selection mask, as an inputs.Batch.
 
     inputs: input_ids (B, T), attention_mask (B, T) and the class's image tensors (pixel_values,
@@ -235,12 +267,16 @@ def encode_vision(hm, samples: list, positions: str = "image", chat: bool = Fals
     per_sample, prompts = split_samples(samples)
     has = [bool(ims) for ims in per_sample]
     if any(has) and not all(has):
-        raise HeadPursuitError(f"samples {[i for i, h in enumerate(has) if not h]} have no image while others "
-                               "do: give every sample an image, or none")
+        raise HeadPursuitError(
+            f"samples {[i for i, h in enumerate(has) if not h]} have no image while others "
+            "do: give every sample an image, or none"
+        )
     if positions == "image" and not all(has):
         raise HeadPursuitError("positions='image' needs an image in every sample, e.g. (image, prompt) pairs")
-    texts = [_chat_text(processor, im, p) if chat else _with_placeholders(processor, im, p)
-             for im, p in zip(per_sample, prompts)]
+    texts = [
+        _chat_text(processor, im, p) if chat else _with_placeholders(processor, im, p)
+        for im, p in zip(per_sample, prompts)
+    ]
     tok = processor.tokenizer
     old_side, tok.padding_side = tok.padding_side, padding_side
     try:
@@ -250,13 +286,18 @@ def encode_vision(hm, samples: list, positions: str = "image", chat: bool = Fals
     ids, attn = enc["input_ids"], enc["attention_mask"].bool()
     is_image = (ids == tid) & attn
     if not torch.equal(is_image.any(1), torch.tensor(has)):
-        raise HeadPursuitError(f"the processor's output has image tokens (id {tid}) in samples "
-                               f"{is_image.any(1).tolist()} but images were given for {has}: processor "
-                               f"{type(processor).__name__} does not match model {type(model).__name__}")
+        raise HeadPursuitError(
+            f"the processor's output has image tokens (id {tid}) in samples "
+            f"{is_image.any(1).tolist()} but images were given for {has}: processor "
+            f"{type(processor).__name__} does not match model {type(model).__name__}"
+        )
     special = torch.isin(ids, torch.tensor(sorted(set(tok.all_special_ids)), dtype=ids.dtype))
     text = attn & ~is_image & ~special
     select = {"image": is_image, "prompt": text, "all": is_image | text}[positions]
     dtype = next(model.parameters()).dtype
-    inputs = {k: v.to(hm.device, dtype) if v.is_floating_point() else v.to(hm.device)
-              for k, v in enc.items() if k != "labels" and torch.is_tensor(v)}
+    inputs = {
+        k: v.to(hm.device, dtype) if v.is_floating_point() else v.to(hm.device)
+        for k, v in enc.items()
+        if k != "labels" and torch.is_tensor(v)
+    }
     return Batch(inputs=inputs, select=select)

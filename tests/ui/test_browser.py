@@ -76,7 +76,7 @@ def _wait_text(page, testid: str, predicate, timeout: float = 120) -> str:
 
 
 def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
-    cells, kernel, n_heads = open_widget(lab, page, f"lab/tree/{NOTEBOOK}")
+    _cells, kernel, n_heads = open_widget(lab, page, f"lab/tree/{NOTEBOOK}")
     try:
         _wait_text(page, "edited-text", bool)  # the first answers are in (edited = baseline: no edits yet)
         _wait_text(page, "status", lambda s: s == "ready")
@@ -116,7 +116,9 @@ def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
         page.locator(".hp-root").screenshot(path=str(artifacts / "widget-jupyterlab.png"))
 
         # Stop mid-generation: a long answer stops, keeps its partial text, and grows no more
-        page.locator('.hp-root [data-testid="prompt-input"]').fill("Write a long story about a dragon who paints the sky.")
+        page.locator('.hp-root [data-testid="prompt-input"]').fill(
+            "Write a long story about a dragon who paints the sky."
+        )
         page.locator('.hp-root [data-testid="max-new-tokens"]').fill("400")
         page.locator('.hp-root [data-testid="generate"]').click()
         _wait_text(page, "baseline-text", lambda t: len(t) > 20 and t != baseline)
