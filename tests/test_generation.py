@@ -47,8 +47,10 @@ def test_bad_generation_input(tiny):
         hp.generate(tiny, [])
     with pytest.raises(hp.HeadPursuitError, match="finite number"):
         hp.generate(tiny, ["x"], edits={(0, 0): float("nan")})
-    with pytest.raises(hp.HeadPursuitError, match="no room"):
-        hp.generate(tiny, ["x"], max_new_tokens=10_000, chat=False)
+    with pytest.raises(hp.HeadPursuitError, match="from 1 to 4096"):
+        hp.generate(tiny, ["x"], max_new_tokens=4097, chat=False)
+    with pytest.raises(hp.HeadPursuitError, match="no room"):  # the tiny model's context is 256 tokens
+        hp.generate(tiny, ["x"], max_new_tokens=1000, chat=False)
     with pytest.raises(hp.HeadPursuitError, match="1 images for 2 prompts"):
         hp.generate(tiny, ["x", "y"], images=[None])
     with pytest.warns(UserWarning, match="truncated"):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import HeadPursuitError
+from .heads import parse_head_key
 from .hooks import hooks_removed
 
 
@@ -27,10 +28,7 @@ def parse_edits(adapter, edits) -> dict[int, dict[int, float]]:
     plan: dict[int, dict[int, float]] = defaultdict(dict)
     for key, alpha in edits.items():
         if isinstance(key, str):
-            try:
-                layer, head = (int(p) for p in key.split("."))
-            except ValueError:
-                raise HeadPursuitError(f"edit key {key!r} is not 'layer.head' (e.g. '12.3')") from None
+            layer, head = parse_head_key(key)
         elif isinstance(key, (tuple, list)) and len(key) == 2:
             layer, head = key
         else:

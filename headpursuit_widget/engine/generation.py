@@ -13,6 +13,15 @@ from .edits import edit_heads, parse_edits
 from .errors import HeadPursuitError
 from .inputs import check_prompts, encode
 
+MAX_NEW_TOKENS = 4096  # the most new tokens one generate call (and the widget's max_new_tokens) may ask for
+
+
+def check_max_new_tokens(n) -> int:
+    """``n`` if it is an int from 1 to MAX_NEW_TOKENS, else HeadPursuitError naming the range."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_NEW_TOKENS:
+        raise HeadPursuitError(f"max_new_tokens must be an int from 1 to {MAX_NEW_TOKENS}, got {n!r}")
+    return n
+
 
 class _Cancel(StoppingCriteria):
     def __init__(self, event: threading.Event):
@@ -81,8 +90,7 @@ def generate(
     """
     prompts = check_prompts(prompts)
     parse_edits(hm.adapter, edits)  # validate before any work
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise HeadPursuitError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    check_max_new_tokens(max_new_tokens)
     if chat is None:
         chat = bool(getattr(hm.tokenizer, "chat_template", None))
     samples = prompts

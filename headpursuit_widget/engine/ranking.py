@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,9 +78,7 @@ class HeadRanking:
 
     def with_score(self, name: str) -> HeadRanking:
         """The same ranking ordered by another score: "specificity", "evr" or "logit_lens"."""
-        if name not in SCORES:
-            raise HeadPursuitError(f"unknown score {name!r}; accepted: {', '.join(SCORES)}")
-        return dataclasses.replace(self, score_name=name)
+        return dataclasses.replace(self, score_name=check_score(name))
 
     def top(self, n: int) -> list[tuple[int, int]]:
         """The n best heads as (layer, head), best first."""
@@ -184,9 +183,10 @@ def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
 
     spec = None
     if isinstance(concept, str):
-        if concept in shipped_concepts.names():
+        source = concept_source(concept)
+        if source == "shipped":
             spec = shipped_concepts.get(concept)
-        elif Path(concept).is_file():
+        elif source == "file":
             return Concept.from_file(concept, tokenizer, rule), None
         else:
             raise HeadPursuitError(
@@ -202,6 +202,44 @@ def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
             return concept, None
         return Concept.from_words(concept.name, concept.words, tokenizer, rule), None
     return Concept.from_words("custom", concept, tokenizer, rule), None
+
+
+def check_score(name) -> str:
+    """``name`` if it is one of the score names, else HeadPursuitError listing them."""
+    if name not in SCORES:
+        raise HeadPursuitError(f"unknown score {name!r}; accepted: {', '.join(SCORES)}")
+    return name
+
+
+def concept_source(text: str) -> str | None:
+    """ "shipped" if ``text`` names a shipped concept, "file" if it is a word file's path, else None."""
+    from .. import concepts as shipped_concepts
+
+    if text in shipped_concepts.names():
+        return "shipped"
+    return "file" if text and Path(text).is_file() else None
+
+
+def concept_from_text(text) -> str | list[str]:
+    """Typed text -> a concept for ``resolve_concept``: a shipped name or word-file path stays a
+    string; other text becomes words, split on commas, semicolons or newlines if it has any, else
+    on spaces. A list or tuple is kept as its non-blank words."""
+    if isinstance(text, (list, tuple)):
+        words = [str(w).strip() for w in text if str(w).strip()]
+    else:
+        text = str(text).strip()
+        if concept_source(text) is not None:
+            return text
+        sep = r"[,;\n]" if re.search(r"[,;\n]", text) else r"\s+"
+        words = [w.strip() for w in re.split(sep, text) if w.strip()]
+    if not words:
+        from .. import concepts as shipped_concepts
+
+        raise HeadPursuitError(
+            f"empty concept: type a shipped concept ({', '.join(shipped_concepts.names())}) "
+            "or words separated by commas"
+        )
+    return words
 
 
 def _decode_all(tokenizer, ids) -> dict:

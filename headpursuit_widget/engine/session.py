@@ -1,0 +1,172 @@
+"""A ranking session: which samples to rank on, one capture per sample set, and ranking.
+
+The widget, experiments and the CLI share it: ``Session(model).rank("colours")`` ranks on the
+concept's shipped prompts; a typed word list then ranks on the same prompts, reusing their
+activations from the process-wide ``ACTIVATIONS`` cache (a few entries, least recently used out).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .capture import capture
+from .errors import HeadPursuitError
+from .ranking import HeadRanking, rank_heads
+from .vision import is_vlm_sample, sample_key, split_samples
+
+
+def samples_key(samples) -> tuple:
+    """Hashable key of ranking samples: prompts as they are, (image, prompt) pairs by content hash."""
+    return tuple(s if isinstance(s, str) else sample_key(s) for s in samples)
+
+
+class ActivationCache:
+    """``capture`` results keyed by (model fingerprint, positions, samples); thread-safe, LRU-bounded."""
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = max_entries
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(model, samples, positions: str) -> tuple:
+        return (model.fingerprint, positions, samples_key(samples))
+
+    def holds(self, model, samples, *, positions: str = "prompt") -> bool:
+        """True if the activations of ``samples`` at ``positions`` are cached for ``model``."""
+        with self._lock:
+            return self.key(model, samples, positions) in self._entries
+
+    def capture(self, model, samples, *, positions: str = "prompt", on_progress=None) -> torch.Tensor:
+        """``capture(model, samples)`` (n_layers, n_tokens, n_heads, head_dim), or its cached copy;
+        ``on_progress(fraction)`` is called per captured batch."""
+        key = self.key(model, samples, positions)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        acts = capture(model, list(samples), positions=positions, progress=False, on_progress=on_progress)
+        with self._lock:
+            self._entries[key] = acts
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return acts
+
+
+ACTIVATIONS = ActivationCache()  # shared by every session in this process
+
+
+def resolve_samples(
+    model, *, prompts=None, samples=None, images=None, prompt: str = "", sample_index: int = 0, need_prompt: bool = True
+):
+    """(ranking samples or None, strip images, generation prompt) from a request's
+    ``prompts=`` / ``samples=`` / ``images=``.
+
+    ``samples`` is ``prompts`` by another name; ``images`` with ``prompt`` makes one
+    (image, prompt) sample per image; an empty ``prompt`` becomes the picked sample's prompt.
+    ``need_prompt`` is False when nothing will be ranked (a saved ranking): images need no prompt.
+    """
+    if prompts is not None and samples is not None:
+        raise HeadPursuitError("pass prompts= or samples= (the same thing), not both")
+    samples = prompts if samples is None else samples
+    if images is not None:
+        if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple)):
+            raise HeadPursuitError(
+                f"images must be a list of images (PIL, arrays or paths), got {type(images).__name__}"
+            )
+        if samples is not None:
+            raise HeadPursuitError("pass images= (with prompt=) or samples=[(image, prompt), ...], not both")
+        if not images:
+            raise HeadPursuitError("images= is empty")
+        if need_prompt and not prompt.strip():
+            raise HeadPursuitError(
+                "images= needs prompt= (the question asked about each image when ranking and "
+                "generating), or pass samples=[(image, prompt), ...]"
+            )
+        strip = list(images)
+        samples = [(im, prompt) for im in strip] if need_prompt else None
+    else:
+        strip = []
+        if samples is not None:
+            samples = list(samples)
+            if any(is_vlm_sample(s) for s in samples):
+                per_sample, texts = split_samples(samples)
+                strip = [ims[0] if ims else None for ims in per_sample]
+                if any(im is None for im in strip):
+                    raise HeadPursuitError("give every sample an image, or none")
+                if not prompt.strip() and 0 <= sample_index < len(texts):
+                    prompt = texts[sample_index]
+    if strip and not getattr(model, "is_vlm", False):
+        raise HeadPursuitError(
+            f"images need a vision-language model with its processor (hp.load_model or "
+            f"hp.wrap(model, processor)); {getattr(model, 'name', 'this model')!r} is a text model"
+        )
+    return samples, strip, prompt
+
+
+class Session:
+    """Ranks concepts for one model, capturing each sample set once (through ``cache``).
+
+    ``prompts``: the samples to rank every concept on; None lets each concept choose: a shipped
+    concept ranks on its own prompts, anything else on the prompts of the last ranking (else on
+    the first shipped concept's). ``positions`` defaults to "image" for image samples, else
+    "prompt". ``k``, ``n_null`` and ``seed`` go to ``rank_heads``.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        prompts=None,
+        positions: str | None = None,
+        k: int = 50,
+        n_null: int = 6,
+        seed: int = 0,
+        cache: ActivationCache = ACTIVATIONS,
+    ):
+        self.model = model
+        self.prompts = tuple(prompts) if prompts is not None else None
+        if positions is None:
+            positions = "image" if self.prompts is not None and any(map(is_vlm_sample, self.prompts)) else "prompt"
+        self.positions = positions
+        self.options = dict(k=k, n_null=n_null, seed=seed)
+        self.cache = cache
+        self._last_prompts: tuple | None = self.prompts
+
+    def prompts_for(self, concept) -> tuple:
+        """The samples ``concept`` is ranked on (see the class docstring)."""
+        from .. import concepts as shipped
+
+        if self.prompts is not None:
+            return self.prompts
+        if isinstance(concept, str) and concept in shipped.names():
+            return tuple(shipped.get(concept).rank_prompts)
+        return self._last_prompts or tuple(shipped.get(shipped.names()[0]).rank_prompts)
+
+    def rank(self, concept, *, on_progress: Callable[[float], None] | None = None) -> HeadRanking:
+        """``rank_heads`` of ``concept`` on ``prompts_for(concept)`` with cached activations.
+
+        ``on_progress(fraction)`` goes from 0.05 to 0.8 as the capture proceeds (not called when
+        cached) and is 0.85 when the pursuit starts."""
+        report = on_progress or (lambda f: None)
+        prompts = self.prompts_for(concept)
+        acts = self.cache.capture(
+            self.model, prompts, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
+        )
+        report(0.85)
+        ranking = rank_heads(
+            self.model,
+            list(prompts),
+            concept,
+            activations=acts,
+            positions=self.positions,
+            progress=False,
+            **self.options,
+        )
+        self._last_prompts = prompts
+        return ranking
