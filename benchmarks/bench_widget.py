@@ -18,7 +18,9 @@ import threading
 import time
 
 import headpursuit_widget as hp
-from headpursuit_widget.widget import cached_capture
+from headpursuit_widget import protocol
+from headpursuit_widget.engine.heads import head_key
+from headpursuit_widget.engine.session import ACTIVATIONS
 
 PROMPT = "Describe a sunset over the sea in two sentences."
 WORD_LISTS = [
@@ -47,7 +49,7 @@ def _timed_in_thread(fn):
 
 def bench_concepts(w, model, repeats: int) -> dict:
     prompts = list(hp.concepts.get("colours").rank_prompts)
-    acts = cached_capture(model, prompts)
+    acts = ACTIVATIONS.capture(model, prompts)
     widget_s, bare_s = [], []
     for i in range(repeats):
         words = WORD_LISTS[i % len(WORD_LISTS)]
@@ -70,7 +72,7 @@ def bench_slider(w, model, tokens: int, repeats: int) -> dict:
     send = w.send
 
     def spy(content, buffers=None):
-        if content.get("type") == "token" and content["target"] == "edited" and "first" not in sent_at:
+        if content.get("type") == protocol.TOKEN and content["target"] == "edited" and "first" not in sent_at:
             sent_at["first"] = time.perf_counter()
         send(content, buffers)
 
@@ -80,7 +82,7 @@ def bench_slider(w, model, tokens: int, repeats: int) -> dict:
         edits = {(layer, head): 5.0}
         sent_at.clear()
         t0 = time.perf_counter()
-        w.strengths = {f"{layer}.{head}": 5.0}
+        w.strengths = {head_key(layer, head): 5.0}
         w.wait(300)
         widget_s.append(time.perf_counter() - t0)
         first_token.append(sent_at["first"] - t0)

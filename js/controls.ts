@@ -34,7 +34,7 @@ export class ConceptBox {
     });
     this.score = h("select", { "data-testid": "score-switch", "aria-label": "score" });
     this.score.addEventListener("change", () => {
-      this.model.set("method", this.score.value);
+      this.model.set("score", this.score.value);
       this.model.save_changes();
     });
     this.el = h("div", { class: "hp-concept" }, h("label", { text: "Concept " }), this.input, this.names, rank, h("label", { text: " Score " }), this.score);
@@ -46,7 +46,7 @@ export class ConceptBox {
     this.names.replaceChildren(...(this.model.get("concept_names") ?? []).map((n) => h("option", { value: n })));
     const names = this.model.get("score_names") ?? [];
     this.score.replaceChildren(...names.map((n) => h("option", { value: n, text: SCORE_LABELS[n] ?? n })));
-    this.score.value = this.model.get("method");
+    this.score.value = this.model.get("score");
   }
 }
 

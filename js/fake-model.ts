@@ -18,7 +18,7 @@ export function encode(values: number[], dtype: "float32" | "uint8", shape: numb
 
 export function defaults(over: Partial<WidgetModel> = {}): WidgetModel {
   return {
-    n_layers: 2, n_heads: 3, scores: null, above_null: null, method: "specificity",
+    n_layers: 2, n_heads: 3, scores: null, above_null: null, score: "specificity",
     score_names: ["specificity", "evr", "logit_lens"], selected: [], strengths: {},
     head_tokens: [], tokens: [], lens_tokens: [], curve: null, concept: "colours",
     concept_names: ["colours", "countries"], concept_words: [], prompt: "", max_new_tokens: 32,

@@ -91,10 +91,10 @@ export class GridView {
     const above = decodeArray(this.model.get("above_null"))?.data;
     const strengths = this.model.get("strengths") ?? {};
     const selected = this.model.get("selected") ?? [];
-    const method = this.model.get("method");
+    const score = this.model.get("score");
     const [lo, hi] = scores ? finiteRange(scores) : [0, 0];
     const span = hi - lo || 1;
-    this.legendName.textContent = `${method}:`;
+    this.legendName.textContent = `${score}:`;
     this.legendLo.textContent = fmt(lo);
     this.legendHi.textContent = fmt(hi);
     const H = this.nHeads;
@@ -109,7 +109,7 @@ export class GridView {
       cell.classList.toggle("hp-below-null", below);
       cell.classList.toggle("hp-edited", alpha !== undefined);
       cell.setAttribute("aria-selected", String(isSel));
-      let label = `Layer ${l}, head ${hd}, ${method} ${fmt(s)}`;
+      let label = `Layer ${l}, head ${hd}, ${score} ${fmt(s)}`;
       if (below) label += ", not above the random-word null";
       if (alpha !== undefined) label += `, edited x${alpha}`;
       cell.setAttribute("aria-label", label);

@@ -5,7 +5,8 @@ import { ConceptBox, StatusBar } from "./controls";
 import { h } from "./dom";
 import { GridView } from "./grid";
 import { ImageStrip, ImageUrls, SampleImage } from "./images";
-import type { ModelLike, StreamMessage, WidgetModel } from "./model";
+import type { ModelLike, WidgetModel } from "./model";
+import type { StreamMessage } from "./protocol";
 import { HeadSlider, TopControl } from "./sliders";
 import { AnswerView, PromptBox } from "./text";
 import { TokenPanel } from "./tokens";
@@ -43,11 +44,11 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
 
   const on: [string, () => void][] = [
     ["change:n_layers change:n_heads", () => grid.render()],
-    ["change:scores change:above_null change:strengths change:selected change:method", () => grid.update()],
-    ["change:selected change:tokens change:lens_tokens change:curve change:scores change:method change:above_null", () => panel.render()],
+    ["change:scores change:above_null change:strengths change:selected change:score", () => grid.update()],
+    ["change:selected change:tokens change:lens_tokens change:curve change:scores change:score change:above_null", () => panel.render()],
     ["change:selected change:strengths", () => slider.render()],
     ["change:strengths change:top_k change:top_alpha", () => top.render()],
-    ["change:concept change:concept_names change:score_names change:method", () => concept.render()],
+    ["change:concept change:concept_names change:score_names change:score", () => concept.render()],
     ["change:status change:progress change:error", () => status.render()],
     ["change:prompt change:max_new_tokens", () => prompt.render()],
     ["change:baseline_text", () => baseline.onTrait()],

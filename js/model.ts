@@ -1,4 +1,5 @@
 /** The widget's synced traits, as the Python side (widget.py) declares them. */
+import type { KernelMessage } from "./protocol";
 
 /** A numpy array as `_serialization.array_to_json` sends it: the bytes travel as a binary buffer. */
 export interface EncodedArray {
@@ -14,7 +15,8 @@ export interface WidgetModel {
   n_heads: number;
   scores: EncodedArray | null;
   above_null: EncodedArray | null;
-  method: string;
+  /** The score the grid shows (one of score_names). */
+  score: string;
   score_names: string[];
   selected: number[];
   strengths: Record<string, number>;
@@ -43,22 +45,17 @@ export interface WidgetModel {
 /** One image as it arrives from Python: PNG bytes as a DataView (or any buffer). */
 export type ImageBytes = DataView | ArrayBuffer | ArrayBufferView;
 
-/** Messages the Python side sends with `self.send` while it generates. */
-export type StreamMessage =
-  | { type: "stream_start"; target: "baseline" | "edited"; gen: number }
-  | { type: "token"; target: "baseline" | "edited"; gen: number; piece: string };
-
 /** The part of anywidget's model the views use (kept small so tests can fake it). */
 export interface ModelLike {
   get<K extends keyof WidgetModel>(key: K): WidgetModel[K];
   set<K extends keyof WidgetModel>(key: K, value: WidgetModel[K]): void;
   save_changes(): void;
-  send(content: unknown): void;
+  send(content: KernelMessage): void;
   on(event: string, callback: (...args: any[]) => void): void;
   off(event?: string | null, callback?: ((...args: any[]) => void) | null): void;
 }
 
-/** Key of a head in the `strengths` trait. */
+/** Key of a head in the `strengths` trait: "layer.head" (Python: engine/heads.py head_key). */
 export function headKey(layer: number, head: number): string {
   return `${layer}.${head}`;
 }

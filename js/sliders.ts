@@ -1,6 +1,7 @@
 /** Edit strengths: a slider for the selected head, and "top-k heads x alpha" for many. */
 import { debounce, h } from "./dom";
 import { headKey, type ModelLike } from "./model";
+import { APPLY_TOP } from "./protocol";
 
 /** Strengths with `key` set to `alpha`; alpha 1 means "no edit" and removes the key. */
 export function withStrength(strengths: Record<string, number>, key: string, alpha: number): Record<string, number> {
@@ -72,7 +73,7 @@ export class TopControl {
       this.model.set("top_k", k);
       this.model.set("top_alpha", Number.isFinite(alpha) ? alpha : -1);
       this.model.save_changes();
-      this.model.send({ type: "apply_top" });
+      this.model.send({ type: APPLY_TOP });
     });
     clear.addEventListener("click", () => {
       this.model.set("strengths", {});

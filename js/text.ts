@@ -1,9 +1,8 @@
 /** Prompt box, Stop button, and the baseline and edited answers (streamed, concept words marked). */
 import { h } from "./dom";
 import { segments } from "./highlight";
-import type { ModelLike, StreamMessage } from "./model";
-
-type Target = "baseline" | "edited";
+import type { ModelLike } from "./model";
+import { GENERATE, MAX_NEW_TOKENS, STOP, STREAM_START, type StreamMessage, type StreamTarget, TOKEN } from "./protocol";
 
 /** One answer pane. Shows streamed pieces of the newest generation, or the trait's full text. */
 export class AnswerView {
@@ -12,7 +11,7 @@ export class AnswerView {
   private text = "";
   private gen = -1;
 
-  constructor(private model: ModelLike, private target: Target, title: string) {
+  constructor(private model: ModelLike, private target: StreamTarget, title: string) {
     this.body = h("div", { class: "hp-answer-text", "data-testid": `${target}-text` });
     this.el = h("div", { class: `hp-answer hp-${target}` }, h("h4", { text: title }), this.body);
     this.setText(model.get(`${target}_text`));
@@ -21,11 +20,11 @@ export class AnswerView {
   /** Apply a stream message; pieces of an older generation are dropped. */
   onMessage(msg: StreamMessage): void {
     if (msg.target !== this.target) return;
-    if (msg.type === "stream_start") {
+    if (msg.type === STREAM_START) {
       this.gen = msg.gen;
       this.setText("");
       this.body.classList.add("hp-streaming");
-    } else if (msg.type === "token" && msg.gen === this.gen) {
+    } else if (msg.type === TOKEN && msg.gen === this.gen) {
       this.setText(this.text + msg.piece);
     }
   }
@@ -55,20 +54,20 @@ export class PromptBox {
 
   constructor(private model: ModelLike) {
     this.prompt = h("textarea", { rows: "2", "data-testid": "prompt-input", "aria-label": "prompt", placeholder: "Prompt to generate from" });
-    this.maxTokens = h("input", { type: "number", min: "1", max: "2048", "data-testid": "max-new-tokens", "aria-label": "max new tokens" });
+    this.maxTokens = h("input", { type: "number", min: "1", max: String(MAX_NEW_TOKENS), "data-testid": "max-new-tokens", "aria-label": "max new tokens" });
     const run = h("button", { type: "button", "data-testid": "generate", text: "Generate" });
     const stop = h("button", { type: "button", "data-testid": "stop", text: "Stop" });
     const commit = () => {
       // read both inputs before setting: each set re-renders them from the model
       const prompt = this.prompt.value;
-      const maxNew = Math.max(1, Math.round(Number(this.maxTokens.value) || 1));
+      const maxNew = Math.min(MAX_NEW_TOKENS, Math.max(1, Math.round(Number(this.maxTokens.value) || 1)));
       this.model.set("prompt", prompt);
       this.model.set("max_new_tokens", maxNew);
       this.model.save_changes();
     };
     run.addEventListener("click", () => {
       commit();
-      this.model.send({ type: "generate" });
+      this.model.send({ type: GENERATE });
     });
     this.prompt.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
@@ -77,7 +76,7 @@ export class PromptBox {
       }
     });
     this.maxTokens.addEventListener("change", commit);
-    stop.addEventListener("click", () => this.model.send({ type: "stop" }));
+    stop.addEventListener("click", () => this.model.send({ type: STOP }));
     this.el = h("div", { class: "hp-prompt" }, this.prompt, h("label", { text: "max tokens " }), this.maxTokens, run, stop);
     this.render();
   }

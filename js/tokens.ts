@@ -61,7 +61,7 @@ export class TokenPanel {
     const idx = layer * this.model.get("n_heads") + head;
     const score = scores ? scores[idx] : NaN;
     const title = h("h3", { "data-testid": "panel-title", text: `Layer ${layer}, head ${head}` });
-    const meta = h("p", { class: "hp-meta", text: `${this.model.get("method")} ${fmt(score)}` });
+    const meta = h("p", { class: "hp-meta", text: `${this.model.get("score")} ${fmt(score)}` });
     if (above && above[idx] === 0) meta.append(h("span", { class: "hp-badge", text: "not above random-word null" }));
     const cols = h(
       "div",

@@ -181,7 +181,7 @@ describe("controls", () => {
     expect(sw.options[2].textContent).toBe("Logit Lens");
     sw.value = "logit_lens";
     sw.dispatchEvent(new Event("change"));
-    expect(model.state.method).toBe("logit_lens");
+    expect(model.state.score).toBe("logit_lens");
     const input = q("concept-input") as HTMLInputElement;
     input.value = "  red, green ";
     q("rank").click();

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +12,10 @@ from ipywidgets.widgets.widget import _remove_buffers
 import headpursuit_widget as hp
 from headpursuit_widget import widget as widget_mod
 from headpursuit_widget._serialization import array_from_json, array_to_json
-from headpursuit_widget.widget import HeadPursuit, parse_concept, samples_key
+from headpursuit_widget.engine import session as session_mod
+from headpursuit_widget.engine.ranking import concept_from_text
+from headpursuit_widget.engine.session import samples_key
+from headpursuit_widget.widget import HeadPursuit
 
 PROMPT = "The sky at dusk is"
 
@@ -48,25 +50,31 @@ def sent(monkeypatch):
     return log
 
 
-class SlowGenerate:
-    """Stand-in for hp.generate that streams one piece every `step` seconds and honours cancel."""
+class FakeGenerate:
+    """Stand-in for hp.generate that streams ``n`` pieces labelled by its edits and honours cancel.
 
-    def __init__(self, n=40, step=0.02):
-        self.n, self.step, self.calls = n, step, []
-        self.started = threading.Event()
+    Calls numbered in ``hold`` (0 = the first) stream ``hold_after`` pieces, set ``holding`` and
+    then wait until they are cancelled, so a test can act while an answer is half streamed."""
+
+    def __init__(self, n=40, hold=(), hold_after=3):
+        self.n, self.hold, self.hold_after, self.calls = n, set(hold), hold_after, []
+        self.started, self.holding = threading.Event(), threading.Event()
 
     def __call__(self, model, prompts, edits=None, max_new_tokens=32, on_token=None, cancel=None, **kw):
-        label = "base" if not edits else ",".join(f"{l}.{h}x{a:g}" for (l, h), a in sorted(edits.items()))
+        label = "base" if not edits else ",".join(f"{key}x{a:g}" for key, a in sorted(edits.items()))
+        held = len(self.calls) in self.hold
         self.calls.append({"edits": edits, "cancel": cancel})
         self.started.set()
         pieces = []
         for i in range(self.n):
-            if cancel is not None and cancel.is_set():
+            if held and i == self.hold_after:
+                self.holding.set()
+                assert cancel.wait(30), "a held answer was never cancelled"
+            if cancel.is_set():
                 break
             piece = f" {label}{i}"
             pieces.append(piece)
             on_token(0, piece)
-            time.sleep(self.step)
         return ["".join(pieces)]
 
 
@@ -109,13 +117,13 @@ def test_score_switch_recolours(ranked):
     w, r = ranked
     try:
         for name in ("logit_lens", "evr"):
-            w.method = name
+            w.score = name
             np.testing.assert_allclose(w.scores, r.score_table[name])
             assert w.ranking.score_name == name
         with pytest.raises(traitlets.TraitError, match="unknown score"):
-            w.method = "bogus"
+            w.score = "bogus"
     finally:
-        w.method = "specificity"
+        w.score = "specificity"
 
 
 def test_selecting_a_head_fills_the_panel(ranked):
@@ -147,8 +155,8 @@ def test_prompt_and_strengths_regenerate_with_edits(widget, tiny_model, monkeypa
     assert calls == [None]
     widget.strengths = {"1.0": -1, "0.2": 3}
     assert widget.wait(60)
+    assert calls == [None, {"1.0": -1.0, "0.2": 3.0}]  # baseline is not regenerated for a strength change
     edits = {(1, 0): -1.0, (0, 2): 3.0}
-    assert calls == [None, edits]  # baseline is not regenerated for a strength change
     assert widget.edited_text == hp.generate(tiny_model, [PROMPT], edits=edits, max_new_tokens=4)[0]
     assert widget.baseline_text == expected and widget.status == "ready"
     widget.clear_edits()
@@ -157,7 +165,7 @@ def test_prompt_and_strengths_regenerate_with_edits(widget, tiny_model, monkeypa
 
 
 def test_slider_moves_are_debounced(widget, monkeypatch):
-    slow = SlowGenerate(n=2, step=0.0)
+    slow = FakeGenerate(n=2)
     monkeypatch.setattr(widget_mod, "generate", slow)
     widget.prompt = PROMPT
     assert widget.wait(30)
@@ -165,24 +173,22 @@ def test_slider_moves_are_debounced(widget, monkeypatch):
     for alpha in (2.0, 0.0, -1.0, -2.0):
         widget.strengths = {"1.1": alpha}
     assert widget.wait(30)
-    assert [c["edits"] for c in slow.calls] == [None, {(1, 1): -2.0}]
+    assert [c["edits"] for c in slow.calls] == [None, {"1.1": -2.0}]
     assert widget.edited_text == " 1.1x-20 1.1x-21"
 
 
 def test_latest_setting_wins_and_cancels_the_older(widget, monkeypatch, sent):
-    slow = SlowGenerate(n=40, step=0.02)
+    slow = FakeGenerate(n=40, hold={1})  # call 0 is the baseline, call 1 the first edited answer
     monkeypatch.setattr(widget_mod, "generate", slow)
     widget.prompt = PROMPT
     assert widget.wait(30)
-    slow.started.clear()
     widget.strengths = {"0.0": 2.0}
-    assert slow.started.wait(10)
-    time.sleep(0.1)
+    assert slow.holding.wait(10)  # half streamed
     widget.strengths = {"0.1": -1.0}
     assert widget.wait(30)
     first, last = slow.calls[-2], slow.calls[-1]
-    assert first["edits"] == {(0, 0): 2.0} and first["cancel"].is_set()
-    assert last["edits"] == {(0, 1): -1.0} and not last["cancel"].is_set()
+    assert first["edits"] == {"0.0": 2.0} and first["cancel"].reason == "superseded"
+    assert last["edits"] == {"0.1": -1.0} and not last["cancel"].is_set()
     assert widget.edited_text == "".join(f" 0.1x-1{i}" for i in range(40))
     # once the newer answer started streaming, no piece of the older one was sent
     starts = [i for i, m in enumerate(sent) if m["type"] == "stream_start" and m["target"] == "edited"]
@@ -192,24 +198,22 @@ def test_latest_setting_wins_and_cancels_the_older(widget, monkeypatch, sent):
 
 
 def test_stop_cancels_and_keeps_the_partial_answer(widget, monkeypatch, sent):
-    slow = SlowGenerate(n=200, step=0.02)
+    slow = FakeGenerate(n=200, hold={0}, hold_after=5)
     monkeypatch.setattr(widget_mod, "generate", slow)
     widget.prompt = PROMPT
-    assert slow.started.wait(10)
-    time.sleep(0.15)
+    assert slow.holding.wait(10)
     widget.stop()
     assert widget.wait(10)
-    assert slow.calls[-1]["cancel"].is_set()
+    assert slow.calls[-1]["cancel"].reason == "stopped"
     assert widget.status == "stopped"
     streamed = "".join(m["piece"] for m in sent if m["type"] == "token")
-    assert 0 < len(widget.baseline_text) < len("".join(f" base{i}" for i in range(200)))
-    assert widget.baseline_text == streamed
+    assert widget.baseline_text == streamed == "".join(f" base{i}" for i in range(5))
 
 
 def test_new_concept_reuses_cached_activations(widget, tiny_model, monkeypatch):
     captures = []
-    real = widget_mod.capture
-    monkeypatch.setattr(widget_mod, "capture", lambda *a, **k: captures.append(1) or real(*a, **k))
+    real = session_mod.capture
+    monkeypatch.setattr(session_mod, "capture", lambda *a, **k: captures.append(1) or real(*a, **k))
     progress = []
     widget.observe(lambda c: progress.append(c["new"]), "progress")
     widget.concept = "red, green, blue, white"
@@ -225,13 +229,13 @@ def test_new_concept_reuses_cached_activations(widget, tiny_model, monkeypatch):
 def test_new_prompts_capture_once_with_progress_per_batch(tiny_model, monkeypatch):
     prompts = [f"Sentence number {i} is about the weather." for i in range(20)]
     captures, fractions = [], []
-    real = widget_mod.capture
+    real = session_mod.capture
 
     def spy(m, p, on_progress=None, **k):
         captures.append(len(p))
         return real(m, p, on_progress=lambda f: (fractions.append(f), on_progress(f)), **k)
 
-    monkeypatch.setattr(widget_mod, "capture", spy)
+    monkeypatch.setattr(session_mod, "capture", spy)
     w = HeadPursuit(tiny_model, concept=["red", "green", "blue"], prompts=prompts)
     assert captures == [20] and fractions == [8 / 20, 16 / 20, 1.0]  # one capture, progress per batch of 8
     acts = real(tiny_model, prompts, progress=False)
@@ -258,8 +262,12 @@ def test_errors_show_in_the_widget(widget, monkeypatch):
 
 
 def test_bad_input_is_rejected_clearly(widget, tiny_model, ranked):
-    with pytest.raises(traitlets.TraitError, match="'layer.head'"):
+    with pytest.raises(traitlets.TraitError, match="strengths: head \\(7, 0\\) is out of range"):
         widget.strengths = {"7.0": 1.5}
+    with pytest.raises(traitlets.TraitError, match="'layer.head'"):
+        widget.strengths = {"1-2": 1.5}
+    with pytest.raises(traitlets.TraitError, match="max_new_tokens must be an int from 1 to 4096"):
+        widget.max_new_tokens = 4097
     with pytest.raises(traitlets.TraitError, match="finite"):
         widget.strengths = {"0.0": float("nan")}
     with pytest.raises(ValueError, match="exactly one of"):
@@ -268,8 +276,8 @@ def test_bad_input_is_rejected_clearly(widget, tiny_model, ranked):
         HeadPursuit(object(), concept="colours")
     with pytest.raises(TypeError, match="unexpected keyword"):
         HeadPursuit(tiny_model, concept="colours", colour="red")
-    with pytest.raises(ValueError, match="empty concept"):
-        parse_concept(" , ")
+    with pytest.raises(hp.HeadPursuitError, match="empty concept"):
+        concept_from_text(" , ")
 
 
 def test_apply_top_message_and_saved_ranking(ranked, tiny_model, tmp_path, monkeypatch):
@@ -281,18 +289,18 @@ def test_apply_top_message_and_saved_ranking(ranked, tiny_model, tmp_path, monke
     w.clear_edits()
     assert w.wait(60)
     path = r.save(tmp_path / "r.npz")
-    monkeypatch.setattr(widget_mod, "capture", lambda *a, **k: pytest.fail("a saved ranking needs no capture"))
+    monkeypatch.setattr(session_mod, "capture", lambda *a, **k: pytest.fail("a saved ranking needs no capture"))
     w2 = HeadPursuit(tiny_model, ranking=hp.HeadRanking.load(path, model=tiny_model))
     np.testing.assert_allclose(w2.scores, r.scores)
     assert w2.concept == "colours"
     w2.close()
 
 
-def test_parse_concept():
-    assert parse_concept("colours") == "colours"
-    assert parse_concept("red, dark blue;green") == ["red", "dark blue", "green"]
-    assert parse_concept("red green") == ["red", "green"]
-    assert parse_concept(["red", " "]) == ["red"]
+def test_concept_from_text():
+    assert concept_from_text("colours") == "colours"
+    assert concept_from_text("red, dark blue;green") == ["red", "dark blue", "green"]
+    assert concept_from_text("red green") == ["red", "green"]
+    assert concept_from_text(["red", " "]) == ["red"]
 
 
 def test_samples_key_hashes_images_by_content():

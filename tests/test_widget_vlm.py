@@ -4,7 +4,6 @@ generation on the picked sample's image (tiny random Llava from tests/vlm_factor
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from ipywidgets.widgets.widget import _remove_buffers
 import headpursuit_widget as hp
 from headpursuit_widget import widget as widget_mod
 from headpursuit_widget.engine import images
+from headpursuit_widget.engine.session import ACTIVATIONS
 from headpursuit_widget.engine.vision import load_image
-from headpursuit_widget.widget import HeadPursuit, samples_key
+from headpursuit_widget.widget import HeadPursuit
 
 WORDS = images.class_names("colours")
 RANK = dict(k=5, n_null=2)
@@ -51,7 +51,7 @@ def test_ranks_on_image_positions_and_fills_the_strip(widget, vlm, samples):
     r = hp.rank_heads(vlm, samples, WORDS, positions="image", progress=False, **RANK)
     np.testing.assert_allclose(widget.scores, r.scores, rtol=1e-5, atol=1e-7)
     assert widget.ranking.top(3) == r.top(3)
-    assert (vlm.fingerprint, "image", samples_key(samples)) in widget_mod._ACTIVATIONS
+    assert ACTIVATIONS.holds(vlm, samples, positions="image")
     assert widget.images == [images.to_png(im) for im, _ in samples]
     assert all(png.startswith(b"\x89PNG") for png in widget.images)
     assert widget.sample_index == 0 and widget.prompt == samples[0][1]  # the picked sample's prompt
@@ -71,7 +71,7 @@ def test_picking_a_sample_regenerates_on_its_image(widget, vlm, samples, monkeyp
     prompt = samples[0][1]
     widget.strengths = {"1.0": -1.0, "0.2": 3.0}
     assert widget.wait(60)
-    edits = {(1, 0): -1.0, (0, 2): 3.0}
+    edits = {"1.0": -1.0, "0.2": 3.0}
     want = hp.generate(vlm, [prompt], images=[samples[0][0]], edits=edits, max_new_tokens=3)[0]
     assert widget.edited_text == want
     calls.clear()
@@ -91,17 +91,17 @@ def test_picking_a_sample_regenerates_on_its_image(widget, vlm, samples, monkeyp
 
 
 def test_sample_picks_are_debounced_and_the_latest_wins(widget, samples, monkeypatch):
-    seen, started = [], threading.Event()
+    seen, holding = [], threading.Event()
 
     def slow(model, prompts, edits=None, images=None, on_token=None, cancel=None, **kw):
+        """Answers at once, except on image 1: one piece, then it waits until it is cancelled."""
         index = next(i for i, (im, _) in enumerate(samples) if _same_pixels(im, images[0]))
         seen.append(index)
-        started.set()
-        for i in range(100):
-            if cancel.is_set():
-                break
-            on_token(0, f" s{index}.{i}")
-            time.sleep(0.01)
+        if index == 1:
+            on_token(0, " s1.0")
+            holding.set()
+            assert cancel.wait(30), "the answer on image 1 was never cancelled"
+            return [" s1.0"]
         return [f"image {index}"]
 
     monkeypatch.setattr(widget_mod, "generate", slow)
@@ -111,9 +111,8 @@ def test_sample_picks_are_debounced_and_the_latest_wins(widget, samples, monkeyp
     assert widget.wait(30)
     assert seen == [3]  # one baseline, on the last pick
     widget.debounce = 0.0
-    started.clear()
     widget.sample_index = 1
-    assert started.wait(10)
+    assert holding.wait(10)
     widget.sample_index = 2  # cancels the running answer on image 1
     assert widget.wait(30)
     assert seen[-2:] == [1, 2] and widget.baseline_text == "image 2"
@@ -145,7 +144,7 @@ def test_text_models_show_no_strip(make_tiny, samples):
     w = HeadPursuit(tiny, concept="colours", max_new_tokens=2)
     try:
         assert w.images == [] and w.sample_index == 0
-        assert w._rank_options["positions"] == "prompt"
+        assert w.session.positions == "prompt"
         with pytest.raises(traitlets.TraitError, match="vision-language"):
             w.images = [images.to_png(samples[0][0])]
     finally:

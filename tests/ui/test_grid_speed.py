@@ -18,7 +18,7 @@ async (src) => {
   const state = {
     n_layers: L, n_heads: H, scores: enc(Array.from({ length: n }, (_, i) => i / n)),
     above_null: { dtype: "bool", shape: [L, H], buffer: new DataView(new Uint8Array(n).fill(1).buffer) },
-    method: "specificity", score_names: ["specificity", "evr", "logit_lens"], selected: [], strengths: {},
+    score: "specificity", score_names: ["specificity", "evr", "logit_lens"], selected: [], strengths: {},
     head_tokens: [], tokens: [], lens_tokens: [], curve: null, concept: "colours", concept_names: [],
     concept_words: [], prompt: "", max_new_tokens: 32, baseline_text: "", edited_text: "", top_k: 4,
     top_alpha: -1, status: "ready", progress: 0, error: "",
