@@ -41,7 +41,7 @@ demo: setup
 	$(VENV)/bin/headpursuit demo
 
 test: setup chromium
-	npm run typecheck
+	npm run typecheck && npm run lint
 	npm test
 	$(PY) -m pytest $(PYTEST_ARGS)
 

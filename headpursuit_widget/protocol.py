@@ -43,12 +43,15 @@ def token(target: str, gen: int, piece: str) -> dict:
     return {"type": TOKEN, "target": target, "gen": gen, "piece": piece}
 
 
-def _union(messages: dict[str, dict[str, str]]) -> str:
-    rows = []
+def _union(name: str, messages: dict[str, dict[str, str]]) -> str:
+    """``export type name = ...;`` on one line if it fits in 120 characters, else one member a line
+    (as the biome formatter writes it)."""
+    members = []
     for kind, fields in messages.items():
-        body = "".join(f"; {name}: {ts}" for name, ts in fields.items())
-        rows.append(f'\n  | {{ type: "{kind}"{body} }}')
-    return "".join(rows)
+        body = "".join(f"; {field}: {ts}" for field, ts in fields.items())
+        members.append(f'{{ type: "{kind}"{body} }}')
+    line = f"export type {name} = {' | '.join(members)};"
+    return line if len(line) <= 120 else f"export type {name} =" + "".join(f"\n  | {m}" for m in members) + ";"
 
 
 def typescript() -> str:
@@ -63,9 +66,9 @@ def typescript() -> str:
         f"{consts}\n"
         f"export type StreamTarget = {targets};\n\n"
         "/** Messages the Python side sends while it generates. */\n"
-        f"export type StreamMessage ={_union(TO_FRONT)};\n\n"
+        f"{_union('StreamMessage', TO_FRONT)}\n\n"
         "/** Messages the front end sends to the Python side. */\n"
-        f"export type KernelMessage ={_union(TO_KERNEL)};\n"
+        f"{_union('KernelMessage', TO_KERNEL)}\n"
     )
 
 

@@ -25,7 +25,9 @@ export function decodeArray(enc: EncodedArray | null | undefined): Decoded | nul
   const bytes = bytesOf(enc.buffer);
   const size = enc.shape.reduce((a, b) => a * b, 1);
   if (bytes.byteLength !== size * Ctor.BYTES_PER_ELEMENT) {
-    throw new RangeError(`buffer has ${bytes.byteLength} bytes, shape [${enc.shape}] of ${enc.dtype} needs ${size * Ctor.BYTES_PER_ELEMENT}`);
+    throw new RangeError(
+      `buffer has ${bytes.byteLength} bytes, shape [${enc.shape}] of ${enc.dtype} needs ${size * Ctor.BYTES_PER_ELEMENT}`,
+    );
   }
   // copy so the view is aligned whatever offset the buffer came with
   const copy = bytes.slice();

@@ -20,7 +20,10 @@ export class ConceptBox {
     const listId = `hp-concepts-${ConceptBox.seq++}`;
     this.names = h("datalist", { id: listId });
     this.input = h("input", {
-      type: "text", list: listId, "data-testid": "concept-input", "aria-label": "concept",
+      type: "text",
+      list: listId,
+      "data-testid": "concept-input",
+      "aria-label": "concept",
       placeholder: "shipped concept, or words: red, green, blue",
     });
     const rank = h("button", { type: "button", "data-testid": "rank", text: "Rank heads" });
@@ -37,7 +40,16 @@ export class ConceptBox {
       this.model.set("score", this.score.value);
       this.model.save_changes();
     });
-    this.el = h("div", { class: "hp-concept" }, h("label", { text: "Concept " }), this.input, this.names, rank, h("label", { text: " Score " }), this.score);
+    this.el = h(
+      "div",
+      { class: "hp-concept" },
+      h("label", { text: "Concept " }),
+      this.input,
+      this.names,
+      rank,
+      h("label", { text: " Score " }),
+      this.score,
+    );
     this.render();
   }
 

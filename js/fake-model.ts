@@ -1,14 +1,25 @@
 /** An in-memory stand-in for anywidget's model, for the view tests. */
 import { mount } from "./index";
-import type { ModelLike, WidgetModel } from "./model";
+import type { Listener, ModelLike, WidgetModel } from "./model";
 
 /** The widget mounted on a fresh element: q(testid) finds a part, cleanup() unmounts and removes it. */
 export function mountFake(model: FakeModel) {
   const el = document.createElement("div");
   document.body.append(el);
   const unmount = mount(model, el);
-  const q = (id: string) => el.querySelector<HTMLElement>(`[data-testid="${id}"]`)!;
-  return { el, q, cleanup: () => { unmount(); el.remove(); } };
+  const q = (id: string) => {
+    const found = el.querySelector<HTMLElement>(`[data-testid="${id}"]`);
+    if (!found) throw new Error(`no element with data-testid="${id}"`);
+    return found;
+  };
+  return {
+    el,
+    q,
+    cleanup: () => {
+      unmount();
+      el.remove();
+    },
+  };
 }
 
 export function encode(values: number[], dtype: "float32" | "uint8", shape: number[]) {
@@ -18,12 +29,32 @@ export function encode(values: number[], dtype: "float32" | "uint8", shape: numb
 
 export function defaults(over: Partial<WidgetModel> = {}): WidgetModel {
   return {
-    n_layers: 2, n_heads: 3, scores: null, above_null: null, score: "specificity",
-    score_names: ["specificity", "evr", "logit_lens"], selected: [], strengths: {},
-    head_tokens: [], tokens: [], lens_tokens: [], curve: null, concept: "colours",
-    concept_names: ["colours", "countries"], concept_words: [], prompt: "", max_new_tokens: 32,
-    baseline_text: "", edited_text: "", top_k: 4, top_alpha: -1, status: "ready", progress: 0, error: "",
-    images: [], sample_index: 0,
+    n_layers: 2,
+    n_heads: 3,
+    scores: null,
+    above_null: null,
+    score: "specificity",
+    score_names: ["specificity", "evr", "logit_lens"],
+    selected: [],
+    strengths: {},
+    head_tokens: [],
+    tokens: [],
+    lens_tokens: [],
+    curve: null,
+    concept: "colours",
+    concept_names: ["colours", "countries"],
+    concept_words: [],
+    prompt: "",
+    max_new_tokens: 32,
+    baseline_text: "",
+    edited_text: "",
+    top_k: 4,
+    top_alpha: -1,
+    status: "ready",
+    progress: 0,
+    error: "",
+    images: [],
+    sample_index: 0,
     ...over,
   };
 }
@@ -32,7 +63,7 @@ export class FakeModel implements ModelLike {
   state: WidgetModel;
   sent: unknown[] = [];
   saves = 0;
-  private handlers = new Map<string, Set<(...args: any[]) => void>>();
+  private handlers = new Map<string, Set<Listener>>();
 
   constructor(over: Partial<WidgetModel> = {}) {
     this.state = defaults(over);
@@ -50,15 +81,15 @@ export class FakeModel implements ModelLike {
   send(content: unknown): void {
     this.sent.push(content);
   }
-  on(event: string, cb: (...args: any[]) => void): void {
-    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
-    this.handlers.get(event)!.add(cb);
+  on(event: string, cb: Listener): void {
+    const listeners = this.handlers.get(event) ?? new Set();
+    this.handlers.set(event, listeners.add(cb));
   }
-  off(event?: string | null, cb?: ((...args: any[]) => void) | null): void {
+  off(event?: string | null, cb?: Listener | null): void {
     if (event && cb) this.handlers.get(event)?.delete(cb);
   }
   emit(event: string, ...args: unknown[]): void {
-    for (const cb of this.handlers.get(event) ?? []) cb(...args);
+    for (const cb of this.handlers.get(event) ?? []) (cb as (...a: unknown[]) => void)(...args);
   }
   listenerCount(): number {
     let n = 0;

@@ -28,9 +28,14 @@ export class GridView {
     const legend = h(
       "div",
       { class: "hp-legend", "data-testid": "legend" },
-      this.legendName, this.legendLo, bar, this.legendHi,
-      h("span", { class: "hp-swatch hp-below-null-swatch" }), "not above random-word null",
-      h("span", { class: "hp-swatch hp-edited-swatch" }), "edited",
+      this.legendName,
+      this.legendLo,
+      bar,
+      this.legendHi,
+      h("span", { class: "hp-swatch hp-below-null-swatch" }),
+      "not above random-word null",
+      h("span", { class: "hp-swatch hp-edited-swatch" }),
+      "edited",
     );
     this.el = h("div", { class: "hp-grid-wrap" }, legend, this.grid, this.tooltip);
     this.grid.addEventListener("click", (e) => {
@@ -66,16 +71,34 @@ export class GridView {
     this.grid.setAttribute("aria-colcount", String(H + 1));
     const labelEvery = size >= 16 ? 1 : Math.ceil(16 / size);
     const rows: HTMLElement[] = [];
-    const header = h("div", { role: "row", class: "hp-row" }, h("div", { role: "columnheader", class: "hp-corner", text: "L\\H" }));
+    const header = h(
+      "div",
+      { role: "row", class: "hp-row" },
+      h("div", { role: "columnheader", class: "hp-corner", text: "L\\H" }),
+    );
     for (let hd = 0; hd < H; hd++) {
-      header.append(h("div", { role: "columnheader", class: "hp-colhead", text: hd % labelEvery === 0 ? String(hd) : "" }));
+      header.append(
+        h("div", { role: "columnheader", class: "hp-colhead", text: hd % labelEvery === 0 ? String(hd) : "" }),
+      );
     }
     rows.push(header);
     for (let l = 0; l < L; l++) {
       const row = h("div", { role: "row", class: "hp-row" });
-      row.append(h("div", { role: "rowheader", class: "hp-rowhead", text: l % Math.ceil(labelEvery / 2) === 0 ? String(l) : "" }));
+      row.append(
+        h("div", {
+          role: "rowheader",
+          class: "hp-rowhead",
+          text: l % Math.ceil(labelEvery / 2) === 0 ? String(l) : "",
+        }),
+      );
       for (let hd = 0; hd < H; hd++) {
-        const cell = h("div", { role: "gridcell", class: "hp-cell", "data-layer": String(l), "data-head": String(hd), tabindex: "-1" });
+        const cell = h("div", {
+          role: "gridcell",
+          class: "hp-cell",
+          "data-layer": String(l),
+          "data-head": String(hd),
+          tabindex: "-1",
+        });
         this.cells.push(cell);
         row.append(cell);
       }
@@ -134,7 +157,10 @@ export class GridView {
 
   private onKey(e: KeyboardEvent): void {
     const moves: Record<string, [number, number]> = {
-      ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
+      ArrowUp: [-1, 0],
+      ArrowDown: [1, 0],
+      ArrowLeft: [0, -1],
+      ArrowRight: [0, 1],
     };
     const current = this.cells[this.focusIndex];
     if (!current) return;

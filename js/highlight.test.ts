@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { finiteRange, viridis } from "./colors";
 import { segments } from "./highlight";
-import { viridis, finiteRange } from "./colors";
 import { withStrength } from "./sliders";
 
 describe("segments", () => {

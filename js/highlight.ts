@@ -2,7 +2,7 @@
 
 export type Segment = { text: string; hit: boolean };
 
-function escape(word: string): string {
+function escapeRegExp(word: string): string {
   return word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
@@ -10,7 +10,7 @@ export function segments(text: string, words: string[]): Segment[] {
   const clean = [...new Set(words.map((w) => w.trim()).filter(Boolean))].sort((a, b) => b.length - a.length);
   if (!text) return [];
   if (!clean.length) return [{ text, hit: false }];
-  const re = new RegExp(`(?<![\\p{L}\\p{N}])(?:${clean.map(escape).join("|")})(?![\\p{L}\\p{N}])`, "giu");
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])(?:${clean.map(escapeRegExp).join("|")})(?![\\p{L}\\p{N}])`, "giu");
   const out: Segment[] = [];
   let last = 0;
   for (const m of text.matchAll(re)) {

@@ -32,7 +32,10 @@ function setup(model: FakeModel) {
   el = view.el;
   return model;
 }
-const q = (id: string) => view!.q(id);
+const q = (id: string) => {
+  if (!view) throw new Error("the widget is not mounted");
+  return view.q(id);
+};
 const thumbs = () => Array.from(q("image-strip").querySelectorAll<HTMLButtonElement>("button"));
 
 describe("image strip", () => {
@@ -48,8 +51,8 @@ describe("image strip", () => {
     expect(thumbs()[1].classList.contains("hp-picked")).toBe(true);
     const picked = q("sample-image");
     expect(picked.hidden).toBe(false);
-    expect(picked.querySelector("img")!.getAttribute("src")).toBe(made[1]);
-    expect(el.querySelector(".hp-answers")!.classList.contains("hp-with-image")).toBe(true);
+    expect(picked.querySelector("img")?.getAttribute("src")).toBe(made[1]);
+    expect(el.querySelector(".hp-answers")?.classList.contains("hp-with-image")).toBe(true);
   });
 
   it("sets sample_index on click and shows that image beside the answers", () => {
@@ -59,7 +62,7 @@ describe("image strip", () => {
     expect(model.saves).toBeGreaterThan(0);
     expect(thumbs()[1].getAttribute("aria-pressed")).toBe("true");
     expect(thumbs()[0].getAttribute("aria-pressed")).toBe("false");
-    expect(q("sample-image").querySelector("img")!.getAttribute("src")).toBe(made[1]);
+    expect(q("sample-image").querySelector("img")?.getAttribute("src")).toBe(made[1]);
     expect(q("sample-image").textContent).toBe("Sample 1");
     expect(made).toHaveLength(2); // a new pick reuses the URLs
   });
@@ -73,8 +76,8 @@ describe("image strip", () => {
     expect(revoked).toEqual(first);
     expect(thumbs()).toHaveLength(1);
     // the Python side clamps sample_index; the views show image 0 meanwhile
-    expect(q("sample-image").querySelector("img")!.getAttribute("src")).toBe(made[2]);
-    view!.cleanup();
+    expect(q("sample-image").querySelector("img")?.getAttribute("src")).toBe(made[2]);
+    view?.cleanup();
     view = undefined;
     expect(revoked).toEqual([...first, made[2]]);
   });
@@ -84,7 +87,7 @@ describe("image strip", () => {
     expect(q("image-strip").hidden).toBe(true);
     expect(q("sample-image").hidden).toBe(true);
     expect(el.querySelectorAll("img")).toHaveLength(0);
-    expect(el.querySelector(".hp-answers")!.classList.contains("hp-with-image")).toBe(false);
+    expect(el.querySelector(".hp-answers")?.classList.contains("hp-with-image")).toBe(false);
     expect(made).toHaveLength(0);
   });
 

@@ -36,8 +36,16 @@ export class ImageStrip {
   private buttons: HTMLButtonElement[] = [];
   private shown: string[] | null = null;
 
-  constructor(private model: ModelLike, private urls: ImageUrls) {
-    this.el = h("div", { class: "hp-strip", role: "group", "aria-label": "sample images", "data-testid": "image-strip" });
+  constructor(
+    private model: ModelLike,
+    private urls: ImageUrls,
+  ) {
+    this.el = h("div", {
+      class: "hp-strip",
+      role: "group",
+      "aria-label": "sample images",
+      "data-testid": "image-strip",
+    });
     this.el.addEventListener("click", (e) => {
       const button = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-index]");
       if (!button) return;
@@ -53,8 +61,12 @@ export class ImageStrip {
     if (urls !== this.shown) {
       this.shown = urls;
       this.buttons = urls.map((src, i) =>
-        h("button", { type: "button", class: "hp-thumb", "data-index": String(i), "aria-label": `sample ${i}` },
-          h("img", { src, alt: "" }), h("span", { class: "hp-thumb-index", text: String(i) })),
+        h(
+          "button",
+          { type: "button", class: "hp-thumb", "data-index": String(i), "aria-label": `sample ${i}` },
+          h("img", { src, alt: "" }),
+          h("span", { class: "hp-thumb-index", text: String(i) }),
+        ),
       );
       this.el.replaceChildren(h("span", { class: "hp-strip-label", text: "Sample " }), ...this.buttons);
     }
@@ -72,7 +84,10 @@ export class SampleImage {
   private img: HTMLImageElement;
   private caption: HTMLElement;
 
-  constructor(private model: ModelLike, private urls: ImageUrls) {
+  constructor(
+    private model: ModelLike,
+    private urls: ImageUrls,
+  ) {
     this.img = h("img", { alt: "" });
     this.caption = h("figcaption");
     this.el = h("figure", { class: "hp-sample", "data-testid": "sample-image" });

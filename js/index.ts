@@ -45,7 +45,10 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
   const on: [string, () => void][] = [
     ["change:n_layers change:n_heads", () => grid.render()],
     ["change:scores change:above_null change:strengths change:selected change:score", () => grid.update()],
-    ["change:selected change:tokens change:lens_tokens change:curve change:scores change:score change:above_null", () => panel.render()],
+    [
+      "change:selected change:tokens change:lens_tokens change:curve change:scores change:score change:above_null",
+      () => panel.render(),
+    ],
     ["change:selected change:strengths", () => slider.render()],
     ["change:strengths change:top_k change:top_alpha", () => top.render()],
     ["change:concept change:concept_names change:score_names change:score", () => concept.render()],
@@ -53,7 +56,13 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     ["change:prompt change:max_new_tokens", () => prompt.render()],
     ["change:baseline_text", () => baseline.onTrait()],
     ["change:edited_text", () => edited.onTrait()],
-    ["change:concept_words", () => (baseline.render(), edited.render())],
+    [
+      "change:concept_words",
+      () => {
+        baseline.render();
+        edited.render();
+      },
+    ],
     ["change:images change:sample_index", showImages],
   ];
   const onMsg = (msg: StreamMessage) => {

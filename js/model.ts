@@ -45,14 +45,17 @@ export interface WidgetModel {
 /** One image as it arrives from Python: PNG bytes as a DataView (or any buffer). */
 export type ImageBytes = DataView | ArrayBuffer | ArrayBufferView;
 
+/** A model event callback: `() => void` for trait changes, `(msg) => void` for messages. */
+export type Listener = (...args: never[]) => void;
+
 /** The part of anywidget's model the views use (kept small so tests can fake it). */
 export interface ModelLike {
   get<K extends keyof WidgetModel>(key: K): WidgetModel[K];
   set<K extends keyof WidgetModel>(key: K, value: WidgetModel[K]): void;
   save_changes(): void;
   send(content: KernelMessage): void;
-  on(event: string, callback: (...args: any[]) => void): void;
-  off(event?: string | null, callback?: ((...args: any[]) => void) | null): void;
+  on(event: string, callback: Listener): void;
+  off(event?: string | null, callback?: Listener | null): void;
 }
 
 /** Key of a head in the `strengths` trait: "layer.head" (Python: engine/heads.py head_key). */

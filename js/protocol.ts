@@ -18,7 +18,4 @@ export type StreamMessage =
   | { type: "token"; target: StreamTarget; gen: number; piece: string };
 
 /** Messages the front end sends to the Python side. */
-export type KernelMessage =
-  | { type: "stop" }
-  | { type: "apply_top" }
-  | { type: "generate" };
+export type KernelMessage = { type: "stop" } | { type: "apply_top" } | { type: "generate" };

@@ -22,10 +22,18 @@ export class HeadSlider {
   private input: HTMLInputElement;
   private value: HTMLElement;
 
-  constructor(private model: ModelLike, delayMs = 150) {
+  constructor(
+    private model: ModelLike,
+    delayMs = 150,
+  ) {
     this.input = h("input", {
-      type: "range", min: "-4", max: "8", step: "0.25", value: "1",
-      "data-testid": "head-slider", "aria-label": "edit strength of the selected head",
+      type: "range",
+      min: "-4",
+      max: "8",
+      step: "0.25",
+      value: "1",
+      "data-testid": "head-slider",
+      "aria-label": "edit strength of the selected head",
     });
     this.value = h("output", { "data-testid": "head-slider-value" });
     const commit = debounce((alpha: number) => this.commit(alpha), delayMs);
@@ -36,7 +44,14 @@ export class HeadSlider {
     this.input.addEventListener("change", () => commit.flush());
     const reset = h("button", { type: "button", "data-testid": "head-reset", text: "Reset head" });
     reset.addEventListener("click", () => this.commit(1));
-    this.el = h("div", { class: "hp-head-slider" }, h("label", { text: "Strength (alpha) " }), this.input, this.value, reset);
+    this.el = h(
+      "div",
+      { class: "hp-head-slider" },
+      h("label", { text: "Strength (alpha) " }),
+      this.input,
+      this.value,
+      reset,
+    );
     this.render();
   }
 
@@ -49,7 +64,7 @@ export class HeadSlider {
 
   render(): void {
     const sel = this.model.get("selected") ?? [];
-    const alpha = sel.length === 2 ? (this.model.get("strengths") ?? {})[headKey(sel[0], sel[1])] ?? 1 : 1;
+    const alpha = sel.length === 2 ? (this.model.get("strengths")?.[headKey(sel[0], sel[1])] ?? 1) : 1;
     this.input.value = String(alpha);
     this.value.textContent = describe(alpha);
   }
@@ -62,8 +77,19 @@ export class TopControl {
   private count: HTMLElement;
 
   constructor(private model: ModelLike) {
-    this.k = h("input", { type: "number", min: "1", step: "1", "data-testid": "top-k", "aria-label": "number of top heads" });
-    this.alpha = h("input", { type: "number", step: "0.5", "data-testid": "top-alpha", "aria-label": "alpha for the top heads" });
+    this.k = h("input", {
+      type: "number",
+      min: "1",
+      step: "1",
+      "data-testid": "top-k",
+      "aria-label": "number of top heads",
+    });
+    this.alpha = h("input", {
+      type: "number",
+      step: "0.5",
+      "data-testid": "top-alpha",
+      "aria-label": "alpha for the top heads",
+    });
     const apply = h("button", { type: "button", "data-testid": "apply-top", text: "Edit top heads" });
     const clear = h("button", { type: "button", "data-testid": "clear-edits", text: "Clear all edits" });
     this.count = h("span", { class: "hp-edit-count", "data-testid": "edit-count" });
@@ -79,7 +105,17 @@ export class TopControl {
       this.model.set("strengths", {});
       this.model.save_changes();
     });
-    this.el = h("div", { class: "hp-top" }, h("label", { text: "Top " }), this.k, h("label", { text: " heads x " }), this.alpha, apply, clear, this.count);
+    this.el = h(
+      "div",
+      { class: "hp-top" },
+      h("label", { text: "Top " }),
+      this.k,
+      h("label", { text: " heads x " }),
+      this.alpha,
+      apply,
+      clear,
+      this.count,
+    );
     this.render();
   }
 

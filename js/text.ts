@@ -11,7 +11,11 @@ export class AnswerView {
   private text = "";
   private gen = -1;
 
-  constructor(private model: ModelLike, private target: StreamTarget, title: string) {
+  constructor(
+    private model: ModelLike,
+    private target: StreamTarget,
+    title: string,
+  ) {
     this.body = h("div", { class: "hp-answer-text", "data-testid": `${target}-text` });
     this.el = h("div", { class: `hp-answer hp-${target}` }, h("h4", { text: title }), this.body);
     this.setText(model.get(`${target}_text`));
@@ -42,7 +46,9 @@ export class AnswerView {
   private setText(text: string): void {
     this.text = text;
     const words = this.model.get("concept_words") ?? [];
-    const parts = segments(text, words).map((s) => (s.hit ? h("mark", { class: "hp-hit", text: s.text }) : document.createTextNode(s.text)));
+    const parts = segments(text, words).map((s) =>
+      s.hit ? h("mark", { class: "hp-hit", text: s.text }) : document.createTextNode(s.text),
+    );
     this.body.replaceChildren(...parts);
   }
 }
@@ -53,8 +59,19 @@ export class PromptBox {
   private maxTokens: HTMLInputElement;
 
   constructor(private model: ModelLike) {
-    this.prompt = h("textarea", { rows: "2", "data-testid": "prompt-input", "aria-label": "prompt", placeholder: "Prompt to generate from" });
-    this.maxTokens = h("input", { type: "number", min: "1", max: String(MAX_NEW_TOKENS), "data-testid": "max-new-tokens", "aria-label": "max new tokens" });
+    this.prompt = h("textarea", {
+      rows: "2",
+      "data-testid": "prompt-input",
+      "aria-label": "prompt",
+      placeholder: "Prompt to generate from",
+    });
+    this.maxTokens = h("input", {
+      type: "number",
+      min: "1",
+      max: String(MAX_NEW_TOKENS),
+      "data-testid": "max-new-tokens",
+      "aria-label": "max new tokens",
+    });
     const run = h("button", { type: "button", "data-testid": "generate", text: "Generate" });
     const stop = h("button", { type: "button", "data-testid": "stop", text: "Stop" });
     const commit = () => {
@@ -77,7 +94,15 @@ export class PromptBox {
     });
     this.maxTokens.addEventListener("change", commit);
     stop.addEventListener("click", () => this.model.send({ type: STOP }));
-    this.el = h("div", { class: "hp-prompt" }, this.prompt, h("label", { text: "max tokens " }), this.maxTokens, run, stop);
+    this.el = h(
+      "div",
+      { class: "hp-prompt" },
+      this.prompt,
+      h("label", { text: "max tokens " }),
+      this.maxTokens,
+      run,
+      stop,
+    );
     this.render();
   }
 

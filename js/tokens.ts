@@ -41,16 +41,26 @@ export class TokenPanel {
   readonly el: HTMLElement;
   private body: HTMLElement;
 
-  constructor(private model: ModelLike, private slider: HTMLElement) {
+  constructor(
+    private model: ModelLike,
+    private slider: HTMLElement,
+  ) {
     this.body = h("div", { class: "hp-panel-body" });
-    this.el = h("section", { class: "hp-panel", "data-testid": "token-panel", "aria-live": "polite" }, this.body, slider);
+    this.el = h(
+      "section",
+      { class: "hp-panel", "data-testid": "token-panel", "aria-live": "polite" },
+      this.body,
+      slider,
+    );
     this.render();
   }
 
   render(): void {
     const sel = this.model.get("selected") ?? [];
     if (sel.length !== 2) {
-      this.body.replaceChildren(h("p", { class: "hp-hint", text: "Click a head (or focus the grid and press Enter) to see its tokens." }));
+      this.body.replaceChildren(
+        h("p", { class: "hp-hint", text: "Click a head (or focus the grid and press Enter) to see its tokens." }),
+      );
       this.slider.hidden = true;
       return;
     }
@@ -75,7 +85,7 @@ export class TokenPanel {
   private curve(): HTMLElement {
     const curve = decodeArray(this.model.get("curve"))?.data;
     const wrap = h("figure", { class: "hp-curve", "data-testid": "evr-curve" });
-    if (!curve || !curve.length) return wrap;
+    if (!curve?.length) return wrap;
     const w = 220;
     const ht = 60;
     const svg = document.createElementNS(SVG, "svg");

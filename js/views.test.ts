@@ -10,7 +10,10 @@ function setup(model: FakeModel) {
   el = view.el;
   return model;
 }
-const q = (id: string) => view!.q(id);
+const q = (id: string) => {
+  if (!view) throw new Error("the widget is not mounted");
+  return view.q(id);
+};
 const cells = () => Array.from(el.querySelectorAll<HTMLElement>("[role=gridcell]"));
 
 afterEach(() => {
@@ -22,11 +25,13 @@ afterEach(() => {
 describe("grid", () => {
   let model: FakeModel;
   beforeEach(() => {
-    model = setup(new FakeModel({
-      scores: encode([0.1, 0.5, 0.2, 0.0, 0.9, 0.3], "float32", [2, 3]),
-      above_null: encode([1, 1, 0, 0, 1, 1], "uint8", [2, 3]),
-      head_tokens: ["a", "b", "c", "d", "red, blue", "f"],
-    }));
+    model = setup(
+      new FakeModel({
+        scores: encode([0.1, 0.5, 0.2, 0.0, 0.9, 0.3], "float32", [2, 3]),
+        above_null: encode([1, 1, 0, 0, 1, 1], "uint8", [2, 3]),
+        head_tokens: ["a", "b", "c", "d", "red, blue", "f"],
+      }),
+    );
   });
 
   it("has one labelled gridcell per head, in layer-major order", () => {
@@ -87,7 +92,14 @@ describe("grid", () => {
     const n = 80 * 64;
     model.set("n_layers", 80);
     model.set("n_heads", 64);
-    model.set("scores", encode(Array.from({ length: n }, (_, i) => i / n), "float32", [80, 64]));
+    model.set(
+      "scores",
+      encode(
+        Array.from({ length: n }, (_, i) => i / n),
+        "float32",
+        [80, 64],
+      ),
+    );
     expect(cells()).toHaveLength(n);
     expect(cells()[n - 1].dataset.layer).toBe("79");
     expect(cells()[n - 1].dataset.head).toBe("63");
@@ -97,20 +109,25 @@ describe("grid", () => {
 
 describe("token panel and sliders", () => {
   it("shows the selected head's tokens as text, never as HTML", () => {
-    const model = setup(new FakeModel({
-      selected: [0, 1],
-      tokens: [[" <img src=x onerror=alert(1)>", 0.2], [" red", 0.1]],
-      lens_tokens: [["<b>blue</b>", 7.5]],
-      curve: encode([0.1, 0.3, 0.35], "float32", [3]),
-      scores: encode([0, 0.4, 0, 0, 0, 0], "float32", [2, 3]),
-    }));
+    const model = setup(
+      new FakeModel({
+        selected: [0, 1],
+        tokens: [
+          [" <img src=x onerror=alert(1)>", 0.2],
+          [" red", 0.1],
+        ],
+        lens_tokens: [["<b>blue</b>", 7.5]],
+        curve: encode([0.1, 0.3, 0.35], "float32", [3]),
+        scores: encode([0, 0.4, 0, 0, 0, 0], "float32", [2, 3]),
+      }),
+    );
     const panel = q("token-panel");
     expect(panel.querySelector("img, b")).toBeNull();
     const atoms = Array.from(panel.querySelectorAll('[data-testid="atom-token"]')).map((e) => e.textContent);
     expect(atoms).toEqual([" <img src=x onerror=alert(1)>", " red"]);
-    expect(panel.querySelector('[data-testid="lens-token"]')!.textContent).toBe("<b>blue</b>");
+    expect(panel.querySelector('[data-testid="lens-token"]')?.textContent).toBe("<b>blue</b>");
     expect(q("panel-title").textContent).toBe("Layer 0, head 1");
-    expect(panel.querySelector("polyline")!.getAttribute("points")!.split(" ")).toHaveLength(3);
+    expect(panel.querySelector("polyline")?.getAttribute("points")?.split(" ")).toHaveLength(3);
     model.set("selected", []);
     expect(panel.querySelector('[data-testid="atom-token"]')).toBeNull();
   });
@@ -147,7 +164,7 @@ describe("token panel and sliders", () => {
 describe("text views", () => {
   it("streams the newest generation and drops older pieces", () => {
     const model = setup(new FakeModel({ concept_words: ["red"], baseline_text: "A red sun." }));
-    expect(q("baseline-text").querySelector("mark")!.textContent).toBe("red");
+    expect(q("baseline-text").querySelector("mark")?.textContent).toBe("red");
     model.emit("msg:custom", { type: "stream_start", target: "edited", gen: 1 });
     model.emit("msg:custom", { type: "token", target: "edited", gen: 1, piece: "A" });
     model.emit("msg:custom", { type: "stream_start", target: "edited", gen: 2 });
@@ -155,7 +172,7 @@ describe("text views", () => {
     model.emit("msg:custom", { type: "token", target: "edited", gen: 2, piece: "The" });
     model.emit("msg:custom", { type: "token", target: "edited", gen: 2, piece: " red" });
     expect(q("edited-text").textContent).toBe("The red");
-    expect(q("edited-text").querySelector("mark")!.textContent).toBe("red");
+    expect(q("edited-text").querySelector("mark")?.textContent).toBe("red");
     expect(q("baseline-text").textContent).toBe("A red sun.");
     model.set("edited_text", "The red sky.");
     expect(q("edited-text").textContent).toBe("The red sky.");
@@ -204,7 +221,7 @@ describe("controls", () => {
   it("detaches every listener on unmount", () => {
     const model = setup(new FakeModel());
     expect(model.listenerCount()).toBeGreaterThan(0);
-    view!.cleanup();
+    view?.cleanup();
     view = undefined;
     expect(model.listenerCount()).toBe(0);
   });
