@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .engine.errors import HeadPursuitError
+import numpy as np
+
+from .engine import HeadPursuitError, HeadRanking, generate, load_model, random_heads, rank_heads
 from .engine.shipped import DEFAULT_MODEL, SHIPPED
+from .experiments import control_logprob, probe_mass
 
 
 def _read_lines(path: str) -> list[str]:
@@ -32,16 +35,11 @@ def _print_ranking(ranking, n: int) -> None:
 
 
 def cmd_fetch(args) -> None:
-    from .engine.models import load_model
-
     model = load_model(args.model)
     print(f"ready: {model}")
 
 
 def cmd_rank(args) -> None:
-    from .engine.models import load_model
-    from .engine.ranking import rank_heads
-
     model = load_model(args.model)
     if args.words and not Path(args.words).is_file():
         raise HeadPursuitError(f"word file not found: {args.words}")
@@ -60,10 +58,6 @@ def _edit_for(ranking, top_k: int, alpha: float) -> dict:
 
 
 def cmd_generate(args) -> None:
-    from .engine.generation import generate
-    from .engine.models import load_model
-    from .engine.ranking import HeadRanking
-
     model = load_model(args.model)
     ranking = HeadRanking.load(args.ranking, model=model)
     edits = _edit_for(ranking, args.top_k, args.alpha)
@@ -80,14 +74,6 @@ def cmd_generate(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    import numpy as np
-
-    from .engine.baselines import random_heads
-    from .engine.generation import generate
-    from .engine.models import load_model
-    from .engine.ranking import rank_heads
-    from .experiments import control_logprob, probe_mass
-
     model = load_model(args.model)
     print(model)
     ranking = rank_heads(model, None, "colours")

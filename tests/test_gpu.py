@@ -14,7 +14,7 @@ WORDS = ["red", "blue", "green", "yellow", "grey", "white", "black"]
 def on_cuda(m, dtype=torch.float32):
     import copy
 
-    return hp.wrap(copy.deepcopy(m.model).to("cuda", dtype), m.tokenizer, name=m.name)
+    return hp.wrap(copy.deepcopy(m.module).to("cuda", dtype), m.tokenizer, name=m.name)
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma3_text", "gpt2"])
@@ -50,7 +50,7 @@ def test_edits_equal_baked_weights_on_cuda_with_kv_cache(make_tiny, dtype):
 
 def test_load_model_with_device_map_auto(tmp_path, make_tiny):
     m = make_tiny("qwen3")
-    m.model.save_pretrained(tmp_path)
+    m.module.save_pretrained(tmp_path)
     m.tokenizer.save_pretrained(tmp_path)
     loaded = hp.load_model(str(tmp_path), dtype=torch.bfloat16, device_map="auto")
     assert loaded.device.type == "cuda"

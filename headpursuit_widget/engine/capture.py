@@ -24,8 +24,9 @@ class _Done(Exception):
 
 
 def capture(
-    hm,
+    model,
     samples,
+    *,
     positions: str = "prompt",
     chat: bool = False,
     batch_size: int = 8,
@@ -41,7 +42,7 @@ def capture(
     samples = check_prompts(samples, "samples")
     if batch_size < 1:
         raise HeadPursuitError(f"batch_size must be >= 1, got {batch_size}")
-    a = hm.adapter
+    a = model.adapter
     out = torch.zeros(a.n_layers, a.n_heads, len(samples), a.d_model)
     weights = [a.head_weights(layer).detach() for layer in range(a.n_layers)]
     gains = [norm_gain(n, a.d_model) if n is not None else None for n in a.post_norms]
@@ -80,7 +81,7 @@ def capture(
         return hook
 
     handles = []
-    with hm.lock, hooks_removed(handles):
+    with model.lock, hooks_removed(handles):
         for layer, proj in enumerate(a.out_projs):
             handles.append(proj.register_forward_pre_hook(on_out_proj(layer)))
             if a.post_norms[layer] is not None:
@@ -89,17 +90,17 @@ def capture(
         with bar, torch.inference_mode():
             for start in range(0, len(samples), batch_size):
                 chunk = samples[start : start + batch_size]
-                batch = encode(hm, chunk, positions=positions, chat=chat)
+                batch = encode(model, chunk, positions=positions, chat=chat)
                 counts = batch.select.sum(1)
                 empty = (counts == 0).nonzero().flatten().tolist()
                 if empty:
                     raise HeadPursuitError(
                         f"samples {[start + i for i in empty]} have no {positions!r} positions to average over"
                     )
-                state["weight"] = (batch.select.float() / counts[:, None]).to(hm.device)
+                state["weight"] = (batch.select.float() / counts[:, None]).to(model.device)
                 state["rows"] = slice(start, start + len(chunk))
                 try:
-                    hm.model(**batch.inputs, use_cache=False)
+                    model.module(**batch.inputs, use_cache=False)
                 except _Done:
                     pass
                 bar.update(len(chunk))

@@ -31,7 +31,7 @@ class SompResult:
     evr: torch.Tensor
 
 
-def somp(H: torch.Tensor, D: torch.Tensor, k: int, center: bool = True, rel_tol: float = 1e-10) -> SompResult:
+def somp(H: torch.Tensor, D: torch.Tensor, k: int, *, center: bool = True, rel_tol: float = 1e-10) -> SompResult:
     """Run SOMP for signal sets H (n, d) or (B, n, d) against a dictionary D (m, d) or a stack of
     G dictionaries of equal size (G, m, d) - each set against each dictionary.
 

@@ -213,6 +213,7 @@ def rank_heads(
     model,
     prompts=None,
     concept="colours",
+    *,
     method: str = "somp",
     score: str | None = None,
     k: int = 50,

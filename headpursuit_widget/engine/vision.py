@@ -125,26 +125,26 @@ def _assemble_processor(path, backend: str | None, **kwargs) -> ProcessorMixin:
     return images_only(cls).from_args_and_dict([parts[a]() for a in attrs], processor_dict, **init_kwargs)
 
 
-def image_token_id(model: torch.nn.Module, processor) -> int:
+def image_token_id(module: torch.nn.Module, processor) -> int:
     """Id of the placeholder token that the model replaces by image features (from the model
     config), checked against the processor; raises HeadPursuitError on a mismatch."""
-    cfg = model.config
+    cfg = module.config
     tid = getattr(cfg, "image_token_id", None)
     tid = getattr(cfg, "image_token_index", None) if tid is None else tid
     if tid is None:
-        raise HeadPursuitError(f"{type(model).__name__} has no image_token_id in its config")
+        raise HeadPursuitError(f"{type(module).__name__} has no image_token_id in its config")
     if processor is None or not hasattr(processor, "image_processor"):
         raise HeadPursuitError(
-            f"{type(model).__name__} is a vision-language model: pass its processor "
+            f"{type(module).__name__} is a vision-language model: pass its processor "
             "(hp.wrap(model, processor) or hp.load_model(path, processor=...))"
         )
     proc_ids = [
         i for i in getattr(processor, "image_token_ids", [getattr(processor, "image_token_id", None)]) if i is not None
     ]
-    n_embed = model.get_input_embeddings().num_embeddings
+    n_embed = module.get_input_embeddings().num_embeddings
     if tid not in proc_ids or len(processor.tokenizer) > n_embed:
         raise HeadPursuitError(
-            f"processor {type(processor).__name__} does not match model {type(model).__name__}: the model's "
+            f"processor {type(processor).__name__} does not match model {type(module).__name__}: the model's "
             f"image token id is {tid}, the processor's {proc_ids}; tokenizer size {len(processor.tokenizer)} "
             f"vs {n_embed} embeddings"
         )
@@ -252,7 +252,7 @@ def _chat_text(processor, images: list, prompt: str) -> str:
 
 
 def encode_vision(
-    hm, samples: list, positions: str = "image", chat: bool = False, padding_side: str = "right"
+    model, samples: list, positions: str = "image", chat: bool = False, padding_side: str = "right"
 ) -> Batch:
     """Processor outputs for VLM samples and the (B, T) selection mask, as an inputs.Batch.
 
@@ -262,8 +262,8 @@ def encode_vision(
     """
     if positions not in POSITIONS:
         raise HeadPursuitError(f"positions must be one of {POSITIONS}, got {positions!r}")
-    processor, model = hm.processor, hm.model
-    tid = image_token_id(model, processor)
+    processor, module = model.processor, model.module
+    tid = image_token_id(module, processor)
     per_sample, prompts = split_samples(samples)
     has = [bool(ims) for ims in per_sample]
     if any(has) and not all(has):
@@ -289,14 +289,14 @@ def encode_vision(
         raise HeadPursuitError(
             f"the processor's output has image tokens (id {tid}) in samples "
             f"{is_image.any(1).tolist()} but images were given for {has}: processor "
-            f"{type(processor).__name__} does not match model {type(model).__name__}"
+            f"{type(processor).__name__} does not match model {type(module).__name__}"
         )
     special = torch.isin(ids, torch.tensor(sorted(set(tok.all_special_ids)), dtype=ids.dtype))
     text = attn & ~is_image & ~special
     select = {"image": is_image, "prompt": text, "all": is_image | text}[positions]
-    dtype = next(model.parameters()).dtype
+    dtype = next(module.parameters()).dtype
     inputs = {
-        k: v.to(hm.device, dtype) if v.is_floating_point() else v.to(hm.device)
+        k: v.to(model.device, dtype) if v.is_floating_point() else v.to(model.device)
         for k, v in enc.items()
         if k != "labels" and torch.is_tensor(v)
     }
