@@ -148,7 +148,8 @@ def enhance(args):
         s = {m: curve.summary(selection, m)["median"] for m in ex.MEASURES}
         for i, a in enumerate(curve.x):
             print(
-                f"| {a:g} | {selection} | {s['word_rate'][i]:.2f}x | {s['probe_mass'][i]:.2f}x | {s['control'][i]:+.2f} | "
+                f"| {a:g} | {selection} | {s['word_rate'][i]:.2f}x | {s['probe_mass'][i]:.2f}x | "
+                f"{s['control'][i]:+.2f} | "
                 f"{s['perplexity'][i]:.2f}x |",
                 flush=True,
             )

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import concepts as shipped_concepts
 from .engine import HeadPursuitError, edit_heads, generate, random_heads, rank_heads
 from .engine.dictionary import Concept
 from .engine.inputs import format_prompt
 from .engine.ranking import SCORES, HeadRanking, resolve_concept
+from .engine.shipped import concepts as shipped_concepts
 
 MEASURES = ("probe_mass", "control", "word_rate", "perplexity")
 SELECTIONS = (*SCORES, "random")  # how a curve picks the heads it edits: the top heads by a score, or random

@@ -7,6 +7,8 @@ import pytest
 from transformers import AutoTokenizer
 
 import headpursuit_widget.concepts as concepts
+from headpursuit_widget.engine import HeadPursuitError
+from headpursuit_widget.engine.shipped import concepts as shipped_concepts
 
 SMOLLM2_GGUF = Path.home() / ".cache/headpursuit/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -19,7 +21,7 @@ def tokenizer():
 
 
 def test_names_match_data_files():
-    data = Path(concepts.__file__).parent / "data"
+    data = Path(shipped_concepts.__file__).parent / "data"
     on_disk = sorted(p.stem for p in data.glob("*.json") if not p.stem.startswith("_"))
     assert concepts.names() == on_disk
     assert "colours" in on_disk
@@ -48,7 +50,7 @@ def test_neutral_prompts_avoid_concept_words(name):
 
 
 def test_unknown_concept_lists_available():
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(HeadPursuitError) as err:
         concepts.get("colour-ish")
     for name in concepts.names():
         assert name in str(err.value)

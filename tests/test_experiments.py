@@ -27,7 +27,9 @@ def test_probe_mass_matches_unbatched_logits(tiny):
         got = ex.probe_mass(tiny, WORDS, prompts=PROBES, edits=e)
         want = [_last_logits(tiny, p, e).softmax(-1)[list(concept.token_ids)].sum().item() for p in PROBES]
         np.testing.assert_allclose(got, want, rtol=1e-4)
-    assert not np.allclose(ex.probe_mass(tiny, WORDS, prompts=PROBES), ex.probe_mass(tiny, WORDS, prompts=PROBES, edits=edits))
+    assert not np.allclose(
+        ex.probe_mass(tiny, WORDS, prompts=PROBES), ex.probe_mass(tiny, WORDS, prompts=PROBES, edits=edits)
+    )
 
 
 def test_control_logprob_matches_hand_computation_including_multi_token_answers(tiny):
@@ -71,9 +73,14 @@ def tiny_ranking(make_tiny):
 def test_suppression_curve_bookkeeping(tiny_ranking):
     model, ranking = tiny_ranking
     budget = ex.Budget(n_probe=3, n_generate=2, n_control=3, max_new_tokens=4)
-    curve = ex.suppression_curve(model, "colours", ks=(1, 3), n_random=4, ranking=ranking, budget=budget, progress=False)
+    curve = ex.suppression_curve(
+        model, "colours", ks=(1, 3), n_random=4, ranking=ranking, budget=budget, progress=False
+    )
     assert list(curve.values) == ["specificity", "logit_lens", "random"]
-    assert curve.values["random"]["probe_mass"].shape == (2, 4) and curve.values["specificity"]["control"].shape == (2, 1)
+    assert curve.values["random"]["probe_mass"].shape == (2, 4) and curve.values["specificity"]["control"].shape == (
+        2,
+        1,
+    )
     assert curve.heads["specificity"][1] == [ranking.top(3)]
     assert curve.heads["logit_lens"][0] == [ranking.with_score("logit_lens").top(1)]
     for draw in curve.heads["random"][1]:  # matched to the layer histogram of the top 3
@@ -91,7 +98,8 @@ def test_suppression_curve_bookkeeping(tiny_ranking):
     ratios = curve.values["random"]["probe_mass"] / curve.baseline["probe_mass"]
     np.testing.assert_allclose(rel["median"], np.median(ratios, axis=1))
     np.testing.assert_allclose(
-        curve.summary("specificity", "control")["median"], curve.values["specificity"]["control"][:, 0] - curve.baseline["control"]
+        curve.summary("specificity", "control")["median"],
+        curve.values["specificity"]["control"][:, 0] - curve.baseline["control"],
     )
     row = curve.table()[0]
     assert row["selection"] == "specificity" and row["k"] == 1 and set(ex.MEASURES) <= set(row)

@@ -11,6 +11,7 @@ import torch
 import vlm_factory as F
 
 import headpursuit_widget as hp
+from headpursuit_widget import image_tasks
 from headpursuit_widget.engine import images
 from headpursuit_widget.engine.vision import encode_vision
 
@@ -47,7 +48,8 @@ def test_capture_equals_manual_mean_over_image_tokens(kind, pics):
     model = hp.wrap(module, proc)
     samples = list(zip(pics, PROMPTS))
     got = {
-        pos: hp.capture(model, samples, positions=pos, batch_size=2, progress=False) for pos in ("image", "prompt", "all")
+        pos: hp.capture(model, samples, positions=pos, batch_size=2, progress=False)
+        for pos in ("image", "prompt", "all")
     }
 
     # Manual: the processor on hand-written placeholders, every o_proj input kept, means by hand.
@@ -165,13 +167,15 @@ def test_smollm2_inside_a_vlm_keeps_its_text_behaviour(smollm2):
 
 @pytest.mark.parametrize("kind", ["llava_next", "qwen2_5_vl"])
 def test_documented_recipe_runs_on_a_saved_tiny_model(kind, tmp_path):
-    """docs/vlm.md: hp.load_model(folder or cached hub id, device_map="auto") + images.run_image_task."""
+    """docs/vlm.md: hp.load_model(folder or cached hub id, device_map="auto") + image_tasks.run_image_task."""
     module, proc = F.build(kind)
     module.save_pretrained(tmp_path)
     proc.save_pretrained(tmp_path)
     model = hp.load_model(str(tmp_path), dtype=torch.float32, device_map="auto")
     assert model.is_vlm and type(model.module) is type(module)
-    report = images.run_image_task(model, "digits", n_per_class=1, top=2, max_new_tokens=3, k=5, n_null=2, progress=False)
+    report = image_tasks.run_image_task(
+        model, "digits", n_per_class=1, top=2, max_new_tokens=3, k=5, n_null=2, progress=False
+    )
     assert report["heads"] == report["ranking"].top(2) and report["labels"] == images.class_names("digits")
     assert sorted(l for l, _ in report["random_heads"]) == sorted(l for l, _ in report["heads"])
     pairs = images.samples("digits", 1)
@@ -190,7 +194,9 @@ def test_documented_recipe_runs_on_a_saved_tiny_model(kind, tmp_path):
 
 
 def test_answers_are_scored_by_whole_words():
-    assert images.is_correct("It is a Three.", "three", "digits")
-    assert images.is_correct("The digit is 3", "three", "digits")
-    assert not images.is_correct("thirteen or 13", "three", "digits")
-    assert images.is_correct("A red square", "red", "colours") and not images.is_correct("reddish", "red", "colours")
+    assert image_tasks.is_correct("It is a Three.", "three", "digits")
+    assert image_tasks.is_correct("The digit is 3", "three", "digits")
+    assert not image_tasks.is_correct("thirteen or 13", "three", "digits")
+    assert image_tasks.is_correct("A red square", "red", "colours") and not image_tasks.is_correct(
+        "reddish", "red", "colours"
+    )

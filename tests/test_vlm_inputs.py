@@ -116,7 +116,10 @@ def test_saved_processor_reloads_without_torchvision(kind, pic, tmp_path, monkey
     loaded = load_processor(tmp_path)
     assert type(loaded).__name__ == type(proc).__name__
     model, model2 = hp.wrap(module, proc), hp.wrap(module, loaded)
-    a, b = encode_vision(model, [(pic, "Which digit?")], chat=True), encode_vision(model2, [(pic, "Which digit?")], chat=True)
+    a, b = (
+        encode_vision(model, [(pic, "Which digit?")], chat=True),
+        encode_vision(model2, [(pic, "Which digit?")], chat=True),
+    )
     assert a.inputs.keys() == b.inputs.keys()
     for key in a.inputs:
         torch.testing.assert_close(a.inputs[key], b.inputs[key], rtol=0, atol=0)

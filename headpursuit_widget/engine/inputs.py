@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
-import torch
-
+from .batch import POSITIONS, Batch
 from .errors import HeadPursuitError
-
-POSITIONS = ("prompt", "image", "all")
-
-
-@dataclass
-class Batch:
-    """inputs: keyword arguments for the model's forward, on its device.
-    select: (batch, seq) bool, True where a position counts towards the mean write."""
-
-    inputs: dict
-    select: torch.Tensor
 
 
 def check_prompts(prompts, what: str = "prompts") -> list:
@@ -49,7 +36,12 @@ def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
 
 
 def encode_text(
-    model, prompts: list[str], positions: str = "prompt", chat: bool = False, padding_side: str = "right", reserve: int = 0
+    model,
+    prompts: list[str],
+    positions: str = "prompt",
+    chat: bool = False,
+    padding_side: str = "right",
+    reserve: int = 0,
 ) -> Batch:
     """Tokenise text prompts. Positions "prompt"/"all" select every non-pad, non-special token.
 

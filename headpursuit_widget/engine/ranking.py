@@ -28,6 +28,7 @@ from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError
 from .inputs import check_prompts
 from .pursuit import SompResult, somp
+from .shipped import concepts as shipped_concepts
 
 SCORES = ("specificity", "evr", "logit_lens")
 METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
@@ -180,8 +181,6 @@ def _progress(enabled: bool, label: str):
 def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
     """(tokenised Concept, shipped ConceptSpec or None) from a shipped name, word file, word list,
     Concept or ConceptSpec."""
-    from .. import concepts as shipped_concepts
-
     spec = None
     if isinstance(concept, str):
         if concept in shipped_concepts.names():

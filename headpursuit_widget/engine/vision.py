@@ -49,8 +49,8 @@ _hide_broken_torchvision()
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin  # noqa: E402
 from transformers.video_processing_utils import VideoProcessorMixin  # noqa: E402
 
+from .batch import POSITIONS, Batch  # noqa: E402
 from .errors import HeadPursuitError  # noqa: E402
-from .inputs import POSITIONS, Batch  # noqa: E402
 
 # Text the user writes for one image, where the processor's own image token is not enough.
 _PLACEHOLDER = {
@@ -254,7 +254,7 @@ def _chat_text(processor, images: list, prompt: str) -> str:
 def encode_vision(
     model, samples: list, positions: str = "image", chat: bool = False, padding_side: str = "right"
 ) -> Batch:
-    """Processor outputs for VLM samples and the (B, T) selection mask, as an inputs.Batch.
+    """Processor outputs for VLM samples and the (B, T) selection mask, as a batch.Batch.
 
     inputs: input_ids (B, T), attention_mask (B, T) and the class's image tensors (pixel_values,
     image_grid_thw, image_sizes, pixel_attention_mask, token_type_ids ...) on the model's device,
