@@ -1,6 +1,6 @@
 """Paper-protocol experiments: suppression and enhancement curves with a next-token probe.
 
-Measures of one edit set (METHOD.md sections 4-5 and 7), each against the unedited model:
+Measures of one edit set (docs/method.md, "Measuring an edit"), each against the unedited model:
 - probe_mass: probability mass of the concept's dictionary tokens as the next token after the
   concept's held-out probe prompts (mean over prompts, a probability in [0, 1]);
 - control: mean log-probability (nats) of the right answer of the factual control task;

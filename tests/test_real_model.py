@@ -55,7 +55,7 @@ def test_default_score_finds_colour_heads_that_beat_random_heads(smollm2, colour
 
 
 def test_raw_evr_artefact_is_visible_and_corrected(colours):
-    """METHOD.md section 7: raw EVR puts layer-0 heads first, and random words explain them as well."""
+    """docs/method.md "Defaults and why": raw EVR puts layer-0 heads first, and random words explain them as well."""
     _, ranking = colours
     raw = ranking.with_score("evr")
     layer0 = [(l, h) for l, h in raw.top(6) if l == 0]

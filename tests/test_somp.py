@@ -8,7 +8,7 @@ import headpursuit_widget as hp
 
 
 def reference_somp(H, D, k, center=True):
-    """METHOD.md section 3, literally: l1 correlation selection, least-squares refit every step."""
+    """docs/method.md "SOMP", literally: l1 correlation selection, least-squares refit every step."""
     H, D = H.astype(np.float64), D.astype(np.float64)
     Hc = H - H.mean(0) if center else H
     R, S, evr = Hc.copy(), [], []

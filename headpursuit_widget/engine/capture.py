@@ -1,6 +1,6 @@
 """Activation capture: the mean write of every head over the selected positions of each sample.
 
-A head's write to the residual stream is w_h = z_h @ W_O[h] (METHOD.md section 1). Because it is
+A head's write to the residual stream is w_h = z_h @ W_O[h] (docs/method.md, "What a head writes"). Because it is
 linear in z_h, the mean over positions is mean(z_h) @ W_O[h]: we average z inside a forward
 pre-hook on the output projection and project once per sample, so nothing per-position is kept.
 For Gemma-2/3 the write passes through the post-attention RMS norm: each position's z is divided

@@ -2,7 +2,7 @@
 
 Default rule "whole_word": each word contributes the variants word, " word", Word, " Word" that
 the tokenizer keeps as ONE token; a word with no such variant is reported in `split_words` and left
-out (METHOD.md section 7: first- or all-sub-token rules pull in fragments such as "p", " be").
+out (docs/method.md, "Defaults and why": first- or all-sub-token rules pull in fragments such as "p", " be").
 The other rules, "first_subtoken" and "all_subtokens", keep the first / every piece of each variant.
 """
 

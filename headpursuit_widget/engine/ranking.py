@@ -3,7 +3,7 @@
 Scores (all (n_layers, n_heads)):
 - "evr": the paper's raw score, EVR after k SOMP atoms of the concept dictionary.
 - "specificity" (default): evr minus the mean EVR of `n_null` dictionaries of as many random
-  word-like tokens, each run through the same SOMP. METHOD.md section 7: on SmolLM2 the raw score
+  word-like tokens, each run through the same SOMP. docs/method.md, "Scores": on SmolLM2 the raw score
   puts embedding-like layer-0 heads first for ANY word list; the difference removes that without
   excluding layers by hand. `above_null` marks heads whose evr beats every null draw.
 - "logit_lens": mean concept-token logit of the head's mean write.
