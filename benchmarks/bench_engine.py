@@ -19,15 +19,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import headpursuit_widget as hp
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_somp import reference_somp
+from headpursuit_widget.testing import reference_somp
 
 
 def timed(fn):

@@ -1,29 +1,12 @@
 """Hooks equal baked weights (also through the KV cache); hooks always removed; bad edits rejected up front."""
 
-import copy
-
 import pytest
 import torch
 
 import headpursuit_widget as hp
+from headpursuit_widget.testing import baked
 
 PROMPTS = ["The colour of the sky is", "Paris is the capital of"]
-
-
-def baked(m, edits):
-    """A copy of the model whose W_O blocks are scaled directly (columns for Linear, rows for Conv1D)."""
-    clone = copy.deepcopy(m.module)
-    other = hp.wrap(clone, m.tokenizer, name="baked")
-    a = other.adapter
-    with torch.no_grad():
-        for (layer, head), alpha in edits.items():
-            sl = slice(head * a.head_dim, (head + 1) * a.head_dim)
-            w = a.out_projs[layer].weight
-            if a.kind == "linear":
-                w[:, sl] *= alpha
-            else:
-                w[sl, :] *= alpha
-    return other
 
 
 def greedy(m, enc, n):

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from test_edits import baked
 
 import headpursuit_widget as hp
+from headpursuit_widget.testing import baked
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 PROMPTS = ["The red car stopped at the light.", "Blue and green flags", "A yellow sun over a grey sea at dusk"]
