@@ -80,8 +80,8 @@ def defaults(args):
                 "curve": curve.to_dict(),
             }
         )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"defaults-{args.model}-{args.concept}-from{args.skip}.json").write_text(json.dumps(dump, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"defaults-{args.model}-{args.concept}-from{args.skip}.json").write_text(json.dumps(dump, indent=1))
 
 
 def curves(args):
@@ -94,12 +94,12 @@ def curves(args):
             model, concept, ks=args.ks, n_random=args.n_random, ranking=ranking, budget=budget, progress=False
         )
         stem = f"suppression-{args.model}-{concept}"
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
         measures = (
             ("probe_mass", "control") if args.n_generate == 0 else ("probe_mass", "control", "word_rate", "perplexity")
         )
-        curve.save_html(OUT.parent / f"{stem}.html", measures)
+        curve.save_html((args.html or args.out) / f"{stem}.html", measures)
         n_above = int(ranking.above_null.sum())
         print(
             f"\n### {concept} on {args.model} ({time.time() - t:.0f} s; heads above every null: {n_above} of "
@@ -132,8 +132,8 @@ def enhance(args):
         progress=False,
     )
     stem = f"enhancement-{args.model}-{args.concept}"
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
     print(
         f"\n### enhancement of {args.concept} on {args.model}, k = {args.k} ({time.time() - t:.0f} s; "
         f"top: {ranking.top(args.k)}; {curve.settings['n_generate']} neutral prompts, {args.max_new_tokens} tokens)"
@@ -213,8 +213,8 @@ def nullcheck(args):
             f"max specificity {spec.max():+.3f}; top {out[label]['top']}",
             flush=True,
         )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"nullcheck-{args.model}-{args.concept}.json").write_text(json.dumps(out, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"nullcheck-{args.model}-{args.concept}.json").write_text(json.dumps(out, indent=1))
 
 
 def bigmodels(args):
@@ -289,14 +289,16 @@ def bigmodels(args):
                 cells = [c for m in ("specificity", "logit_lens", "random") for c in _fmt(curve, m, i)]
                 print(f"| {alpha:g} | {k} ({100 * k / n_heads:.1f}%) | " + " | ".join(cells) + " |", flush=True)
         info["seconds"] = time.time() - t
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"bigmodel-{name}-{args.concept}.json").write_text(json.dumps(info, indent=1))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"bigmodel-{name}-{args.concept}.json").write_text(json.dumps(info, indent=1))
         print(f"({info['seconds']:.0f} s: load {load_s:.0f} s, ranking {rank_s:.0f} s)", flush=True)
         del model, ranking
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=OUT, help="folder for the JSON results (default docs/measurements)")
+    p.add_argument("--html", type=Path, help="folder for the curve plots (default docs/, or --out when given)")
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("defaults")
     d.add_argument("--model", default="smollm2")
@@ -329,6 +331,8 @@ def main():
     b.add_argument("--fractions", type=float, nargs="+", default=[0.015, 0.03], help="k as shares of all heads")
     b.add_argument("--n-random", type=int, default=3)
     args = p.parse_args()
+    if args.html is None and args.out == OUT:
+        args.html = OUT.parent
     {"defaults": defaults, "curves": curves, "bigmodels": bigmodels, "enhance": enhance, "nullcheck": nullcheck}[
         args.cmd
     ](args)

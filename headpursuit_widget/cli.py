@@ -101,8 +101,12 @@ def cmd_demo(args) -> None:
     print(f"  {label:<36} colour {r_mass:.4f} ({r_mass / base_mass:4.2f}x)  control {r_ctl:6.2f} nats")
     prompt = args.prompt or "In one sentence: what colours are a ripe banana, a clear sky and fresh grass?"
     print(f"\nprompt: {prompt!r}")
-    for label, e in (("baseline", None), (f"edited: top {args.top_k} heads x {args.alpha:g}", edits)):
-        text = generate(model, [prompt], edits=e, max_new_tokens=args.max_new_tokens)[0]
+    runs: tuple[tuple[str, dict | None], ...] = (
+        ("baseline", None),
+        (f"edited: top {args.top_k} heads x {args.alpha:g}", edits),
+    )
+    for label, edit_set in runs:
+        text = generate(model, [prompt], edits=edit_set, max_new_tokens=args.max_new_tokens)[0]
         print(f"--- {label}:\n{text.strip()}")
 
 

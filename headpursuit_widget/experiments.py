@@ -297,7 +297,7 @@ def _selected_heads(ranking, selection: str, k: int, n_random: int, seed: int) -
 def _run(model, setup: _Setup, conditions: dict, *, progress: bool, desc: str) -> dict:
     """conditions: {(selection, i): [edits per draw]} -> {(selection, i): [measures per draw]}."""
     total = sum(len(v) for v in conditions.values())
-    out = {}
+    out: dict = {}
     with tqdm(total=total, desc=desc, disable=not progress) as bar:
         for key, draws in conditions.items():
             out[key] = []

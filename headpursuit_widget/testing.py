@@ -17,7 +17,7 @@ def reference_somp(H: np.ndarray, D: np.ndarray, k: int, center: bool = True):
     H (n, d), D (m, d) -> (atoms: list of k row indices, coef (n, k), evr (k,)), all float64."""
     H, D = H.astype(np.float64), D.astype(np.float64)
     Hc = H - H.mean(0) if center else H
-    R, S, evr = Hc.copy(), [], []
+    R, S, evr = Hc.copy(), list[int](), list[float]()
     X = np.zeros((Hc.shape[0], 0))
     for _ in range(k):
         c = np.abs(R @ D.T).sum(0)

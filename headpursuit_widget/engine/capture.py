@@ -52,8 +52,9 @@ def capture(
         """zmean (B, n_heads*head_dim) -> out[layer, :, rows] (n_heads, B, d_model)."""
         z = zmean.reshape(zmean.shape[0], a.n_heads, a.head_dim).to(weights[layer].dtype)
         w = torch.einsum("bhk,hkd->hbd", z, weights[layer]).float()
-        if gains[layer] is not None:
-            w = w * gains[layer].to(w.device)
+        gain = gains[layer]
+        if gain is not None:
+            w = w * gain.to(w.device)
         out[layer, :, state["rows"]] = w.cpu()
 
     def on_out_proj(layer):
@@ -80,7 +81,7 @@ def capture(
 
         return hook
 
-    handles = []
+    handles: list = []
     with model.lock, hooks_removed(handles):
         for layer, proj in enumerate(a.out_projs):
             handles.append(proj.register_forward_pre_hook(on_out_proj(layer)))

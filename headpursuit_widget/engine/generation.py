@@ -27,7 +27,7 @@ class _Stream(BaseStreamer):
 
     def __init__(self, tokenizer, n: int, on_token: Callable[[int, str], None] | None, stop_ids: set):
         self.tokenizer, self.on_token, self.stop_ids = tokenizer, on_token, stop_ids
-        self.ids = [[] for _ in range(n)]
+        self.ids: list[list[int]] = [[] for _ in range(n)]
         self.texts = [""] * n
         self.done = [False] * n
         self.prompt_seen = False

@@ -104,7 +104,7 @@ def shape_image(
 
 
 @lru_cache(maxsize=8)
-def _font(px: int) -> ImageFont.ImageFont:
+def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     for folder in _FONT_DIRS:
         path = Path(folder) / "DejaVuSans-Bold.ttf"
         if path.is_file():

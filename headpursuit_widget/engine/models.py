@@ -8,6 +8,7 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,8 +26,8 @@ class HeadModel:
     generating in the background, a notebook cell) never mix on the same model.
     """
 
-    module: nn.Module
-    tokenizer: object
+    module: Any  # the transformers nn.Module (a PreTrainedModel; its submodules are found at run time)
+    tokenizer: Any
     processor: object | None = None
     name: str = ""
     adapter: Adapter = field(init=False)

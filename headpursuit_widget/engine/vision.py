@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ def _hide_broken_torchvision() -> None:
     except Exception:
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
-        sys.modules["torchvision"] = None
+        sys.modules["torchvision"] = None  # type: ignore[assignment]  # None marks a module as absent
         from transformers.utils import import_utils
 
         for fn in ("is_torchvision_available", "is_torchvision_v2_available", "is_torchvision_greater_or_equal"):
@@ -64,11 +64,11 @@ class NoVideoProcessor(VideoProcessorMixin):
 
     num_frames = fps = None  # read by some processors' chat templating
 
-    def __call__(self, videos, **kwargs):
+    def __call__(self, videos, **kwargs):  # type: ignore[override]  # fills the video slot; never processes images
         raise RuntimeError("video inputs need torchvision, which is not usable here; pass images instead")
 
 
-def images_only(processor_cls: type) -> type:
+def images_only(processor_cls: Any) -> Any:
     """Subclass of `processor_cls` that accepts NoVideoProcessor (transformers cannot type-check
     a video processor without torchvision)."""
 
@@ -113,7 +113,7 @@ def _assemble_processor(path, backend: str | None, **kwargs) -> ProcessorMixin:
     )
     if not name or not hasattr(transformers, name):
         raise HeadPursuitError(f"no processor class found for {path}; pass processor= explicitly")
-    cls = getattr(transformers, name)
+    cls: Any = getattr(transformers, name)
     parts = {
         "tokenizer": lambda: AutoTokenizer.from_pretrained(path, **kwargs),
         "image_processor": lambda: AutoImageProcessor.from_pretrained(path, backend=backend, **kwargs),
@@ -125,7 +125,7 @@ def _assemble_processor(path, backend: str | None, **kwargs) -> ProcessorMixin:
     return images_only(cls).from_args_and_dict([parts[a]() for a in attrs], processor_dict, **init_kwargs)
 
 
-def image_token_id(module: torch.nn.Module, processor) -> int:
+def image_token_id(module: Any, processor) -> int:
     """Id of the placeholder token that the model replaces by image features (from the model
     config), checked against the processor; raises HeadPursuitError on a mismatch."""
     cfg = module.config
