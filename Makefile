@@ -11,7 +11,7 @@ MODEL := $(HEADPURSUIT_CACHE)/smollm2/hf/config.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab demo test test-py test-js chromium bench clean
+.PHONY: setup lab demo test chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,7 +41,11 @@ demo: setup
 	$(VENV)/bin/headpursuit demo
 
 test: setup chromium
-	npm run typecheck && npm run lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy headpursuit_widget
+	npm run typecheck
+	npm run lint
 	npm test
 	$(PY) -m pytest $(PYTEST_ARGS)
 

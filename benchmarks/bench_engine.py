@@ -19,15 +19,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import headpursuit_widget as hp
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_somp import reference_somp
+from headpursuit_widget.testing import reference_somp
 
 
 def timed(fn):
@@ -106,7 +103,7 @@ def _peak_child(n_prompts: int) -> None:
     loaded = peak()
     with torch.inference_mode():  # the same forward passes without hooks: what any use of the model costs
         for i in range(0, n_prompts, 8):
-            m.model(**m.tokenizer(prompts[i : i + 8], return_tensors="pt", padding=True), use_cache=False)
+            m.module(**m.tokenizer(prompts[i : i + 8], return_tensors="pt", padding=True), use_cache=False)
     forward = peak()
     acts = hp.capture(m, prompts, progress=False)
     after = peak()
@@ -148,8 +145,8 @@ def load(args):
             tf.AutoTokenizer.from_pretrained(args.random_weights),
             name="smollm2-shape-random",
         )
-    m.model.to(args.device)
-    return hp.wrap(m.model, m.tokenizer, name=m.name)
+    m.module.to(args.device)
+    return hp.wrap(m.module, m.tokenizer, name=m.name)
 
 
 def main():

@@ -18,24 +18,24 @@ import headpursuit_widget as hp
 from headpursuit_widget import experiments as ex
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "measurements"
-# (label, rank_heads options, alpha, method)
+# (label, rank_heads options, alpha, head selection)
 CHOICES = [
-    ("default: specificity, normalised rows, no norm folding, whole words, no chat, alpha -1", {}, -1.0, "somp"),
-    ("alpha 0 (ablate)", {}, 0.0, "somp"),
+    ("default: specificity, normalised rows, no norm folding, whole words, no chat, alpha -1", {}, -1.0, "specificity"),
+    ("alpha 0 (ablate)", {}, 0.0, "specificity"),
     ("Logit Lens ranking", {}, -1.0, "logit_lens"),
-    ("raw EVR (paper)", {"score": "evr"}, -1.0, "somp"),
-    ("rows not normalised", {"normalize": False}, -1.0, "somp"),
-    ("final norm folded", {"fold_norm": True}, -1.0, "somp"),
-    ("sub-token rule: first_subtoken", {"rule": "first_subtoken"}, -1.0, "somp"),
-    ("sub-token rule: all_subtokens", {"rule": "all_subtokens"}, -1.0, "somp"),
-    ("chat template for capture", {"chat": True}, -1.0, "somp"),
+    ("raw EVR (paper)", {"score": "evr"}, -1.0, "evr"),
+    ("rows not normalised", {"normalize": False}, -1.0, "specificity"),
+    ("final norm folded", {"fold_norm": True}, -1.0, "specificity"),
+    ("sub-token rule: first_subtoken", {"rule": "first_subtoken"}, -1.0, "specificity"),
+    ("sub-token rule: all_subtokens", {"rule": "all_subtokens"}, -1.0, "specificity"),
+    ("chat template for capture", {"chat": True}, -1.0, "specificity"),
 ]
 
 
-def _fmt(curve, method, i):
-    mass = curve.summary(method, "probe_mass")
-    ctrl = curve.summary(method, "control")
-    if method == "random":
+def _fmt(curve, selection, i):
+    mass = curve.summary(selection, "probe_mass")
+    ctrl = curve.summary(selection, "control")
+    if selection == "random":
         return (
             f"{mass['median'][i]:.2f}x [{mass['q25'][i]:.2f}-{mass['q75'][i]:.2f}]",
             f"{ctrl['median'][i]:+.2f} [{ctrl['q25'][i]:+.2f}, {ctrl['q75'][i]:+.2f}]",
@@ -44,62 +44,62 @@ def _fmt(curve, method, i):
 
 
 def defaults(args):
-    hm = hp.load_model(args.model)
+    model = hp.load_model(args.model)
     _rows, dump = [], []
     print(f"| choice | top {args.k} heads | concept mass | control (nats) | matched random mass | random control |")
     print("|---|---|---|---|---|---|")
     rankings = {}
-    for label, opts, alpha, method in CHOICES[args.skip :]:
+    for label, opts, alpha, selection in CHOICES[args.skip :]:
         t = time.time()
         key = json.dumps(opts, sort_keys=True)
         if key not in rankings:
-            rankings[key] = hp.rank_heads(hm, None, args.concept, progress=False, **opts)
+            rankings[key] = hp.rank_heads(model, None, args.concept, progress=False, **opts)
         ranking = rankings[key]
         curve = ex.suppression_curve(
-            hm,
+            model,
             args.concept,
             ks=(args.k,),
             alpha=alpha,
-            methods=(method, "random"),
+            selections=(selection, "random"),
             n_random=args.n_random,
             ranking=ranking,
             budget=ex.Budget(n_generate=0),
             progress=False,
         )
-        m, c = _fmt(curve, method, 0)
+        m, c = _fmt(curve, selection, 0)
         rm, rc = _fmt(curve, "random", 0)
-        heads = " ".join(f"L{l}H{h}" for l, h in curve.heads[method][0][0])
+        heads = " ".join(f"L{l}H{h}" for l, h in curve.heads[selection][0][0])
         print(f"| {label} | {heads} | {m} | {c} | {rm} | {rc} |", flush=True)
         dump.append(
             {
                 "choice": label,
                 "options": opts,
                 "alpha": alpha,
-                "method": method,
+                "selection": selection,
                 "seconds": time.time() - t,
                 "curve": curve.to_dict(),
             }
         )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"defaults-{args.model}-{args.concept}-from{args.skip}.json").write_text(json.dumps(dump, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"defaults-{args.model}-{args.concept}-from{args.skip}.json").write_text(json.dumps(dump, indent=1))
 
 
 def curves(args):
-    hm = hp.load_model(args.model)
+    model = hp.load_model(args.model)
     budget = ex.Budget(n_generate=args.n_generate, max_new_tokens=args.max_new_tokens)
     for concept in args.concepts:
         t = time.time()
-        ranking = hp.rank_heads(hm, None, concept, progress=False)
+        ranking = hp.rank_heads(model, None, concept, progress=False)
         curve = ex.suppression_curve(
-            hm, concept, ks=args.ks, n_random=args.n_random, ranking=ranking, budget=budget, progress=False
+            model, concept, ks=args.ks, n_random=args.n_random, ranking=ranking, budget=budget, progress=False
         )
         stem = f"suppression-{args.model}-{concept}"
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
         measures = (
             ("probe_mass", "control") if args.n_generate == 0 else ("probe_mass", "control", "word_rate", "perplexity")
         )
-        curve.save_html(OUT.parent / f"{stem}.html", measures)
+        curve.save_html((args.html or args.out) / f"{stem}.html", measures)
         n_above = int(ranking.above_null.sum())
         print(
             f"\n### {concept} on {args.model} ({time.time() - t:.0f} s; heads above every null: {n_above} of "
@@ -111,18 +111,18 @@ def curves(args):
         )
         print("|---|---|---|---|---|---|---|")
         for i, k in enumerate(curve.x):
-            cells = [c for m in ("somp", "logit_lens", "random") for c in _fmt(curve, m, i)]
+            cells = [c for m in ("specificity", "logit_lens", "random") for c in _fmt(curve, m, i)]
             print(f"| {k} | " + " | ".join(cells) + " |", flush=True)
 
 
 def enhance(args):
     """enhancement_curve: scale the top-k heads by each alpha; generations on the neutral prompts."""
-    hm = hp.load_model(args.model)
+    model = hp.load_model(args.model)
     t = time.time()
-    ranking = hp.rank_heads(hm, None, args.concept, progress=False)
+    ranking = hp.rank_heads(model, None, args.concept, progress=False)
     budget = ex.Budget(n_generate=args.n_generate, max_new_tokens=args.max_new_tokens)
     curve = ex.enhancement_curve(
-        hm,
+        model,
         args.concept,
         k=args.k,
         alphas=args.alphas,
@@ -132,8 +132,8 @@ def enhance(args):
         progress=False,
     )
     stem = f"enhancement-{args.model}-{args.concept}"
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(curve.to_dict(), indent=1))
     print(
         f"\n### enhancement of {args.concept} on {args.model}, k = {args.k} ({time.time() - t:.0f} s; "
         f"top: {ranking.top(args.k)}; {curve.settings['n_generate']} neutral prompts, {args.max_new_tokens} tokens)"
@@ -142,13 +142,14 @@ def enhance(args):
         f"unedited: word rate {curve.baseline['word_rate']:.4f}, probe mass {curve.baseline['probe_mass']:.4f}, "
         f"control {curve.baseline['control']:.2f}, perplexity {curve.baseline['perplexity']:.1f}"
     )
-    print("| alpha | method | word rate / unedited | probe mass / unedited | control (nats) | perplexity / unedited |")
+    print("| alpha | heads | word rate / unedited | probe mass / unedited | control (nats) | perplexity / unedited |")
     print("|---|---|---|---|---|---|")
-    for method in curve.values:
-        s = {m: curve.summary(method, m)["median"] for m in ex.MEASURES}
+    for selection in curve.values:
+        s = {m: curve.summary(selection, m)["median"] for m in ex.MEASURES}
         for i, a in enumerate(curve.x):
             print(
-                f"| {a:g} | {method} | {s['word_rate'][i]:.2f}x | {s['probe_mass'][i]:.2f}x | {s['control'][i]:+.2f} | "
+                f"| {a:g} | {selection} | {s['word_rate'][i]:.2f}x | {s['probe_mass'][i]:.2f}x | "
+                f"{s['control'][i]:+.2f} | "
                 f"{s['perplexity'][i]:.2f}x |",
                 flush=True,
             )
@@ -194,11 +195,11 @@ PLAIN_WORDS = [
 
 def nullcheck(args):
     """Heads above every null for the concept versus for a list of theme-less ordinary words."""
-    hm = hp.load_model(args.model)
+    model = hp.load_model(args.model)
     prompts = hp.concepts.get(args.concept).rank_prompts
     out = {}
     for label, words in ((args.concept, args.concept), ("plain words", PLAIN_WORDS)):
-        r = hp.rank_heads(hm, prompts, words, progress=False)
+        r = hp.rank_heads(model, prompts, words, progress=False)
         spec = r.score_table["specificity"]
         out[label] = {
             "above_null": int(r.above_null.sum()),
@@ -212,8 +213,8 @@ def nullcheck(args):
             f"max specificity {spec.max():+.3f}; top {out[label]['top']}",
             flush=True,
         )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"nullcheck-{args.model}-{args.concept}.json").write_text(json.dumps(out, indent=1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"nullcheck-{args.model}-{args.concept}.json").write_text(json.dumps(out, indent=1))
 
 
 def bigmodels(args):
@@ -221,14 +222,14 @@ def bigmodels(args):
     with alpha -1 and 0 (SOMP specificity, Logit Lens, layer-matched random heads)."""
     for name in args.models:
         t = time.time()
-        hm = hp.load_model(name)
+        model = hp.load_model(name)
         load_s = time.time() - t
-        ranking = hp.rank_heads(hm, None, args.concept, progress=False)
+        ranking = hp.rank_heads(model, None, args.concept, progress=False)
         rank_s = time.time() - t - load_s
         n_heads = ranking.n_layers * ranking.n_heads
         ks = sorted({max(1, round(f * n_heads)) for f in args.fractions})
         above = ranking.above_null
-        tok = hm.tokenizer
+        tok = model.tokenizer
         multi = sum(len(tok.encode(a, add_special_tokens=False)) > 1 for _, a in hp.concepts.control())
         top = ranking.top(max(ks))
         info = {
@@ -274,7 +275,7 @@ def bigmodels(args):
         print("|---|---|---|---|---|---|---|---|")
         for alpha in args.alphas:
             curve = ex.suppression_curve(
-                hm,
+                model,
                 args.concept,
                 ks=ks,
                 alpha=alpha,
@@ -285,17 +286,19 @@ def bigmodels(args):
             )
             info["curves"][str(alpha)] = curve.to_dict()
             for i, k in enumerate(curve.x):
-                cells = [c for m in ("somp", "logit_lens", "random") for c in _fmt(curve, m, i)]
+                cells = [c for m in ("specificity", "logit_lens", "random") for c in _fmt(curve, m, i)]
                 print(f"| {alpha:g} | {k} ({100 * k / n_heads:.1f}%) | " + " | ".join(cells) + " |", flush=True)
         info["seconds"] = time.time() - t
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"bigmodel-{name}-{args.concept}.json").write_text(json.dumps(info, indent=1))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"bigmodel-{name}-{args.concept}.json").write_text(json.dumps(info, indent=1))
         print(f"({info['seconds']:.0f} s: load {load_s:.0f} s, ranking {rank_s:.0f} s)", flush=True)
-        del hm, ranking
+        del model, ranking
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=OUT, help="folder for the JSON results (default docs/measurements)")
+    p.add_argument("--html", type=Path, help="folder for the curve plots (default docs/, or --out when given)")
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("defaults")
     d.add_argument("--model", default="smollm2")
@@ -328,6 +331,8 @@ def main():
     b.add_argument("--fractions", type=float, nargs="+", default=[0.015, 0.03], help="k as shares of all heads")
     b.add_argument("--n-random", type=int, default=3)
     args = p.parse_args()
+    if args.html is None and args.out == OUT:
+        args.html = OUT.parent
     {"defaults": defaults, "curves": curves, "bigmodels": bigmodels, "enhance": enhance, "nullcheck": nullcheck}[
         args.cmd
     ](args)

@@ -37,7 +37,7 @@ def array_from_json(value, widget=None) -> np.ndarray | None:
     dtype = value["dtype"]
     if dtype not in _NUMPY:
         raise TypeError(f"unsupported dtype {dtype!r} in widget array")
-    raw = np.frombuffer(bytes(value["buffer"]), dtype=np.uint8 if dtype == "bool" else _NUMPY[dtype])
+    raw: np.ndarray = np.frombuffer(bytes(value["buffer"]), dtype=np.uint8 if dtype == "bool" else _NUMPY[dtype])
     return raw.astype(np.bool_).reshape(value["shape"]) if dtype == "bool" else raw.reshape(value["shape"])
 
 

@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .engine.errors import HeadPursuitError
+import numpy as np
+
+from .engine import HeadPursuitError, HeadRanking, generate, load_model, random_heads, rank_heads
 from .engine.shipped import DEFAULT_MODEL, SHIPPED
+from .experiments import control_logprob, probe_mass
 
 
 def _read_lines(path: str) -> list[str]:
@@ -32,16 +35,11 @@ def _print_ranking(ranking, n: int) -> None:
 
 
 def cmd_fetch(args) -> None:
-    from .engine.models import load_model
-
     model = load_model(args.model)
     print(f"ready: {model}")
 
 
 def cmd_rank(args) -> None:
-    from .engine.models import load_model
-    from .engine.ranking import rank_heads
-
     model = load_model(args.model)
     if args.words and not Path(args.words).is_file():
         raise HeadPursuitError(f"word file not found: {args.words}")
@@ -60,10 +58,6 @@ def _edit_for(ranking, top_k: int, alpha: float) -> dict:
 
 
 def cmd_generate(args) -> None:
-    from .engine.generation import generate
-    from .engine.models import load_model
-    from .engine.ranking import HeadRanking
-
     model = load_model(args.model)
     ranking = HeadRanking.load(args.ranking, model=model)
     edits = _edit_for(ranking, args.top_k, args.alpha)
@@ -80,14 +74,6 @@ def cmd_generate(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    import numpy as np
-
-    from .engine.baselines import random_heads
-    from .engine.generation import generate
-    from .engine.models import load_model
-    from .engine.ranking import rank_heads
-    from .experiments import control_logprob, probe_mass
-
     model = load_model(args.model)
     print(model)
     ranking = rank_heads(model, None, "colours")
@@ -115,8 +101,12 @@ def cmd_demo(args) -> None:
     print(f"  {label:<36} colour {r_mass:.4f} ({r_mass / base_mass:4.2f}x)  control {r_ctl:6.2f} nats")
     prompt = args.prompt or "In one sentence: what colours are a ripe banana, a clear sky and fresh grass?"
     print(f"\nprompt: {prompt!r}")
-    for label, e in (("baseline", None), (f"edited: top {args.top_k} heads x {args.alpha:g}", edits)):
-        text = generate(model, [prompt], edits=e, max_new_tokens=args.max_new_tokens)[0]
+    runs: tuple[tuple[str, dict | None], ...] = (
+        ("baseline", None),
+        (f"edited: top {args.top_k} heads x {args.alpha:g}", edits),
+    )
+    for label, edit_set in runs:
+        text = generate(model, [prompt], edits=edit_set, max_new_tokens=args.max_new_tokens)[0]
         print(f"--- {label}:\n{text.strip()}")
 
 

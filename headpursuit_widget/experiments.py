@@ -1,6 +1,6 @@
 """Paper-protocol experiments: suppression and enhancement curves with a next-token probe.
 
-Measures of one edit set (METHOD.md sections 4-5 and 7), each against the unedited model:
+Measures of one edit set (docs/method.md, "Measuring an edit"), each against the unedited model:
 - probe_mass: probability mass of the concept's dictionary tokens as the next token after the
   concept's held-out probe prompts (mean over prompts, a probability in [0, 1]);
 - control: mean log-probability (nats) of the right answer of the factual control task;
@@ -19,25 +19,25 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import concepts as shipped_concepts
 from .engine import HeadPursuitError, edit_heads, generate, random_heads, rank_heads
+from .engine.dictionary import Concept
 from .engine.inputs import format_prompt
-from .engine.ranking import SCORES, resolve_concept
+from .engine.ranking import SCORES, HeadRanking, resolve_concept
+from .engine.shipped import concepts as shipped_concepts
 
 MEASURES = ("probe_mass", "control", "word_rate", "perplexity")
-RANKED = {"somp": None, **{s: s for s in SCORES}}  # "somp" = the ranking's own (default) score
-METHODS = (*RANKED, "random")
+SELECTIONS = (*SCORES, "random")  # how a curve picks the heads it edits: the top heads by a score, or random
 
 
-def _encode(hm, prompts, chat: bool) -> list[list[int]]:
-    tok = hm.tokenizer
+def _encode(model, prompts, chat: bool) -> list[list[int]]:
+    tok = model.tokenizer
     return [tok.encode(format_prompt(tok, p, chat), add_special_tokens=not chat) for p in prompts]
 
 
-def _batched_logits(hm, id_lists, batch_size: int, last_only: bool = False):
+def _batched_logits(model, id_lists, batch_size: int, last_only: bool = False):
     """Yield (start, logits, lengths (B,)) for batches of id lists: right-padded logits (B, T, vocab)
     float32, or with last_only left-padded logits of the last position only, (B, vocab)."""
-    pad = hm.tokenizer.pad_token_id
+    pad = model.tokenizer.pad_token_id
     for start in range(0, len(id_lists), batch_size):
         chunk = id_lists[start : start + batch_size]
         lengths = torch.tensor([len(ids) for ids in chunk])
@@ -49,35 +49,39 @@ def _batched_logits(hm, id_lists, batch_size: int, last_only: bool = False):
             ids[i, span] = torch.tensor(row)
             mask[i, span] = 1
         extra = (
-            {"logits_to_keep": 1, "position_ids": (mask.cumsum(1) - 1).clamp_min(0).to(hm.device)} if last_only else {}
+            {"logits_to_keep": 1, "position_ids": (mask.cumsum(1) - 1).clamp_min(0).to(model.device)}
+            if last_only
+            else {}
         )
         with torch.inference_mode():
-            out = hm.model(input_ids=ids.to(hm.device), attention_mask=mask.to(hm.device), use_cache=False, **extra)
+            out = model.module(
+                input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False, **extra
+            )
         logits = out.logits.float().cpu()
         yield start, logits[:, -1] if last_only else logits, lengths
 
 
-def next_token_probs(hm, prompts, edits=None, chat: bool = False, batch_size: int = 16) -> torch.Tensor:
+def next_token_probs(model, prompts, *, edits=None, chat: bool = False, batch_size: int = 16) -> torch.Tensor:
     """Next-token distribution after each prompt, (n_prompts, vocab) float32, under `edits`."""
-    with edit_heads(hm, edits):
+    with edit_heads(model, edits):
         rows = [
             logits.softmax(-1)
-            for _, logits, _ in _batched_logits(hm, _encode(hm, prompts, chat), batch_size, last_only=True)
+            for _, logits, _ in _batched_logits(model, _encode(model, prompts, chat), batch_size, last_only=True)
         ]
     return torch.cat(rows)
 
 
 def continuation_logprobs(
-    hm, prompts, continuations, edits=None, chat: bool = False, batch_size: int = 8
+    model, prompts, continuations, *, edits=None, chat: bool = False, batch_size: int = 8
 ) -> list[np.ndarray]:
     """Per-token log-probabilities (nats) of each continuation text given its prompt: list of (t_i,)."""
-    tok = hm.tokenizer
-    prompt_ids = _encode(hm, prompts, chat)
+    tok = model.tokenizer
+    prompt_ids = _encode(model, prompts, chat)
     cont_ids = [tok.encode(c, add_special_tokens=False) for c in continuations]
     id_lists = [p + c for p, c in zip(prompt_ids, cont_ids)]
     result = []
-    with edit_heads(hm, edits):
-        for start, logits, _ in _batched_logits(hm, id_lists, batch_size):
+    with edit_heads(model, edits):
+        for start, logits, _ in _batched_logits(model, id_lists, batch_size):
             logp = logits.log_softmax(-1)
             for i in range(logp.shape[0]):
                 p, c = prompt_ids[start + i], cont_ids[start + i]
@@ -86,18 +90,18 @@ def continuation_logprobs(
     return result
 
 
-def probe_mass(hm, concept, prompts=None, edits=None, chat: bool = False) -> np.ndarray:
+def probe_mass(model, concept, *, prompts=None, edits=None, chat: bool = False) -> np.ndarray:
     """Concept probability mass at the next token after each probe prompt, (n_prompts,) in [0, 1].
 
     concept: a shipped name, word list, Concept or ConceptSpec; prompts default to its probe prompts.
     """
-    con, spec = resolve_concept(concept, hm.tokenizer)
+    con, spec = resolve_concept(concept, model.tokenizer)
     prompts = _held_out(prompts, spec, "probe_prompts")
-    probs = next_token_probs(hm, prompts, edits, chat)
+    probs = next_token_probs(model, prompts, edits=edits, chat=chat)
     return probs[:, list(con.token_ids)].sum(1).double().numpy()
 
 
-def control_logprob(hm, pairs=None, edits=None) -> np.ndarray:
+def control_logprob(model, *, pairs=None, edits=None) -> np.ndarray:
     """Log-probability (nats) of the right answer of each (prompt, answer) control pair, (n_pairs,).
 
     Defaults to hp.concepts.control(); multi-token answers (other tokenizers) sum their tokens.
@@ -106,7 +110,7 @@ def control_logprob(hm, pairs=None, edits=None) -> np.ndarray:
     if not pairs:
         raise HeadPursuitError("the control task is empty: give (prompt, answer) pairs")
     prompts, answers = zip(*pairs)
-    return np.array([lp.sum() for lp in continuation_logprobs(hm, prompts, answers, edits)])
+    return np.array([lp.sum() for lp in continuation_logprobs(model, prompts, answers, edits=edits)])
 
 
 def word_rate(texts, words) -> np.ndarray:
@@ -121,12 +125,12 @@ def word_rate(texts, words) -> np.ndarray:
     return np.array(rates)
 
 
-def perplexity(hm, prompts, texts, chat: bool) -> float:
-    """Perplexity of the generated texts given their prompts under hm WITHOUT edits (nan if all empty)."""
+def perplexity(model, prompts, texts, *, chat: bool) -> float:
+    """Perplexity of the generated texts given their prompts under model WITHOUT edits (nan if all empty)."""
     keep = [(p, t) for p, t in zip(prompts, texts) if t.strip()]
     if not keep:
         return math.nan
-    logps = continuation_logprobs(hm, *zip(*keep), chat=chat)
+    logps = continuation_logprobs(model, *zip(*keep), chat=chat)
     return float(np.exp(-np.concatenate(logps).mean()))
 
 
@@ -152,30 +156,41 @@ class Budget:
         return cls(n_probe=8, n_generate=0, n_control=8, max_new_tokens=12)
 
 
-def evaluate(hm, concept, edits, probe_prompts, gen_prompts, pairs, max_new_tokens: int = 24) -> dict:
+@dataclass(frozen=True)
+class HeldOut:
+    """What every edit set is measured on: probe prompts, generation prompts (may be empty), control
+    (prompt, answer) pairs, and the generation length in tokens."""
+
+    probe_prompts: list[str]
+    gen_prompts: list[str]
+    pairs: list[tuple[str, str]]
+    max_new_tokens: int = 24
+
+
+def evaluate(model, concept, edits, *, held_out: HeldOut) -> dict:
     """All MEASURES for one edit set {(layer, head): alpha}: probe_mass, control (means), word_rate,
     perplexity (nan without generation prompts)."""
-    con, _ = resolve_concept(concept, hm.tokenizer)
+    con, _ = resolve_concept(concept, model.tokenizer)
     result = {
-        "probe_mass": float(probe_mass(hm, con, probe_prompts, edits).mean()),
-        "control": float(control_logprob(hm, pairs, edits).mean()),
+        "probe_mass": float(probe_mass(model, con, prompts=held_out.probe_prompts, edits=edits).mean()),
+        "control": float(control_logprob(model, pairs=held_out.pairs, edits=edits).mean()),
         "word_rate": math.nan,
         "perplexity": math.nan,
     }
-    if gen_prompts:
-        chat = bool(getattr(hm.tokenizer, "chat_template", None))
-        texts = generate(hm, gen_prompts, edits=edits, max_new_tokens=max_new_tokens, chat=chat)
+    if held_out.gen_prompts:
+        chat = bool(getattr(model.tokenizer, "chat_template", None))
+        texts = generate(model, held_out.gen_prompts, edits=edits, max_new_tokens=held_out.max_new_tokens, chat=chat)
         result["word_rate"] = float(word_rate(texts, con.words).mean())
-        result["perplexity"] = perplexity(hm, gen_prompts, texts, chat)
+        result["perplexity"] = perplexity(model, held_out.gen_prompts, texts, chat=chat)
     return result
 
 
 @dataclass
 class Curve:
-    """Measures of edited models along one axis (k heads or alpha), per method.
+    """Measures of edited models along one axis (k heads or alpha), per head selection.
 
-    values[method][measure]: (n_x, n_draws) float64 (n_draws = 1 for ranked methods, n_random for
-    "random"). baseline[measure]: the unedited model. heads[method][i][draw]: the edited heads.
+    values[selection][measure]: (n_x, n_draws) float64 (n_draws = 1 for a score's top heads, n_random
+    for "random"). baseline[measure]: the unedited model. heads[selection][i][draw]: the edited heads.
     """
 
     kind: str  # "suppression" or "enhancement"
@@ -188,10 +203,15 @@ class Curve:
     concept: str
     settings: dict = field(default_factory=dict)
 
-    def summary(self, method: str, measure: str, relative: bool = True) -> dict:
+    @property
+    def selections(self) -> list[str]:
+        """The head selections compared, in order."""
+        return list(self.values)
+
+    def summary(self, selection: str, measure: str, relative: bool = True) -> dict:
         """median, q25, q75 over draws, each (n_x,). relative: ratio to baseline (control: difference
         in nats; perplexity: ratio)."""
-        vals = self.values[method][measure]
+        vals = self.values[selection][measure]
         base = self.baseline[measure]
         if relative:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -204,12 +224,14 @@ class Curve:
         return {"median": med, "q25": q25, "q75": q75}
 
     def table(self, relative: bool = True) -> list[dict]:
-        """One row per (method, x) with the median of each measure (relative by default)."""
+        """One row per (selection, x) with the median of each measure (relative by default)."""
         rows = []
-        for method in self.values:
-            summaries = {m: self.summary(method, m, relative)["median"] for m in MEASURES}
+        for selection in self.values:
+            summaries = {m: self.summary(selection, m, relative)["median"] for m in MEASURES}
             for i, x in enumerate(self.x):
-                rows.append({"method": method, self.axis: x.item(), **{m: float(s[i]) for m, s in summaries.items()}})
+                rows.append(
+                    {"selection": selection, self.axis: x.item(), **{m: float(s[i]) for m, s in summaries.items()}}
+                )
         return rows
 
     def to_dict(self) -> dict:
@@ -222,61 +244,86 @@ class Curve:
             "concept": self.concept,
             "settings": self.settings,
             "baseline": self.baseline,
-            "values": {m: {k: v.tolist() for k, v in d.items()} for m, d in self.values.items()},
+            "values": {s: {k: v.tolist() for k, v in d.items()} for s, d in self.values.items()},
             "heads": self.heads,
         }
 
-    def plot(self, measures=("probe_mass", "control", "word_rate", "perplexity")):
+    def plot(self, measures=MEASURES):
         """Bokeh layout, one panel per measure (relative to the unedited model)."""
         from .plots import curve_figure
 
         return curve_figure(self, measures)
 
-    def save_html(self, path, measures=("probe_mass", "control", "word_rate", "perplexity")):
+    def save_html(self, path, measures=MEASURES):
         """Write the plot as a standalone HTML file with inline bokeh resources."""
         from .plots import save_html
 
         return save_html(self.plot(measures), path, title=f"{self.kind}: {self.concept} on {self.model_name}")
 
 
-def _setup(hm, concept, ranking, budget, held_out_field, rank_kwargs, progress):
-    con, spec = resolve_concept(concept, hm.tokenizer)  # measured with whole words, whatever the ranking rule
+@dataclass(frozen=True)
+class _Setup:
+    """What a curve needs before editing: the concept (whole words), the ranking and the held-out data."""
+
+    concept: Concept
+    ranking: HeadRanking
+    budget: Budget
+    held_out: HeldOut
+
+
+def _setup(model, concept, *, ranking, budget, generation_field: str, rank_kwargs: dict, progress: bool) -> _Setup:
+    con, spec = resolve_concept(concept, model.tokenizer)  # measured with whole words, whatever the ranking rule
     budget = budget or Budget()
-    probes = _held_out(None, spec, "probe_prompts")[: budget.n_probe]
-    gens = _held_out(None, spec, held_out_field)[: budget.n_generate] if budget.n_generate != 0 else []
-    pairs = shipped_concepts.control()[: budget.n_control]
+    held_out = HeldOut(
+        probe_prompts=_held_out(None, spec, "probe_prompts")[: budget.n_probe],
+        gen_prompts=_held_out(None, spec, generation_field)[: budget.n_generate] if budget.n_generate != 0 else [],
+        pairs=shipped_concepts.control()[: budget.n_control],
+        max_new_tokens=budget.max_new_tokens,
+    )
     if ranking is None:
-        ranking = rank_heads(hm, None, spec or con, progress=progress, **rank_kwargs)
-    return con, ranking, budget, (probes, gens, pairs)
+        ranking = rank_heads(model, None, spec or con, progress=progress, **rank_kwargs)
+    return _Setup(concept=con, ranking=ranking, budget=budget, held_out=held_out)
 
 
-def _method_heads(ranking, method: str, k: int, n_random: int, seed: int) -> list[list[tuple[int, int]]]:
-    if method == "random":
+def _selected_heads(ranking, selection: str, k: int, n_random: int, seed: int) -> list[list[tuple[int, int]]]:
+    """The heads one selection edits at size k: one draw per score, n_random draws for "random"."""
+    if selection == "random":
         return [random_heads(ranking, k, seed=seed + d) for d in range(n_random)]
-    if method not in RANKED:
-        raise HeadPursuitError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
-    view = ranking if RANKED[method] is None else ranking.with_score(RANKED[method])
-    return [view.top(k)]
+    if selection not in SCORES:
+        raise HeadPursuitError(f"unknown selection {selection!r}; accepted: {', '.join(SELECTIONS)}")
+    return [ranking.with_score(selection).top(k)]
 
 
-def _run(hm, con, conditions, data, budget, progress, desc):
-    """conditions: {(method, i): [edits per draw]} -> {(method, i): [measures per draw]}."""
+def _run(model, setup: _Setup, conditions: dict, *, progress: bool, desc: str) -> dict:
+    """conditions: {(selection, i): [edits per draw]} -> {(selection, i): [measures per draw]}."""
     total = sum(len(v) for v in conditions.values())
-    out = {}
+    out: dict = {}
     with tqdm(total=total, desc=desc, disable=not progress) as bar:
         for key, draws in conditions.items():
             out[key] = []
             for edits in draws:
-                out[key].append(evaluate(hm, con, edits, *data, max_new_tokens=budget.max_new_tokens))
+                out[key].append(evaluate(model, setup.concept, edits, held_out=setup.held_out))
                 bar.update()
     return out
 
 
-def _collect(kind, axis, x, methods, heads, results, baseline, hm, con, settings) -> Curve:
+def _curve(
+    model, setup: _Setup, *, kind: str, axis: str, x: list, heads: dict, edits: dict, settings: dict, progress: bool
+) -> Curve:
+    """Measure the unedited model and every edit set; edits: {(selection, i): [edits per draw]}."""
+    baseline = evaluate(model, setup.concept, None, held_out=setup.held_out)
+    results = _run(model, setup, edits, progress=progress, desc=f"{kind} ({setup.concept.name})")
     values = {
-        m: {meas: np.array([[r[meas] for r in results[m, i]] for i in range(len(x))]) for meas in MEASURES}
-        for m in methods
+        s: {meas: np.array([[r[meas] for r in results[s, i]] for i in range(len(x))]) for meas in MEASURES}
+        for s in heads
     }
+    settings.update(
+        score=setup.ranking.score_name,
+        options=setup.ranking.options,
+        budget=setup.budget.__dict__,
+        n_probe=len(setup.held_out.probe_prompts),
+        n_generate=len(setup.held_out.gen_prompts),
+    )
     return Curve(
         kind=kind,
         axis=axis,
@@ -284,18 +331,19 @@ def _collect(kind, axis, x, methods, heads, results, baseline, hm, con, settings
         values=values,
         baseline=baseline,
         heads=heads,
-        model_name=hm.name,
-        concept=con.name,
+        model_name=model.name,
+        concept=setup.concept.name,
         settings=settings,
     )
 
 
 def suppression_curve(
-    hm,
+    model,
     concept,
+    *,
     ks=(1, 2, 4, 8, 16, 32),
     alpha: float = -1.0,
-    methods=("somp", "logit_lens", "random"),
+    selections=("specificity", "logit_lens", "random"),
     n_random: int = 10,
     ranking=None,
     budget: Budget | None = None,
@@ -303,36 +351,38 @@ def suppression_curve(
     progress: bool = True,
     **rank_kwargs,
 ) -> Curve:
-    """Edit the top-k heads of each method by `alpha` for each k; measure on held-out prompts.
+    """Edit the top-k heads of each selection by `alpha` for each k; measure on held-out prompts.
 
-    methods: "somp" (the ranking's default score), "specificity", "evr", "logit_lens", "random"
-    (n_random layer-matched draws of the somp heads). ranking: reuse an hp.rank_heads result
-    (else ranked on the concept's rank prompts with rank_kwargs). Returns a Curve over k.
+    selections: any of SCORES (the top heads by that score of the ranking) and "random" (n_random
+    draws matched to the layers of the ranking's top heads by its active score). ranking: reuse an
+    hp.rank_heads result (else ranked on the concept's rank prompts with rank_kwargs).
+    Returns a Curve over k.
     """
-    con, ranking, budget, data = _setup(hm, concept, ranking, budget, "eval_prompts", rank_kwargs, progress)
+    setup = _setup(
+        model,
+        concept,
+        ranking=ranking,
+        budget=budget,
+        generation_field="eval_prompts",
+        rank_kwargs=rank_kwargs,
+        progress=progress,
+    )
     ks = [int(k) for k in ks]
-    heads = {m: [_method_heads(ranking, m, k, n_random, seed) for k in ks] for m in methods}
-    conditions = {(m, i): [{h: alpha for h in draw} for draw in heads[m][i]] for m in methods for i in range(len(ks))}
-    baseline = evaluate(hm, con, None, *data, max_new_tokens=budget.max_new_tokens)
-    results = _run(hm, con, conditions, data, budget, progress, f"suppression ({con.name})")
-    settings = {
-        "alpha": alpha,
-        "n_random": n_random,
-        "score": ranking.score_name,
-        "options": ranking.options,
-        "budget": budget.__dict__,
-        "n_probe": len(data[0]),
-        "n_generate": len(data[1]),
-    }
-    return _collect("suppression", "k", ks, methods, heads, results, baseline, hm, con, settings)
+    heads = {s: [_selected_heads(setup.ranking, s, k, n_random, seed) for k in ks] for s in selections}
+    edits = {(s, i): [{h: alpha for h in draw} for draw in heads[s][i]] for s in selections for i in range(len(ks))}
+    settings = {"alpha": alpha, "n_random": n_random}
+    return _curve(
+        model, setup, kind="suppression", axis="k", x=ks, heads=heads, edits=edits, settings=settings, progress=progress
+    )
 
 
 def enhancement_curve(
-    hm,
+    model,
     concept,
     k: int,
+    *,
     alphas=(1, 2, 3, 5, 8),
-    methods=("somp", "random"),
+    selections=("specificity", "random"),
     n_random: int = 10,
     ranking=None,
     budget: Budget | None = None,
@@ -342,19 +392,27 @@ def enhancement_curve(
 ) -> Curve:
     """Scale the top-k heads by each alpha; generations on the concept's NEUTRAL prompts (word_rate,
     perplexity), probe_mass on its probe prompts, control as usual. Returns a Curve over alpha."""
-    con, ranking, budget, data = _setup(hm, concept, ranking, budget, "neutral_prompts", rank_kwargs, progress)
+    setup = _setup(
+        model,
+        concept,
+        ranking=ranking,
+        budget=budget,
+        generation_field="neutral_prompts",
+        rank_kwargs=rank_kwargs,
+        progress=progress,
+    )
     alphas = [float(a) for a in alphas]
-    heads = {m: [_method_heads(ranking, m, k, n_random, seed)] * len(alphas) for m in methods}
-    conditions = {(m, i): [{h: a for h in draw} for draw in heads[m][i]] for m in methods for i, a in enumerate(alphas)}
-    baseline = evaluate(hm, con, None, *data, max_new_tokens=budget.max_new_tokens)
-    results = _run(hm, con, conditions, data, budget, progress, f"enhancement ({con.name})")
-    settings = {
-        "k": k,
-        "n_random": n_random,
-        "score": ranking.score_name,
-        "options": ranking.options,
-        "budget": budget.__dict__,
-        "n_probe": len(data[0]),
-        "n_generate": len(data[1]),
-    }
-    return _collect("enhancement", "alpha", alphas, methods, heads, results, baseline, hm, con, settings)
+    heads = {s: [_selected_heads(setup.ranking, s, k, n_random, seed)] * len(alphas) for s in selections}
+    edits = {(s, i): [{h: a for h in draw} for draw in heads[s][i]] for s in selections for i, a in enumerate(alphas)}
+    settings = {"k": k, "n_random": n_random}
+    return _curve(
+        model,
+        setup,
+        kind="enhancement",
+        axis="alpha",
+        x=alphas,
+        heads=heads,
+        edits=edits,
+        settings=settings,
+        progress=progress,
+    )

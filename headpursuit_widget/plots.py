@@ -50,7 +50,7 @@ def heatmap(ranking, title: str | None = None):
 
 
 def curve_figure(curve, measures):
-    """One panel per measure: a line per ranked method, the median and IQR band of random draws."""
+    """One panel per measure: a line per head selection, with the IQR band where it has several draws."""
     panels = []
     for measure in measures:
         fig = figure(
@@ -61,12 +61,12 @@ def curve_figure(curve, measures):
             x_axis_type="log" if curve.axis == "k" else "linear",
             tools="save,reset,hover",
         )
-        for colour, method in zip(Category10_10, curve.values):
-            s = curve.summary(method, measure)
+        for colour, selection in zip(Category10_10, curve.values):
+            s = curve.summary(selection, measure)
             src = ColumnDataSource({"x": curve.x, **s})
-            if curve.values[method][measure].shape[1] > 1:
+            if curve.values[selection][measure].shape[1] > 1:
                 fig.varea("x", "q25", "q75", source=src, fill_color=colour, fill_alpha=0.2)
-            fig.line("x", "median", source=src, color=colour, line_width=2, legend_label=method)
+            fig.line("x", "median", source=src, color=colour, line_width=2, legend_label=selection)
             fig.scatter("x", "median", source=src, color=colour, size=6)
         fig.legend.location = "top_left"
         fig.legend.label_text_font_size = "8pt"

@@ -1,4 +1,8 @@
-"""Shared fixtures: the real default model (once per session) and tiny random models of every family."""
+"""Shared fixtures: the real default model (once per session) and tiny random models of every family.
+
+Tiny models use the tiny tokenizer of tests/support.py, so they need no download. Tests that use the
+real model or its tokenizer (fixtures `smollm2`, `real_tokenizer`) or are marked slow get the
+`real_model` marker: `pytest -m "not real_model"` runs offline on a fresh clone."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import warnings
 import pytest
 import torch
 import transformers as tf
+from support import tiny_tokenizer
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine import shipped
@@ -45,30 +50,43 @@ def smollm2():
     return hp.load_model("smollm2")
 
 
+REAL_MODEL_FIXTURES = {"smollm2", "real_tokenizer"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(item.fixturenames) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.real_model)
+
+
 @pytest.fixture(scope="session")
-def tokenizer_dir():
-    """Folder of the default model's re-saved copy (fetched and re-saved on first use)."""
+def real_tokenizer():
+    """The default model's tokenizer (from its re-saved copy, fetched and re-saved on first use)."""
     folder = shipped.resaved_dir("smollm2")
     if not (folder / "config.json").exists():
         hp.load_model("smollm2")
-    return str(folder)
+    return tf.AutoTokenizer.from_pretrained(str(folder))
 
 
 @pytest.fixture(scope="session")
-def tokenizer(tokenizer_dir):
-    return tf.AutoTokenizer.from_pretrained(tokenizer_dir)
+def tokenizer():
+    """The tiny tokenizer of tests/support.py (no download)."""
+    return tiny_tokenizer()
 
 
 def tiny_config(family: str, vocab_size: int):
     cls, extra = FAMILIES[family]
     if family == "gpt2":
         return cls(n_embd=64, n_layer=2, n_head=4, n_positions=256, vocab_size=vocab_size)
-    return cls(vocab_size=vocab_size, **TINY, **extra)
+    config = cls(vocab_size=vocab_size, **TINY, **extra)
+    if (config.pad_token_id or 0) >= vocab_size:  # Phi-3's default (32000) is beyond the tiny vocabulary
+        config.pad_token_id = None
+    return config
 
 
 @pytest.fixture(scope="session")
 def make_tiny(tokenizer):
-    """make_tiny(family, seed=0) -> HeadModel: a 2-layer, 4-head random model with the SmolLM2 tokenizer."""
+    """make_tiny(family, seed=0) -> HeadModel: a 2-layer, 4-head random model with the tiny tokenizer."""
     cache = {}
 
     def make(family: str = "llama", seed: int = 0):

@@ -12,7 +12,7 @@ from headpursuit_widget.engine.adapters import SUPPORTED
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_layout_comes_from_the_output_projection(make_tiny, family):
     m = make_tiny(family)
-    conf = m.model.config
+    conf = m.module.config
     assert m.n_layers == 2 and m.n_heads == 4 and m.d_model == 64
     expected = getattr(conf, "head_dim", None) or 16
     assert m.head_dim == expected

@@ -22,7 +22,7 @@ def per_position_writes(m, prompts, layer):
         )
         try:
             with torch.no_grad():
-                m.model(**enc)
+                m.module(**enc)
         finally:
             handle.remove()
         z = seen["z"][0].reshape(-1, m.n_heads, m.head_dim)  # (T, H, hd)
@@ -47,7 +47,7 @@ def test_mean_writes_equal_per_position_reference_with_padding(make_tiny, family
 def test_gpt2_layer0_head_recomputed_by_hand(make_tiny):
     """Layer 0 of GPT-2 from its weights alone: ln_1, c_attn split, causal softmax, value mix, c_proj rows."""
     m = make_tiny("gpt2")
-    block, tr = m.model.transformer.h[0], m.model.transformer
+    block, tr = m.module.transformer.h[0], m.module.transformer
     ids = m.tokenizer("Blue skies over green fields", return_tensors="pt")["input_ids"][0]
     T, H, hd = len(ids), m.n_heads, m.head_dim
     with torch.no_grad():
@@ -77,7 +77,7 @@ def test_post_norm_writes_sum_to_the_normed_attention_output(make_tiny, family):
         handle = norm.register_forward_hook(lambda mod, args, out, seen=seen: seen.update(y=out))
         try:
             with torch.no_grad():
-                m.model(**enc)
+                m.module(**enc)
         finally:
             handle.remove()
         keep = enc["input_ids"][0] != m.tokenizer.bos_token_id

@@ -10,7 +10,7 @@ from headpursuit_widget.cli import main
 def model_dir(tmp_path_factory, make_tiny):
     folder = tmp_path_factory.mktemp("tiny-llama")
     m = make_tiny("llama")
-    m.model.save_pretrained(folder)
+    m.module.save_pretrained(folder)
     m.tokenizer.save_pretrained(folder)
     return folder
 

@@ -1,33 +1,16 @@
 """Hooks equal baked weights (also through the KV cache); hooks always removed; bad edits rejected up front."""
 
-import copy
-
 import pytest
 import torch
 
 import headpursuit_widget as hp
+from headpursuit_widget.testing import baked
 
 PROMPTS = ["The colour of the sky is", "Paris is the capital of"]
 
 
-def baked(m, edits):
-    """A copy of the model whose W_O blocks are scaled directly (columns for Linear, rows for Conv1D)."""
-    clone = copy.deepcopy(m.model)
-    other = hp.wrap(clone, m.tokenizer, name="baked")
-    a = other.adapter
-    with torch.no_grad():
-        for (layer, head), alpha in edits.items():
-            sl = slice(head * a.head_dim, (head + 1) * a.head_dim)
-            w = a.out_projs[layer].weight
-            if a.kind == "linear":
-                w[:, sl] *= alpha
-            else:
-                w[sl, :] *= alpha
-    return other
-
-
 def greedy(m, enc, n):
-    return m.model.generate(
+    return m.module.generate(
         **enc,
         max_new_tokens=n,
         do_sample=False,
@@ -45,14 +28,14 @@ def test_hooks_equal_baked_weights_with_kv_cache(make_tiny, family):
     ref = baked(m, edits)
     enc = m.tokenizer(PROMPTS, return_tensors="pt", padding=True)
     with hp.edit_heads(m, edits):
-        logits = m.model(**enc).logits
+        logits = m.module(**enc).logits
         hooked = greedy(m, enc, 8)
-    torch.testing.assert_close(logits, ref.model(**enc).logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits, ref.module(**enc).logits, rtol=1e-4, atol=1e-4)
     expected = greedy(ref, enc, 8)
     assert torch.equal(hooked.sequences, expected.sequences)
     for a, b in zip(hooked.scores, expected.scores):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    plain = m.model(**enc).logits  # hooks gone: back to the unedited model
+    plain = m.module(**enc).logits  # hooks gone: back to the unedited model
     assert not torch.allclose(plain, logits)
     assert all(not p._forward_pre_hooks for p in m.adapter.out_projs)
 
@@ -98,9 +81,9 @@ def test_string_keys_and_numpy_ints_are_accepted(tiny):
 
     enc = tiny.tokenizer(PROMPTS[:1], return_tensors="pt")
     with hp.edit_heads(tiny, {"1.2": -1.0}):
-        a = tiny.model(**enc).logits
+        a = tiny.module(**enc).logits
     with hp.edit_heads(tiny, {(np.int64(1), np.int64(2)): -1.0}):
-        b = tiny.model(**enc).logits
+        b = tiny.module(**enc).logits
     torch.testing.assert_close(a, b)
 
 

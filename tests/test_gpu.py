@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from test_edits import baked
 
 import headpursuit_widget as hp
+from headpursuit_widget.testing import baked
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 PROMPTS = ["The red car stopped at the light.", "Blue and green flags", "A yellow sun over a grey sea at dusk"]
@@ -14,7 +14,7 @@ WORDS = ["red", "blue", "green", "yellow", "grey", "white", "black"]
 def on_cuda(m, dtype=torch.float32):
     import copy
 
-    return hp.wrap(copy.deepcopy(m.model).to("cuda", dtype), m.tokenizer, name=m.name)
+    return hp.wrap(copy.deepcopy(m.module).to("cuda", dtype), m.tokenizer, name=m.name)
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma3_text", "gpt2"])
@@ -50,7 +50,7 @@ def test_edits_equal_baked_weights_on_cuda_with_kv_cache(make_tiny, dtype):
 
 def test_load_model_with_device_map_auto(tmp_path, make_tiny):
     m = make_tiny("qwen3")
-    m.model.save_pretrained(tmp_path)
+    m.module.save_pretrained(tmp_path)
     m.tokenizer.save_pretrained(tmp_path)
     loaded = hp.load_model(str(tmp_path), dtype=torch.bfloat16, device_map="auto")
     assert loaded.device.type == "cuda"

@@ -24,9 +24,9 @@ def next_token_probe(m, spec, ranking, edits):
     answers = torch.tensor([tok.encode(a, add_special_tokens=False)[0] for _, a in pairs])
     with hp.edit_heads(m, edits), torch.no_grad():
         enc = tok(list(spec.probe_prompts), return_tensors="pt", padding=True, padding_side="left")
-        mass = m.model(**enc).logits[:, -1].softmax(-1)[:, ids].sum(-1).mean().item()
+        mass = m.module(**enc).logits[:, -1].softmax(-1)[:, ids].sum(-1).mean().item()
         enc = tok([p for p, _ in pairs], return_tensors="pt", padding=True, padding_side="left")
-        logp = m.model(**enc).logits[:, -1].log_softmax(-1)[torch.arange(len(pairs)), answers].mean().item()
+        logp = m.module(**enc).logits[:, -1].log_softmax(-1)[torch.arange(len(pairs)), answers].mean().item()
     return mass, logp
 
 
@@ -55,7 +55,7 @@ def test_default_score_finds_colour_heads_that_beat_random_heads(smollm2, colour
 
 
 def test_raw_evr_artefact_is_visible_and_corrected(colours):
-    """METHOD.md section 7: raw EVR puts layer-0 heads first, and random words explain them as well."""
+    """docs/method.md "Defaults and why": raw EVR puts layer-0 heads first, and random words explain them as well."""
     _, ranking = colours
     raw = ranking.with_score("evr")
     layer0 = [(l, h) for l, h in raw.top(6) if l == 0]

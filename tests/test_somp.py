@@ -5,21 +5,7 @@ import pytest
 import torch
 
 import headpursuit_widget as hp
-
-
-def reference_somp(H, D, k, center=True):
-    """METHOD.md section 3, literally: l1 correlation selection, least-squares refit every step."""
-    H, D = H.astype(np.float64), D.astype(np.float64)
-    Hc = H - H.mean(0) if center else H
-    R, S, evr = Hc.copy(), [], []
-    for _ in range(k):
-        c = np.abs(R @ D.T).sum(0)
-        c[S] = -np.inf
-        S.append(int(c.argmax()))
-        X = np.linalg.lstsq(D[S].T, Hc.T, rcond=None)[0].T
-        R = Hc - X @ D[S]
-        evr.append(1 - (R**2).sum() / (Hc**2).sum())
-    return S, X, np.array(evr)
+from headpursuit_widget.testing import reference_somp
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def llava():
-    model, proc = F.build("llava")
-    return hp.wrap(model, proc)
+    module, proc = F.build("llava")
+    return hp.wrap(module, proc)
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +60,20 @@ def test_prompt_and_all_positions_exclude_padding(llava, pic):
 
 
 def test_images_without_a_processor_is_a_clear_error(pic):
-    model, proc = F.build("llava")
-    hm = hp.wrap(model, proc.tokenizer)
-    assert not hm.is_vlm
+    module, proc = F.build("llava")
+    model = hp.wrap(module, proc.tokenizer)
+    assert not model.is_vlm
     with pytest.raises(hp.HeadPursuitError, match="processor"):
-        hp.capture(hm, [(pic, "Which digit?")], progress=False)
+        hp.capture(model, [(pic, "Which digit?")], progress=False)
     with pytest.raises(hp.HeadPursuitError, match="processor"):
-        hp.generate(hm, ["Which digit?"], images=[pic], max_new_tokens=2)
+        hp.generate(model, ["Which digit?"], images=[pic], max_new_tokens=2)
 
 
 def test_processor_of_another_model_is_a_clear_error(pic):
-    model, _ = F.build("llava")
+    module, _ = F.build("llava")
     _, qwen_proc = F.build("qwen2_vl")
     with pytest.raises(hp.HeadPursuitError, match="does not match"):
-        hp.wrap(model, qwen_proc)
+        hp.wrap(module, qwen_proc)
 
 
 @pytest.mark.parametrize(
@@ -111,12 +111,15 @@ def test_mixed_and_text_only_samples(llava, pic):
 def test_saved_processor_reloads_without_torchvision(kind, pic, tmp_path, monkeypatch):
     """Without torchvision AutoProcessor fails for classes with a video processor (Qwen, SmolVLM)."""
     monkeypatch.setattr(vision, "_torchvision_usable", lambda: False)  # also where it is installed
-    model, proc = F.build(kind)
+    module, proc = F.build(kind)
     proc.save_pretrained(tmp_path)
     loaded = load_processor(tmp_path)
     assert type(loaded).__name__ == type(proc).__name__
-    hm, hm2 = hp.wrap(model, proc), hp.wrap(model, loaded)
-    a, b = encode_vision(hm, [(pic, "Which digit?")], chat=True), encode_vision(hm2, [(pic, "Which digit?")], chat=True)
+    model, model2 = hp.wrap(module, proc), hp.wrap(module, loaded)
+    a, b = (
+        encode_vision(model, [(pic, "Which digit?")], chat=True),
+        encode_vision(model2, [(pic, "Which digit?")], chat=True),
+    )
     assert a.inputs.keys() == b.inputs.keys()
     for key in a.inputs:
         torch.testing.assert_close(a.inputs[key], b.inputs[key], rtol=0, atol=0)
@@ -128,20 +131,20 @@ def test_broken_torchvision_falls_back_to_pil(pic, tmp_path):
     fake = tmp_path / "site" / "torchvision"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
-    model, proc = F.build("qwen2_vl")
+    module, proc = F.build("qwen2_vl")
     saved = tmp_path / "qwen2_vl"
-    model.save_pretrained(saved)
+    module.save_pretrained(saved)
     proc.save_pretrained(saved)
     pic.save(tmp_path / "pic.png")
-    want = hp.capture(hp.wrap(model, proc), [(pic, "Which digit?")], positions="image", progress=False)
+    want = hp.capture(hp.wrap(module, proc), [(pic, "Which digit?")], positions="image", progress=False)
     script = textwrap.dedent(f"""
         import sys, torch, transformers
         if sys.argv[1] == "plain":
             transformers.AutoProcessor.from_pretrained({str(saved)!r})
         else:
             import headpursuit_widget as hp
-            hm = hp.load_model({str(saved)!r})
-            acts = hp.capture(hm, [({str(tmp_path / "pic.png")!r}, "Which digit?")], positions="image")
+            model = hp.load_model({str(saved)!r})
+            acts = hp.capture(model, [({str(tmp_path / "pic.png")!r}, "Which digit?")], positions="image")
             torch.save(acts, {str(tmp_path / "acts.pt")!r})
     """)
     path = [str(tmp_path / "site"), str(REPO), os.environ.get("PYTHONPATH", "")]

@@ -1,7 +1,7 @@
 """Tiny random vision-language models with offline processors, one per supported class.
 
-`build(kind)` -> (model, processor). The tokenizer is the real SmolLM2 one (from the default
-model's re-saved folder, see `tokenizer_dir`) with each class's image tokens added; image processors
+`build(kind)` -> (model, processor). The tokenizer is the tiny one of tests/support.py (or, with
+`text_model`, the real SmolLM2 one, see `tokenizer_dir`) with each class's image tokens added; image processors
 are the PIL-backend classes, so nothing imports torchvision. Text decoders: 2 layers, 4 query
 heads, 2 KV heads, width 32 - or SmolLM2 itself when `text_model` is given (Llama-text classes).
 """
@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import torch
 import transformers as tf
+from support import tiny_tokenizer_dir
 
 from headpursuit_widget.engine.vision import NoVideoProcessor, images_only, placeholder
 
@@ -36,12 +37,15 @@ CHAT = (
 )
 
 
-@lru_cache(maxsize=1)
-def tokenizer_dir() -> str:
-    """Folder holding SmolLM2's tokenizer: the default model's re-saved copy (made on first load)."""
+@lru_cache(maxsize=2)
+def tokenizer_dir(real: bool = False) -> str:
+    """Folder holding the tiny tokenizer, or with real=True SmolLM2's: the default model's re-saved
+    copy (made on first load)."""
     import headpursuit_widget as hp
     from headpursuit_widget.engine import shipped
 
+    if not real:
+        return tiny_tokenizer_dir()
     folder = shipped.resaved_dir("smollm2")
     if not (folder / "tokenizer_config.json").exists():
         hp.load_model("smollm2")
@@ -49,7 +53,7 @@ def tokenizer_dir() -> str:
 
 
 def _tokenizer(tokenizer_dir: str, named: dict[str, str]):
-    """SmolLM2 tokenizer with `named` special tokens (attribute name -> token) added."""
+    """The tokenizer in `tokenizer_dir` with `named` special tokens (attribute name -> token) added."""
     return tf.AutoTokenizer.from_pretrained(tokenizer_dir, extra_special_tokens=named)
 
 
@@ -243,7 +247,7 @@ def build(kind: str, text_model=None, seed: int = 0):
         raise ValueError(f"{kind} has its own text architecture; text_model works for {LLAMA_TEXT}")
     torch.manual_seed(seed)
     text_like = None if text_model is None else text_model.config
-    tok = tokenizer_dir()
+    tok = tokenizer_dir(real=text_model is not None)
     builders = {
         "llava": lambda: _llava(tok, text_like, False),
         "llava_next": lambda: _llava(tok, text_like, True),

@@ -8,34 +8,21 @@ plus the head layout (n_heads, head_dim), the unembedding and the optional post-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import HeadPursuitError
 
-TEXT_FAMILIES = {
-    "gpt2": "transformer.h[i].attn.c_proj (Conv1D)",
-    "llama": "model.layers[i].self_attn.o_proj",
-    "mistral": "model.layers[i].self_attn.o_proj",
-    "qwen2": "model.layers[i].self_attn.o_proj",
-    "qwen3": "model.layers[i].self_attn.o_proj",
-    "gemma": "model.layers[i].self_attn.o_proj",
-    "gemma2": "model.layers[i].self_attn.o_proj + post_attention_layernorm",
-    "gemma3_text": "model.layers[i].self_attn.o_proj + post_attention_layernorm",
-    "phi3": "model.layers[i].self_attn.o_proj",
-    "olmo2": "model.layers[i].self_attn.o_proj",
-}
-VLM_FAMILIES = {
-    "llava": "llama/mistral/qwen2 text decoder",
-    "llava_next": "llama/mistral/qwen2 text decoder",
-    "qwen2_vl": "qwen2 text decoder",
-    "qwen2_5_vl": "qwen2 text decoder",
-    "idefics3": "llama text decoder",
-    "smolvlm": "llama text decoder",
-    "gemma3": "gemma3 text decoder",
-    "paligemma": "gemma/gemma2 text decoder",
-}
+# Every family but GPT-2 keeps layer i's output projection at <decoder>.layers[i].self_attn.o_proj;
+# GPT-2 at transformer.h[i].attn.c_proj (a Conv1D). VLMs hold a text decoder of a text family.
+TEXT_FAMILIES = frozenset(
+    {"gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2"}
+)
+VLM_FAMILIES = frozenset(
+    {"llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm", "gemma3", "paligemma"}
+)
 POST_NORM_FAMILIES = {"gemma2", "gemma3_text", "gemma3"}
 SUPPORTED = sorted(TEXT_FAMILIES) + sorted(VLM_FAMILIES)
 
@@ -51,12 +38,12 @@ class Adapter:
     """
 
     family: str
-    out_projs: list[nn.Module]
+    out_projs: list[Any]  # nn.Linear, or transformers' Conv1D for GPT-2
     kind: str
     n_heads: int
     head_dim: int
     d_model: int
-    post_norms: list[nn.Module | None]
+    post_norms: list[Any]  # nn.Module or None per layer
     final_norm: nn.Module | None
     unembedding: torch.Tensor
 
@@ -91,9 +78,9 @@ def _text_config(config):
     return getattr(config, "text_config", None) or config
 
 
-def _find_decoder(model: nn.Module) -> nn.Module:
+def _find_decoder(model: Any) -> Any:
     """The text decoder holding the layer stack (works for text models and VLMs, transformers 4.5x and 5.x)."""
-    candidates = []
+    candidates: list[Any] = []
     for path in ("model.language_model", "language_model", "model.text_model", "text_model", "model"):
         obj = model
         for part in path.split("."):
@@ -116,7 +103,7 @@ def _find_decoder(model: nn.Module) -> nn.Module:
     raise HeadPursuitError(f"could not find the text decoder's layer stack in {type(model).__name__}")
 
 
-def _final_norm(decoder: nn.Module) -> nn.Module | None:
+def _final_norm(decoder: Any) -> nn.Module | None:
     for name in ("norm", "final_layernorm", "ln_f"):
         mod = getattr(decoder, name, None)
         if isinstance(mod, nn.Module):
@@ -124,7 +111,7 @@ def _final_norm(decoder: nn.Module) -> nn.Module | None:
     return None
 
 
-def _unembedding(model: nn.Module) -> torch.Tensor:
+def _unembedding(model: Any) -> torch.Tensor:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is None:
         head = getattr(model, "lm_head", None)
@@ -133,8 +120,10 @@ def _unembedding(model: nn.Module) -> torch.Tensor:
     return head.weight
 
 
-def build_adapter(model: nn.Module) -> Adapter:
-    """Detect the family from the model's config and locate its attention output projections."""
+def build_adapter(model: Any) -> Adapter:
+    """Detect the family from the model's config and locate its attention output projections.
+
+    model: a transformers PreTrainedModel (typed Any: its submodules are found by attribute at run time)."""
     config = model.config
     family = getattr(config, "model_type", None)
     if family not in TEXT_FAMILIES and family not in VLM_FAMILIES:
@@ -173,7 +162,7 @@ def build_adapter(model: nn.Module) -> Adapter:
     )
 
 
-def norm_gain(norm: nn.Module, d_model: int) -> torch.Tensor:
+def norm_gain(norm: Any, d_model: int) -> torch.Tensor:
     """Effective per-channel gain of a norm, (d_model,): LayerNorm's weight, or an RMS norm's output for ones."""
     if isinstance(norm, nn.LayerNorm):
         return norm.weight.detach().float()

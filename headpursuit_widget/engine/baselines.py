@@ -66,7 +66,7 @@ def logit_lens_scores(acts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return torch.einsum("lhd,md->lhm", acts.float().mean(2), rows.float().to(acts.device)).mean(-1)
 
 
-def random_heads(ranking, n: int, seed: int = 0) -> list[tuple[int, int]]:
+def random_heads(ranking, n: int, *, seed: int = 0) -> list[tuple[int, int]]:
     """n heads drawn at random, matched to the layer histogram of ranking.top(n); the top heads themselves
     are avoided where the layer has enough others."""
     top = ranking.top(n)

@@ -1,6 +1,6 @@
 """Activation capture: the mean write of every head over the selected positions of each sample.
 
-A head's write to the residual stream is w_h = z_h @ W_O[h] (METHOD.md section 1). Because it is
+A head's write to the residual stream is w_h = z_h @ W_O[h] (docs/method.md, "What a head writes"). Because it is
 linear in z_h, the mean over positions is mean(z_h) @ W_O[h]: we average z inside a forward
 pre-hook on the output projection and project once per sample, so nothing per-position is kept.
 For Gemma-2/3 the write passes through the post-attention RMS norm: each position's z is divided
@@ -24,8 +24,9 @@ class _Done(Exception):
 
 
 def capture(
-    hm,
+    model,
     samples,
+    *,
     positions: str = "prompt",
     chat: bool = False,
     batch_size: int = 8,
@@ -41,7 +42,7 @@ def capture(
     samples = check_prompts(samples, "samples")
     if batch_size < 1:
         raise HeadPursuitError(f"batch_size must be >= 1, got {batch_size}")
-    a = hm.adapter
+    a = model.adapter
     out = torch.zeros(a.n_layers, a.n_heads, len(samples), a.d_model)
     weights = [a.head_weights(layer).detach() for layer in range(a.n_layers)]
     gains = [norm_gain(n, a.d_model) if n is not None else None for n in a.post_norms]
@@ -51,8 +52,9 @@ def capture(
         """zmean (B, n_heads*head_dim) -> out[layer, :, rows] (n_heads, B, d_model)."""
         z = zmean.reshape(zmean.shape[0], a.n_heads, a.head_dim).to(weights[layer].dtype)
         w = torch.einsum("bhk,hkd->hbd", z, weights[layer]).float()
-        if gains[layer] is not None:
-            w = w * gains[layer].to(w.device)
+        gain = gains[layer]
+        if gain is not None:
+            w = w * gain.to(w.device)
         out[layer, :, state["rows"]] = w.cpu()
 
     def on_out_proj(layer):
@@ -79,8 +81,8 @@ def capture(
 
         return hook
 
-    handles = []
-    with hm.lock, hooks_removed(handles):
+    handles: list = []
+    with model.lock, hooks_removed(handles):
         for layer, proj in enumerate(a.out_projs):
             handles.append(proj.register_forward_pre_hook(on_out_proj(layer)))
             if a.post_norms[layer] is not None:
@@ -89,17 +91,17 @@ def capture(
         with bar, torch.inference_mode():
             for start in range(0, len(samples), batch_size):
                 chunk = samples[start : start + batch_size]
-                batch = encode(hm, chunk, positions=positions, chat=chat)
+                batch = encode(model, chunk, positions=positions, chat=chat)
                 counts = batch.select.sum(1)
                 empty = (counts == 0).nonzero().flatten().tolist()
                 if empty:
                     raise HeadPursuitError(
                         f"samples {[start + i for i in empty]} have no {positions!r} positions to average over"
                     )
-                state["weight"] = (batch.select.float() / counts[:, None]).to(hm.device)
+                state["weight"] = (batch.select.float() / counts[:, None]).to(model.device)
                 state["rows"] = slice(start, start + len(chunk))
                 try:
-                    hm.model(**batch.inputs, use_cache=False)
+                    model.module(**batch.inputs, use_cache=False)
                 except _Done:
                     pass
                 bar.update(len(chunk))

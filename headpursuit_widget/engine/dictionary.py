@@ -2,7 +2,7 @@
 
 Default rule "whole_word": each word contributes the variants word, " word", Word, " Word" that
 the tokenizer keeps as ONE token; a word with no such variant is reported in `split_words` and left
-out (METHOD.md section 7: first- or all-sub-token rules pull in fragments such as "p", " be").
+out (docs/method.md, "Defaults and why": first- or all-sub-token rules pull in fragments such as "p", " be").
 The other rules, "first_subtoken" and "all_subtokens", keep the first / every piece of each variant.
 """
 
@@ -32,7 +32,7 @@ def variants(word: str) -> list[str]:
 
 def word_token_ids(tokenizer, word: str, rule: str) -> list[int]:
     """Dictionary token ids one word contributes under `rule` (unique, first-seen order)."""
-    ids = []
+    ids: list[int] = []
     for v in variants(word):
         pieces = tokenizer.encode(v, add_special_tokens=False)
         if rule == "whole_word":
@@ -86,15 +86,15 @@ class Concept:
                 f"(rule={rule!r}): {', '.join(sorted(split)[:20])}",
                 stacklevel=2,
             )
-        ids = tuple(dict.fromkeys(i for group in mapping.values() for i in group))
-        strings = tuple(tokenizer.decode([i]) for i in ids)
+        token_ids = tuple(dict.fromkeys(i for group in mapping.values() for i in group))
+        strings = tuple(tokenizer.decode([i]) for i in token_ids)
         return cls(
             name=name,
             words=tuple(words),
             rule=rule,
             mapping=mapping,
             split_words=split,
-            token_ids=ids,
+            token_ids=token_ids,
             token_strings=strings,
         )
 

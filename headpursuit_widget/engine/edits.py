@@ -55,20 +55,20 @@ def head_scale(adapter, heads: dict[int, float]) -> torch.Tensor:
 
 
 @contextmanager
-def edit_heads(hm, edits):
-    """Within the block, every forward of hm.model scales the given heads' writes by their alpha.
+def edit_heads(model, edits):
+    """Within the block, every forward of model.module scales the given heads' writes by their alpha.
 
     The model's lock is held for the whole block: other threads' capture/generate wait for it.
     """
-    plan = parse_edits(hm.adapter, edits)
+    plan = parse_edits(model.adapter, edits)
     handles: list = []
-    with hm.lock, hooks_removed(handles):
+    with model.lock, hooks_removed(handles):
         for layer, heads in plan.items():
-            proj = hm.adapter.out_projs[layer]
-            scale = head_scale(hm.adapter, heads).to(proj.weight.device, proj.weight.dtype)
+            proj = model.adapter.out_projs[layer]
+            scale = head_scale(model.adapter, heads).to(proj.weight.device, proj.weight.dtype)
 
             def hook(module, args, scale=scale):
                 return (args[0] * scale,) + tuple(args[1:])
 
             handles.append(proj.register_forward_pre_hook(hook))
-        yield hm
+        yield model

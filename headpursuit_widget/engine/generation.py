@@ -36,7 +36,7 @@ class _Stream(BaseStreamer):
 
     def __init__(self, tokenizer, n: int, on_token: Callable[[int, str], None] | None, stop_ids: set):
         self.tokenizer, self.on_token, self.stop_ids = tokenizer, on_token, stop_ids
-        self.ids = [[] for _ in range(n)]
+        self.ids: list[list[int]] = [[] for _ in range(n)]
         self.texts = [""] * n
         self.done = [False] * n
         self.prompt_seen = False
@@ -61,17 +61,18 @@ class _Stream(BaseStreamer):
         pass
 
 
-def _stop_ids(hm) -> set:
-    ids = hm.model.generation_config.eos_token_id
+def _stop_ids(model) -> set:
+    ids = model.module.generation_config.eos_token_id
     ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
-    if hm.tokenizer.eos_token_id is not None:
-        ids.add(hm.tokenizer.eos_token_id)
+    if model.tokenizer.eos_token_id is not None:
+        ids.add(model.tokenizer.eos_token_id)
     return ids
 
 
 def generate(
-    hm,
+    model,
     prompts,
+    *,
     edits=None,
     max_new_tokens: int = 32,
     on_token: Callable[[int, str], None] | None = None,
@@ -89,29 +90,29 @@ def generate(
     Prompts that leave fewer than max_new_tokens in the context window are cut with a warning.
     """
     prompts = check_prompts(prompts)
-    parse_edits(hm.adapter, edits)  # validate before any work
+    parse_edits(model.adapter, edits)  # validate before any work
     check_max_new_tokens(max_new_tokens)
     if chat is None:
-        chat = bool(getattr(hm.tokenizer, "chat_template", None))
+        chat = bool(getattr(model.tokenizer, "chat_template", None))
     samples = prompts
     if images is not None:
         images = list(images)
         if len(images) != len(prompts):
             raise HeadPursuitError(f"got {len(images)} images for {len(prompts)} prompts; pass one image per prompt")
         samples = list(zip(images, prompts))
-    batch = encode(hm, samples, positions="all", chat=chat, padding_side="left", reserve=max_new_tokens)
-    stop_ids = _stop_ids(hm)
-    streamer = _Stream(hm.tokenizer, len(prompts), on_token, stop_ids)
+    batch = encode(model, samples, positions="all", chat=chat, padding_side="left", reserve=max_new_tokens)
+    stop_ids = _stop_ids(model)
+    streamer = _Stream(model.tokenizer, len(prompts), on_token, stop_ids)
     criteria = StoppingCriteriaList([_Cancel(cancel)] if cancel is not None else [])
     sampling = {} if do_sample else {"temperature": None, "top_p": None, "top_k": None}
-    with edit_heads(hm, edits), torch.inference_mode():
-        hm.model.generate(
+    with edit_heads(model, edits), torch.inference_mode():
+        model.module.generate(
             **batch.inputs,
             max_new_tokens=max_new_tokens,
             do_sample=do_sample,
             streamer=streamer,
             stopping_criteria=criteria,
-            pad_token_id=hm.tokenizer.pad_token_id,
+            pad_token_id=model.tokenizer.pad_token_id,
             **sampling,
             **generate_kwargs,
         )

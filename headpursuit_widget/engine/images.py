@@ -1,9 +1,10 @@
 """A small synthetic image set, drawn at run time with PIL: coloured shapes and digits.
 
-Three classification tasks whose class names are concept word lists (METHOD.md section 6):
-"colours" (the colour of a shape), "shapes" (which shape) and "digits" (which digit, as a word).
-`labelled_images(task)` gives LabelledImage(image, label) items; `samples(task)` gives the
-(image, prompt) pairs that hp.capture / hp.rank_heads / hp.generate take for a VLM.
+Three classification tasks whose class names are concept word lists (docs/method.md, "Vision-language
+models"): "colours" (the colour of a shape), "shapes" (which shape) and "digits" (which digit, as a
+word). `labelled_images(task)` gives LabelledImage(image, label) items; `samples(task)` gives the
+(image, prompt) pairs that hp.capture / hp.rank_heads / hp.generate take for a VLM. The experiment
+that ranks and edits heads on these tasks is headpursuit_widget.image_tasks.run_image_task.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import io
 import math
 import random
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from .errors import HeadPursuitError
+from .vision import load_image
 
 COLOURS = {
     "red": (214, 39, 40),
@@ -79,7 +82,7 @@ def _polygon(shape: str, cx: float, cy: float, r: float, turn: float) -> list[tu
             (-w, -w),
         ]
     else:
-        raise ValueError(f"unknown shape {shape!r}; one of {SHAPES}")
+        raise HeadPursuitError(f"unknown shape {shape!r}; one of {SHAPES}")
     c, s = math.cos(turn), math.sin(turn)
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in pts]
 
@@ -101,7 +104,7 @@ def shape_image(
 
 
 @lru_cache(maxsize=8)
-def _font(px: int) -> ImageFont.ImageFont:
+def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     for folder in _FONT_DIRS:
         path = Path(folder) / "DejaVuSans-Bold.ttf"
         if path.is_file():
@@ -132,7 +135,7 @@ def _contrasting(rng: random.Random, avoid: str) -> str:
 def labelled_images(task: str, n_per_class: int = 2, size: int = 64, seed: int = 0) -> list[LabelledImage]:
     """n_per_class images of every class of `task`, classes interleaved; deterministic for a seed."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; one of {tuple(TASKS)}")
+        raise HeadPursuitError(f"unknown task {task!r}; one of {tuple(TASKS)}")
     rng = random.Random(seed)
     out = []
     for _ in range(n_per_class):
@@ -160,64 +163,12 @@ def samples(
 def class_names(task: str) -> list[str]:
     """The class names of `task`: the concept words to rank heads for."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; one of {tuple(TASKS)}")
+        raise HeadPursuitError(f"unknown task {task!r}; one of {tuple(TASKS)}")
     return list(TASKS[task][0])
 
 
 def to_png(image) -> bytes:
     """PNG bytes of a PIL image, numpy array or image file (for the widget's image strip)."""
-    from .vision import load_image
-
     buf = io.BytesIO()
     load_image(image).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def is_correct(answer: str, label: str, task: str) -> bool:
-    """True when `answer` names `label` as a word (digits also as the numeral)."""
-    words = set(re.findall(r"[a-z]+|\d+", answer.lower()))
-    return label in words or (task == "digits" and str(DIGITS.index(label)) in words)
-
-
-def run_image_task(
-    model,
-    task: str = "digits",
-    n_per_class: int = 4,
-    top: int = 8,
-    alpha: float = -1.0,
-    max_new_tokens: int = 8,
-    seed: int = 0,
-    **rank_kwargs,
-) -> dict:
-    """Rank heads of a VLM (HeadModel) for `task`'s class names over the image tokens, then answer
-    the task's question unedited, with the `top` heads scaled by `alpha`, and with as many random
-    heads (matched per layer). Returns {"ranking", "heads", "random_heads", "labels",
-    "answers": {setting: [str]}, "accuracy": {setting: float}} for settings baseline/top/random."""
-    from .baselines import random_heads
-    from .generation import generate
-    from .ranking import rank_heads
-
-    items = labelled_images(task, n_per_class, seed=seed)
-    pairs = [(item.image, TASKS[task][1]) for item in items]
-    ranking = rank_heads(model, pairs, class_names(task), positions="image", seed=seed, **rank_kwargs)
-    heads, rand = ranking.top(top), random_heads(ranking, top, seed=seed)
-    settings = {"baseline": None, "top": {h: alpha for h in heads}, "random": {h: alpha for h in rand}}
-    answers = {
-        name: generate(
-            model, [p for _, p in pairs], images=[im for im, _ in pairs], edits=edits, max_new_tokens=max_new_tokens
-        )
-        for name, edits in settings.items()
-    }
-    labels = [item.label for item in items]
-    accuracy = {
-        name: sum(is_correct(a, lab, task) for a, lab in zip(texts, labels)) / len(labels)
-        for name, texts in answers.items()
-    }
-    return {
-        "ranking": ranking,
-        "heads": heads,
-        "random_heads": rand,
-        "labels": labels,
-        "answers": answers,
-        "accuracy": accuracy,
-    }

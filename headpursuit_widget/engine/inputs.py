@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
-import torch
-
+from .batch import POSITIONS, Batch
 from .errors import HeadPursuitError
-
-POSITIONS = ("prompt", "image", "all")
-
-
-@dataclass
-class Batch:
-    """inputs: keyword arguments for the model's forward, on its device.
-    select: (batch, seq) bool, True where a position counts towards the mean write."""
-
-    inputs: dict
-    select: torch.Tensor
 
 
 def check_prompts(prompts, what: str = "prompts") -> list:
@@ -49,7 +36,12 @@ def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
 
 
 def encode_text(
-    hm, prompts: list[str], positions: str = "prompt", chat: bool = False, padding_side: str = "right", reserve: int = 0
+    model,
+    prompts: list[str],
+    positions: str = "prompt",
+    chat: bool = False,
+    padding_side: str = "right",
+    reserve: int = 0,
 ) -> Batch:
     """Tokenise text prompts. Positions "prompt"/"all" select every non-pad, non-special token.
 
@@ -59,16 +51,16 @@ def encode_text(
         raise HeadPursuitError(f"positions must be one of {POSITIONS}, got {positions!r}")
     if positions == "image":
         raise HeadPursuitError("positions='image' needs a vision-language model with image samples")
-    tok = hm.tokenizer
+    tok = model.tokenizer
     texts = [format_prompt(tok, p, chat) for p in prompts]
-    limit = hm.context_window - reserve
+    limit = model.context_window - reserve
     if limit <= 0:
-        raise HeadPursuitError(f"max_new_tokens={reserve} leaves no room in the {hm.context_window}-token context")
+        raise HeadPursuitError(f"max_new_tokens={reserve} leaves no room in the {model.context_window}-token context")
     enc = tok(texts, add_special_tokens=not chat, return_special_tokens_mask=True)  # lists, one tokenisation
     cut = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > limit]
     if cut:
         warnings.warn(
-            f"prompts {cut} are longer than {limit} tokens (context window {hm.context_window}"
+            f"prompts {cut} are longer than {limit} tokens (context window {model.context_window}"
             f"{f' minus {reserve} new tokens' if reserve else ''}) and were truncated",
             stacklevel=3,
         )
@@ -77,20 +69,20 @@ def encode_text(
     enc = tok.pad(enc, padding=True, padding_side=padding_side, return_tensors="pt")
     special = enc.pop("special_tokens_mask").bool()
     select = enc["attention_mask"].bool() & ~special
-    inputs = {k: v.to(hm.device) for k, v in enc.items()}
+    inputs = {k: v.to(model.device) for k, v in enc.items()}
     return Batch(inputs=inputs, select=select)
 
 
 def encode(
-    hm, samples: list, positions: str = "prompt", chat: bool = False, padding_side: str = "right", reserve: int = 0
+    model, samples: list, positions: str = "prompt", chat: bool = False, padding_side: str = "right", reserve: int = 0
 ) -> Batch:
     """Dispatch on the model kind: text prompts, or (image, prompt) samples for a VLM."""
-    if hm.is_vlm:
+    if model.is_vlm:
         from .vision import encode_vision
 
-        return encode_vision(hm, samples, positions=positions, chat=chat, padding_side=padding_side)
+        return encode_vision(model, samples, positions=positions, chat=chat, padding_side=padding_side)
     if any(not isinstance(s, str) for s in samples):
         raise HeadPursuitError(
             "this is a text-only model: samples must be strings (image samples need a VLM loaded with its processor)"
         )
-    return encode_text(hm, samples, positions=positions, chat=chat, padding_side=padding_side, reserve=reserve)
+    return encode_text(model, samples, positions=positions, chat=chat, padding_side=padding_side, reserve=reserve)

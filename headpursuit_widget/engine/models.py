@@ -8,6 +8,7 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,25 +26,25 @@ class HeadModel:
     generating in the background, a notebook cell) never mix on the same model.
     """
 
-    model: nn.Module
-    tokenizer: object
+    module: Any  # the transformers nn.Module (a PreTrainedModel; its submodules are found at run time)
+    tokenizer: Any
     processor: object | None = None
     name: str = ""
     adapter: Adapter = field(init=False)
     lock: threading.RLock = field(init=False, repr=False, default_factory=threading.RLock)
 
     def __post_init__(self):
-        self.model.eval()
-        self.model.requires_grad_(False)
-        self.adapter = build_adapter(self.model)
+        self.module.eval()
+        self.module.requires_grad_(False)
+        self.adapter = build_adapter(self.module)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if not self.name:
-            self.name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
+            self.name = getattr(self.module.config, "_name_or_path", "") or type(self.module).__name__
         if self.is_vlm:
             from .vision import image_token_id
 
-            image_token_id(self.model, self.processor)  # a processor of another model fails here
+            image_token_id(self.module, self.processor)  # a processor of another model fails here
 
     n_layers = property(lambda self: self.adapter.n_layers)
     n_heads = property(lambda self: self.adapter.n_heads)
@@ -56,11 +57,11 @@ class HeadModel:
 
     @property
     def is_vlm(self) -> bool:
-        return self.processor is not None and getattr(self.model.config, "model_type", "") in VLM_FAMILIES
+        return self.processor is not None and getattr(self.module.config, "model_type", "") in VLM_FAMILIES
 
     @property
     def context_window(self) -> int:
-        conf = getattr(self.model.config, "text_config", None) or self.model.config
+        conf = getattr(self.module.config, "text_config", None) or self.module.config
         for name in ("max_position_embeddings", "n_positions"):
             value = getattr(conf, name, None)
             if isinstance(value, int) and value > 0:
@@ -95,13 +96,13 @@ class HeadModel:
         )
 
 
-def wrap(model: nn.Module, tokenizer, processor=None, name: str = "") -> HeadModel:
+def wrap(module: nn.Module, tokenizer, processor=None, *, name: str = "") -> HeadModel:
     """Wrap a transformers model you loaded yourself. tokenizer may be a processor (its .tokenizer is used)."""
     if processor is None and hasattr(tokenizer, "image_processor"):
         processor = tokenizer
     if hasattr(tokenizer, "tokenizer"):
         tokenizer = tokenizer.tokenizer
-    return HeadModel(model=model, tokenizer=tokenizer, processor=processor, name=name)
+    return HeadModel(module=module, tokenizer=tokenizer, processor=processor, name=name)
 
 
 def _resolve(name_or_path: str) -> tuple[str, dict, str]:
@@ -131,6 +132,7 @@ def _resolve(name_or_path: str) -> tuple[str, dict, str]:
 
 def load_model(
     name_or_path: str = shipped.DEFAULT_MODEL,
+    *,
     dtype=torch.float32,
     device_map=None,
     trust_remote_code: bool = False,
@@ -164,28 +166,28 @@ def load_model(
         from .vision import load_processor  # first: hides a torchvision that fails to import
 
     auto = AutoModelForImageTextToText if is_vlm else AutoModelForCausalLM
-    model = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
+    module = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
     if is_vlm and processor is None:
         processor = load_processor(source, **common)
     tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source, **common)
-    hm = HeadModel(model=model, tokenizer=tokenizer, processor=processor, name=display)
+    model = HeadModel(module=module, tokenizer=tokenizer, processor=processor, name=display)
     if name_or_path in shipped.SHIPPED and "gguf_file" in extra and dtype == torch.float32:
-        _resave(hm, shipped.resaved_dir(name_or_path))
-    return hm
+        _resave(model, shipped.resaved_dir(name_or_path))
+    return model
 
 
-def _resave(hm: HeadModel, folder: Path) -> None:
+def _resave(model: HeadModel, folder: Path) -> None:
     """Keep a safetensors copy so the next load skips de-quantising the GGUF (15 s -> about 2 s)."""
     from safetensors.torch import save_model
 
     tmp = folder.with_name(folder.name + ".part")
     tmp.mkdir(parents=True, exist_ok=True)
-    config = hm.model.config.to_dict()
+    config = model.module.config.to_dict()
     config.pop("quantization_config", None)  # weights are de-quantised float tensors by now
     (tmp / "config.json").write_text(json.dumps(config, indent=1))
-    hm.model.generation_config.save_pretrained(tmp)
-    save_model(hm.model, str(tmp / "model.safetensors"))
-    hm.tokenizer.save_pretrained(tmp)
+    model.module.generation_config.save_pretrained(tmp)
+    save_model(model.module, str(tmp / "model.safetensors"))
+    model.tokenizer.save_pretrained(tmp)
     if folder.exists():
         shutil.rmtree(tmp)
     else:

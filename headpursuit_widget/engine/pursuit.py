@@ -1,6 +1,6 @@
 """Simultaneous Orthogonal Matching Pursuit (SOMP), batched over heads and dictionaries, in float64.
 
-Selection follows METHOD.md section 3: at each step pick the atom with the largest l1 norm (over
+Selection follows docs/method.md, "SOMP": at each step pick the atom with the largest l1 norm (over
 samples) of its correlation with the residual, then refit all coefficients by least squares.
 Instead of recomputing R @ D.T each step we keep an orthonormal basis q_1..q_s of the selected
 atoms, stored as coefficients over those atoms (q = A @ D[S]), and update the correlations with a
@@ -31,7 +31,7 @@ class SompResult:
     evr: torch.Tensor
 
 
-def somp(H: torch.Tensor, D: torch.Tensor, k: int, center: bool = True, rel_tol: float = 1e-10) -> SompResult:
+def somp(H: torch.Tensor, D: torch.Tensor, k: int, *, center: bool = True, rel_tol: float = 1e-10) -> SompResult:
     """Run SOMP for signal sets H (n, d) or (B, n, d) against a dictionary D (m, d) or a stack of
     G dictionaries of equal size (G, m, d) - each set against each dictionary.
 

@@ -3,7 +3,7 @@
 Scores (all (n_layers, n_heads)):
 - "evr": the paper's raw score, EVR after k SOMP atoms of the concept dictionary.
 - "specificity" (default): evr minus the mean EVR of `n_null` dictionaries of as many random
-  word-like tokens, each run through the same SOMP. METHOD.md section 7: on SmolLM2 the raw score
+  word-like tokens, each run through the same SOMP. docs/method.md, "Scores": on SmolLM2 the raw score
   puts embedding-like layer-0 heads first for ANY word list; the difference removes that without
   excluding layers by hand. `above_null` marks heads whose evr beats every null draw.
 - "logit_lens": mean concept-token logit of the head's mean write.
@@ -29,6 +29,7 @@ from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError
 from .inputs import check_prompts
 from .pursuit import SompResult, somp
+from .shipped import concepts as shipped_concepts
 
 SCORES = ("specificity", "evr", "logit_lens")
 METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
@@ -179,8 +180,6 @@ def _progress(enabled: bool, label: str):
 def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
     """(tokenised Concept, shipped ConceptSpec or None) from a shipped name, word file, word list,
     Concept or ConceptSpec."""
-    from .. import concepts as shipped_concepts
-
     spec = None
     if isinstance(concept, str):
         source = concept_source(concept)
@@ -213,8 +212,6 @@ def check_score(name) -> str:
 
 def concept_source(text: str) -> str | None:
     """ "shipped" if ``text`` names a shipped concept, "file" if it is a word file's path, else None."""
-    from .. import concepts as shipped_concepts
-
     if text in shipped_concepts.names():
         return "shipped"
     return "file" if text and Path(text).is_file() else None
@@ -233,8 +230,6 @@ def concept_from_text(text) -> str | list[str]:
         sep = r"[,;\n]" if re.search(r"[,;\n]", text) else r"\s+"
         words = [w.strip() for w in re.split(sep, text) if w.strip()]
     if not words:
-        from .. import concepts as shipped_concepts
-
         raise HeadPursuitError(
             f"empty concept: type a shipped concept ({', '.join(shipped_concepts.names())}) "
             "or words separated by commas"
@@ -251,6 +246,7 @@ def rank_heads(
     model,
     prompts=None,
     concept="colours",
+    *,
     method: str = "somp",
     score: str | None = None,
     k: int = 50,

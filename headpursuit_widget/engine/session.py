@@ -11,12 +11,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .capture import capture
 from .errors import HeadPursuitError
 from .ranking import HeadRanking, rank_heads
+from .shipped import concepts as shipped_concepts
 from .vision import is_vlm_sample, sample_key, split_samples
 
 
@@ -134,19 +136,17 @@ class Session:
         if positions is None:
             positions = "image" if self.prompts is not None and any(map(is_vlm_sample, self.prompts)) else "prompt"
         self.positions = positions
-        self.options = dict(k=k, n_null=n_null, seed=seed)
+        self.options: dict[str, Any] = dict(k=k, n_null=n_null, seed=seed)
         self.cache = cache
         self._last_prompts: tuple | None = self.prompts
 
     def prompts_for(self, concept) -> tuple:
         """The samples ``concept`` is ranked on (see the class docstring)."""
-        from .. import concepts as shipped
-
         if self.prompts is not None:
             return self.prompts
-        if isinstance(concept, str) and concept in shipped.names():
-            return tuple(shipped.get(concept).rank_prompts)
-        return self._last_prompts or tuple(shipped.get(shipped.names()[0]).rank_prompts)
+        if isinstance(concept, str) and concept in shipped_concepts.names():
+            return tuple(shipped_concepts.get(concept).rank_prompts)
+        return self._last_prompts or tuple(shipped_concepts.get(shipped_concepts.names()[0]).rank_prompts)
 
     def rank(self, concept, *, on_progress: Callable[[float], None] | None = None) -> HeadRanking:
         """``rank_heads`` of ``concept`` on ``prompts_for(concept)`` with cached activations.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ def _hide_broken_torchvision() -> None:
     except Exception:
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
-        sys.modules["torchvision"] = None
+        sys.modules["torchvision"] = None  # type: ignore[assignment]  # None marks a module as absent
         from transformers.utils import import_utils
 
         for fn in ("is_torchvision_available", "is_torchvision_v2_available", "is_torchvision_greater_or_equal"):
@@ -49,8 +49,8 @@ _hide_broken_torchvision()
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin  # noqa: E402
 from transformers.video_processing_utils import VideoProcessorMixin  # noqa: E402
 
+from .batch import POSITIONS, Batch  # noqa: E402
 from .errors import HeadPursuitError  # noqa: E402
-from .inputs import POSITIONS, Batch  # noqa: E402
 
 # Text the user writes for one image, where the processor's own image token is not enough.
 _PLACEHOLDER = {
@@ -64,11 +64,11 @@ class NoVideoProcessor(VideoProcessorMixin):
 
     num_frames = fps = None  # read by some processors' chat templating
 
-    def __call__(self, videos, **kwargs):
+    def __call__(self, videos, **kwargs):  # type: ignore[override]  # fills the video slot; never processes images
         raise RuntimeError("video inputs need torchvision, which is not usable here; pass images instead")
 
 
-def images_only(processor_cls: type) -> type:
+def images_only(processor_cls: Any) -> Any:
     """Subclass of `processor_cls` that accepts NoVideoProcessor (transformers cannot type-check
     a video processor without torchvision)."""
 
@@ -113,7 +113,7 @@ def _assemble_processor(path, backend: str | None, **kwargs) -> ProcessorMixin:
     )
     if not name or not hasattr(transformers, name):
         raise HeadPursuitError(f"no processor class found for {path}; pass processor= explicitly")
-    cls = getattr(transformers, name)
+    cls: Any = getattr(transformers, name)
     parts = {
         "tokenizer": lambda: AutoTokenizer.from_pretrained(path, **kwargs),
         "image_processor": lambda: AutoImageProcessor.from_pretrained(path, backend=backend, **kwargs),
@@ -125,26 +125,26 @@ def _assemble_processor(path, backend: str | None, **kwargs) -> ProcessorMixin:
     return images_only(cls).from_args_and_dict([parts[a]() for a in attrs], processor_dict, **init_kwargs)
 
 
-def image_token_id(model: torch.nn.Module, processor) -> int:
+def image_token_id(module: Any, processor) -> int:
     """Id of the placeholder token that the model replaces by image features (from the model
     config), checked against the processor; raises HeadPursuitError on a mismatch."""
-    cfg = model.config
+    cfg = module.config
     tid = getattr(cfg, "image_token_id", None)
     tid = getattr(cfg, "image_token_index", None) if tid is None else tid
     if tid is None:
-        raise HeadPursuitError(f"{type(model).__name__} has no image_token_id in its config")
+        raise HeadPursuitError(f"{type(module).__name__} has no image_token_id in its config")
     if processor is None or not hasattr(processor, "image_processor"):
         raise HeadPursuitError(
-            f"{type(model).__name__} is a vision-language model: pass its processor "
+            f"{type(module).__name__} is a vision-language model: pass its processor "
             "(hp.wrap(model, processor) or hp.load_model(path, processor=...))"
         )
     proc_ids = [
         i for i in getattr(processor, "image_token_ids", [getattr(processor, "image_token_id", None)]) if i is not None
     ]
-    n_embed = model.get_input_embeddings().num_embeddings
+    n_embed = module.get_input_embeddings().num_embeddings
     if tid not in proc_ids or len(processor.tokenizer) > n_embed:
         raise HeadPursuitError(
-            f"processor {type(processor).__name__} does not match model {type(model).__name__}: the model's "
+            f"processor {type(processor).__name__} does not match model {type(module).__name__}: the model's "
             f"image token id is {tid}, the processor's {proc_ids}; tokenizer size {len(processor.tokenizer)} "
             f"vs {n_embed} embeddings"
         )
@@ -252,9 +252,9 @@ def _chat_text(processor, images: list, prompt: str) -> str:
 
 
 def encode_vision(
-    hm, samples: list, positions: str = "image", chat: bool = False, padding_side: str = "right"
+    model, samples: list, positions: str = "image", chat: bool = False, padding_side: str = "right"
 ) -> Batch:
-    """Processor outputs for VLM samples and the (B, T) selection mask, as an inputs.Batch.
+    """Processor outputs for VLM samples and the (B, T) selection mask, as a batch.Batch.
 
     inputs: input_ids (B, T), attention_mask (B, T) and the class's image tensors (pixel_values,
     image_grid_thw, image_sizes, pixel_attention_mask, token_type_ids ...) on the model's device,
@@ -262,8 +262,8 @@ def encode_vision(
     """
     if positions not in POSITIONS:
         raise HeadPursuitError(f"positions must be one of {POSITIONS}, got {positions!r}")
-    processor, model = hm.processor, hm.model
-    tid = image_token_id(model, processor)
+    processor, module = model.processor, model.module
+    tid = image_token_id(module, processor)
     per_sample, prompts = split_samples(samples)
     has = [bool(ims) for ims in per_sample]
     if any(has) and not all(has):
@@ -289,14 +289,14 @@ def encode_vision(
         raise HeadPursuitError(
             f"the processor's output has image tokens (id {tid}) in samples "
             f"{is_image.any(1).tolist()} but images were given for {has}: processor "
-            f"{type(processor).__name__} does not match model {type(model).__name__}"
+            f"{type(processor).__name__} does not match model {type(module).__name__}"
         )
     special = torch.isin(ids, torch.tensor(sorted(set(tok.all_special_ids)), dtype=ids.dtype))
     text = attn & ~is_image & ~special
     select = {"image": is_image, "prompt": text, "all": is_image | text}[positions]
-    dtype = next(model.parameters()).dtype
+    dtype = next(module.parameters()).dtype
     inputs = {
-        k: v.to(hm.device, dtype) if v.is_floating_point() else v.to(hm.device)
+        k: v.to(model.device, dtype) if v.is_floating_point() else v.to(model.device)
         for k, v in enc.items()
         if k != "labels" and torch.is_tensor(v)
     }

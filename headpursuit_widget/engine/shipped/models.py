@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import HeadPursuitError
+from ..errors import HeadPursuitError
 
 
 @dataclass(frozen=True)

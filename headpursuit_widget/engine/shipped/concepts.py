@@ -1,6 +1,6 @@
 """Shipped concepts: word lists plus ranking, probe, evaluation and neutral prompt sets.
 
-Each concept is a JSON file ``data/<name>.json`` in the package; ``names()`` lists them,
+Each concept is a JSON file ``data/<name>.json`` next to this module; ``names()`` lists them,
 ``get(name)`` loads one as a frozen :class:`ConceptSpec`, and ``control()`` returns the
 factual control task (prompts whose right answer is one token for the default model).
 """
@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+from ..errors import HeadPursuitError
 
 __all__ = ["ConceptSpec", "control", "get", "names"]
 
@@ -38,7 +40,7 @@ class ConceptSpec:
 
 
 def _data():
-    return resources.files(__name__).joinpath("data")
+    return resources.files(__package__).joinpath("data")
 
 
 def names() -> list[str]:
@@ -52,14 +54,14 @@ def _read(filename: str):
 
 @cache
 def get(name: str) -> ConceptSpec:
-    """Load the shipped concept ``name``; ValueError lists the available names if unknown."""
+    """Load the shipped concept ``name``; HeadPursuitError lists the available names if unknown."""
     available = names()
     if not isinstance(name, str) or name not in available:
-        raise ValueError(f"unknown concept {name!r}; shipped concepts: {', '.join(available)}")
+        raise HeadPursuitError(f"unknown concept {name!r}; shipped concepts: {', '.join(available)}")
     raw = _read(f"{name}.json")
     expected = {"name", "description", "words", *_PROMPT_FIELDS}
     if set(raw) != expected:
-        raise ValueError(f"concept file {name}.json: fields {sorted(raw)} != {sorted(expected)}")
+        raise HeadPursuitError(f"concept file {name}.json: fields {sorted(raw)} != {sorted(expected)}")
     spec = ConceptSpec(
         name=raw["name"],
         description=raw["description"],
@@ -72,16 +74,16 @@ def get(name: str) -> ConceptSpec:
 
 def _validate(spec: ConceptSpec, name: str) -> None:
     if spec.name != name:
-        raise ValueError(f"concept file {name}.json names itself {spec.name!r}")
+        raise HeadPursuitError(f"concept file {name}.json names itself {spec.name!r}")
     for field in ("words", *_PROMPT_FIELDS):
         values = getattr(spec, field)
         if not values or not all(isinstance(v, str) and v.strip() for v in values):
-            raise ValueError(f"concept {name!r}: {field} must be a non-empty list of strings")
+            raise HeadPursuitError(f"concept {name!r}: {field} must be a non-empty list of strings")
         if len(set(values)) != len(values):
-            raise ValueError(f"concept {name!r}: duplicate entries in {field}")
+            raise HeadPursuitError(f"concept {name!r}: duplicate entries in {field}")
     leaked = set(spec.rank_prompts) & set(spec.probe_prompts + spec.eval_prompts)
     if leaked:
-        raise ValueError(f"concept {name!r}: ranking prompts reused as held-out prompts: {sorted(leaked)}")
+        raise HeadPursuitError(f"concept {name!r}: ranking prompts reused as held-out prompts: {sorted(leaked)}")
 
 
 @cache
