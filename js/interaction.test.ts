@@ -251,3 +251,22 @@ describe("tooltip placement", () => {
     });
   });
 });
+
+describe("narrow layout", () => {
+  const rect = (top: number, bottom: number) => ({ top, bottom, height: bottom - top }) as DOMRect;
+
+  it("scrolls the token panel into view on a click when it sits under the grid", () => {
+    const { el } = setup(new FakeModel({ scores: encode([0, 1, 2, 3, 4, 5], "float32", [2, 3]) }));
+    const grid = el.querySelector(".hp-grid-wrap") as HTMLElement;
+    const panel = el.querySelector('[data-testid="token-panel"]') as HTMLElement;
+    const scroll = vi.fn();
+    panel.scrollIntoView = scroll;
+    grid.getBoundingClientRect = () => rect(0, 700);
+    panel.getBoundingClientRect = () => rect(10, 300); // beside the grid: no scroll
+    (el.querySelector("[role=gridcell]") as HTMLElement).click();
+    expect(scroll).not.toHaveBeenCalled();
+    panel.getBoundingClientRect = () => rect(712, 1000); // stacked under it
+    (el.querySelector("[role=gridcell]") as HTMLElement).click();
+    expect(scroll).toHaveBeenCalledWith({ block: "nearest", behavior: "smooth" });
+  });
+});
