@@ -14,7 +14,9 @@ import { TokenPanel } from "./tokens";
 
 /** Keys pressed in the widget stay in the widget: the notebook's shortcuts (arrows move between or
  * collapse cells, letters run commands) must not act on a key meant for a slider, box or grid
- * cell. Escape and keys held with Ctrl/Cmd/Alt still reach the notebook (command mode, saving). */
+ * cell. Lumino's shortcut matcher (JupyterLab, Notebook 7) skips targets inside an element with
+ * `data-lm-suppress-shortcuts`, which the root carries; this stops the key reaching the notebook's
+ * own (bubbling) handlers. Escape and keys held with Ctrl/Cmd/Alt still propagate. */
 export function keepKeys(e: KeyboardEvent): void {
   if (e.key === "Escape" || e.ctrlKey || e.metaKey || e.altKey) return;
   e.stopPropagation();
@@ -60,6 +62,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     readout.el,
     answers,
   );
+  el.setAttribute("data-lm-suppress-shortcuts", "true");
   el.addEventListener("keydown", keepKeys);
   // below ~820 px the panel sits under the grid: bring it into view when a head is picked there
   const reveal = (e: Event) => {
@@ -110,6 +113,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     for (const [ev, fn] of on) for (const name of ev.split(" ")) model.off(name, fn);
     model.off("msg:custom", onMsg);
     el.removeEventListener("keydown", keepKeys);
+    el.removeAttribute("data-lm-suppress-shortcuts");
     grid.el.removeEventListener("click", reveal);
     urls.dispose();
   };
