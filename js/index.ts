@@ -14,12 +14,20 @@ import { TokenPanel } from "./tokens";
 
 /** Keys pressed in the widget stay in the widget: the notebook's shortcuts (arrows move between or
  * collapse cells, letters run commands) must not act on a key meant for a slider, box or grid
- * cell. Lumino's shortcut matcher (JupyterLab, Notebook 7) skips targets inside an element with
- * `data-lm-suppress-shortcuts`, which the root carries; this stops the key reaching the notebook's
- * own (bubbling) handlers. Escape and keys held with Ctrl/Cmd/Alt still propagate. */
+ * cell. This stops the key reaching the notebook's bubbling handlers (JupyterLab); Escape and keys
+ * held with Ctrl/Cmd/Alt still propagate. Notebook 7 matches shortcuts in the capture phase, before
+ * this runs: see `suppressShortcuts`. */
 export function keepKeys(e: KeyboardEvent): void {
   if (e.key === "Escape" || e.ctrlKey || e.metaKey || e.altKey) return;
   e.stopPropagation();
+}
+
+/** Lumino's shortcut matcher (JupyterLab, Notebook 7) walks from the key's target up and stops at an
+ * element with `data-lm-suppress-shortcuts`, but matches selectors such as
+ * `.jp-Notebook.jp-mod-commandMode :focus` on each element first, so the attribute must sit on the
+ * focused control itself: every control of the widget gets it when it takes focus. */
+export function suppressShortcuts(e: FocusEvent): void {
+  (e.target as HTMLElement).setAttribute?.("data-lm-suppress-shortcuts", "true");
 }
 
 /** True if `panel` starts below the bottom of `grid` (the narrow, stacked layout). */
@@ -62,8 +70,8 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     readout.el,
     answers,
   );
-  el.setAttribute("data-lm-suppress-shortcuts", "true");
   el.addEventListener("keydown", keepKeys);
+  el.addEventListener("focusin", suppressShortcuts);
   // below ~820 px the panel sits under the grid: bring it into view when a head is picked there
   const reveal = (e: Event) => {
     if ((e.target as HTMLElement).closest?.("[role=gridcell]") && stackedBelow(grid.el, panel.el)) {
@@ -113,7 +121,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     for (const [ev, fn] of on) for (const name of ev.split(" ")) model.off(name, fn);
     model.off("msg:custom", onMsg);
     el.removeEventListener("keydown", keepKeys);
-    el.removeAttribute("data-lm-suppress-shortcuts");
+    el.removeEventListener("focusin", suppressShortcuts);
     grid.el.removeEventListener("click", reveal);
     urls.dispose();
   };

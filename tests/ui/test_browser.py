@@ -163,10 +163,13 @@ def _arrow_keys_stay_in_the_widget(page, kernel):
     active = page.locator(".jp-Notebook .jp-Cell.jp-mod-active")
     before = active.first.evaluate("c => [...c.parentElement.children].indexOf(c)")
     slider = page.locator('.hp-root [data-testid="head-slider"]')
+    focused = "(el) => document.activeElement === el"
     slider.focus()
+    seen = [page.evaluate("(document.activeElement.dataset.testid || document.activeElement.className)")]
     for key in ("ArrowRight", "ArrowRight", "ArrowUp", "ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowDown"):
         page.keyboard.press(key)
-    assert slider.input_value() == "0.5"  # 1 + 3 x 0.25 - 5 x 0.25
+        seen.append(f"{key}:{slider.evaluate(focused)}:{slider.input_value()}")
+    assert slider.input_value() == "0.5", seen  # 1 + 3 x 0.25 - 5 x 0.25
     assert page.locator('.hp-root [data-testid="head-alpha"]').input_value() == "0.5"
     end = time.monotonic() + 30
     while kernel.eval("w.strengths") != {f"{layer}.{head}": 0.5}:
@@ -256,6 +259,7 @@ def _set_theme(page, name: str) -> None:
 
 
 def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
+    page.set_viewport_size({"width": 1400, "height": 2400})  # the whole widget on screen for the screenshots
     _, kernel, _ = open_widget(lab, page, f"lab/tree/{NOTEBOOK}")
     docs = artifacts.parent / "docs"
     try:
@@ -273,6 +277,7 @@ def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
             page.wait_for_timeout(300)  # one frame for the theme's stylesheet to apply
             results[theme] = _contrast(page)
             shot = docs / ("widget-dark.png" if "Dark" in theme else "widget.png")
+            page.locator(".hp-root").scroll_into_view_if_needed()
             page.locator(".hp-root").screenshot(path=str(shot))
         for theme, rows in results.items():
             assert any(sel == ".hp-root mark.hp-hit" for sel, *_ in rows), f"no highlighted word in {theme}"
