@@ -256,6 +256,14 @@ def _set_theme(page, name: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{name}$")).first.click()
     light = "false" if "Dark" in name else "true"
     page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+    # and the theme's stylesheet applied: the widget's background is dark (mean channel < 128) or light
+    dark = "Dark" in name
+    page.wait_for_function(
+        "(dark) => { const c = getComputedStyle(document.querySelector('.hp-root')).backgroundColor"
+        ".match(/[\\d.]+/g).slice(0, 3).map(Number); return (c[0] + c[1] + c[2]) / 3 < 128 === dark; }",
+        arg=dark,
+        timeout=30_000,
+    )
 
 
 def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
@@ -274,7 +282,6 @@ def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
         results = {}
         for theme in ("JupyterLab Light", "JupyterLab Dark"):
             _set_theme(page, theme)
-            page.wait_for_timeout(300)  # one frame for the theme's stylesheet to apply
             results[theme] = _contrast(page)
             shot = docs / ("widget-dark.png" if "Dark" in theme else "widget.png")
             page.locator(".hp-root").scroll_into_view_if_needed()
