@@ -21,7 +21,9 @@ LABELS = {
 
 
 def heatmap(ranking, title: str | None = None):
-    """(n_layers x n_heads) grid of the ranking's active score; hover shows the head's top tokens."""
+    """(n_layers x n_heads) grid of the ranking's active score, layer 0 at the top as in the widget's
+    grid; colours span the 2nd to 98th percentile, widened to hold 0 (the widget's scale, js/colors.ts),
+    so one outlier cannot flatten the rest. Hover shows the head's top tokens."""
     scores = np.asarray(ranking.scores, dtype=float)
     L, H = scores.shape
     layers, heads = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
@@ -31,7 +33,8 @@ def heatmap(ranking, title: str | None = None):
     ]
     src = ColumnDataSource({"layer": layers.ravel(), "head": heads.ravel(), "score": scores.ravel(), "tokens": tops})
     finite = scores[np.isfinite(scores)]
-    mapper = LinearColorMapper(palette=Viridis256, low=float(finite.min()), high=float(finite.max()))
+    low, high = min(0.0, float(np.quantile(finite, 0.02))), max(0.0, float(np.quantile(finite, 0.98)))
+    mapper = LinearColorMapper(palette=Viridis256, low=low, high=high if high > low else low + 1.0)
     fig = figure(
         title=title or f"{ranking.concept['name']}: {ranking.score_name} ({ranking.model_name})",
         x_axis_label="head",
@@ -39,7 +42,7 @@ def heatmap(ranking, title: str | None = None):
         width=max(300, 40 * H + 120),
         height=max(300, 16 * L + 80),
         x_range=(-0.5, H - 0.5),
-        y_range=(-0.5, L - 0.5),
+        y_range=(L - 0.5, -0.5),  # layer 0 at the top
         tools="hover,save,reset",
         toolbar_location="right",
     )

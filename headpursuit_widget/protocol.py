@@ -15,6 +15,7 @@ from .engine.generation import MAX_NEW_TOKENS
 # kernel -> front end, while an answer streams
 STREAM_START = "stream_start"  # a new answer begins: drop the shown text of `target`
 TOKEN = "token"  # one decoded piece of answer `gen` of `target`
+STREAM_END = "stream_end"  # answer `gen` of `target` finished, stopped or was dropped
 # front end -> kernel
 STOP = "stop"  # cancel the running generation, keep its partial text
 APPLY_TOP = "apply_top"  # edit the top `top_k` heads by `top_alpha`
@@ -26,10 +27,11 @@ TARGETS = ("baseline", "edited")  # the two answer panes
 TO_FRONT = {
     STREAM_START: {"target": "StreamTarget", "gen": "number"},
     TOKEN: {"target": "StreamTarget", "gen": "number", "piece": "string"},
+    STREAM_END: {"target": "StreamTarget", "gen": "number"},
 }
 TO_KERNEL: dict[str, dict[str, str]] = {STOP: {}, APPLY_TOP: {}, GENERATE: {}}
 
-_MESSAGE_NAMES = ("STREAM_START", "TOKEN", "STOP", "APPLY_TOP", "GENERATE")
+_MESSAGE_NAMES = ("STREAM_START", "TOKEN", "STREAM_END", "STOP", "APPLY_TOP", "GENERATE")
 TS_PATH = Path(__file__).resolve().parent.parent / "js" / "protocol.ts"
 
 
@@ -41,6 +43,11 @@ def stream_start(target: str, gen: int) -> dict:
 def token(target: str, gen: int, piece: str) -> dict:
     """The message carrying one decoded ``piece`` of answer ``gen`` of ``target``."""
     return {"type": TOKEN, "target": target, "gen": gen, "piece": piece}
+
+
+def stream_end(target: str, gen: int) -> dict:
+    """The message that ends answer ``gen`` of ``target`` (its text is in the trait, or dropped)."""
+    return {"type": STREAM_END, "target": target, "gen": gen}
 
 
 def _union(name: str, messages: dict[str, dict[str, str]]) -> str:

@@ -20,13 +20,15 @@ from . import concepts as shipped
 from . import protocol
 from ._serialization import ARRAY
 from .engine import HeadPursuitError, HeadRanking, generate
+from .engine.dictionary import RULES
 from .engine.edits import parse_edits
 from .engine.generation import check_max_new_tokens
 from .engine.heads import head_key, parse_head_key
 from .engine.images import to_png
 from .engine.ranking import check_score, concept_from_text
 from .engine.session import Session, resolve_samples
-from .worker import CLOSED, STOPPED, Cancel, Worker
+from .experiments import next_token_probs
+from .worker import CLOSED, STOPPED, SUPERSEDED, Cancel, Worker
 
 _STATIC = Path(__file__).parent / "static"
 _MISSING_BUNDLE = """
@@ -68,8 +70,10 @@ class HeadPursuit(anywidget.AnyWidget):
     scores = t.Instance(
         np.ndarray, allow_none=True, help="float (n_layers, n_heads) or None: the shown score of every head"
     ).tag(sync=True, **ARRAY)
-    above_null = t.Instance(
-        np.ndarray, allow_none=True, help="bool (n_layers, n_heads) or None: heads above the random-word null"
+    significant = t.Instance(
+        np.ndarray,
+        allow_none=True,
+        help="bool (n_layers, n_heads) or None: heads whose EVR is significantly above the null (ranking.significant)",
     ).tag(sync=True, **ARRAY)
     score = t.Unicode("specificity", help="str, default 'specificity': the score the grid shows (see score_names)").tag(
         sync=True
@@ -82,11 +86,21 @@ class HeadPursuit(anywidget.AnyWidget):
     head_tokens = t.List(t.Unicode(), help="list[str], one per head (row-major): its top tokens, joined").tag(sync=True)
     tokens = t.List(help="[[token, weight]]: the selected head's top SOMP tokens").tag(sync=True)
     lens_tokens = t.List(help="[[token, logit]]: the selected head's top Logit Lens tokens").tag(sync=True)
+    head_stats = t.Dict(
+        help="{layer, head, evr, null_mean, null_sd, significant} of the head the panel shows ({} when none): its "
+        "EVR next to the null's mean and sd; the panel shows tokens only once this matches selected"
+    ).tag(sync=True)
     curve = t.Instance(
         np.ndarray, allow_none=True, help="float (k,) or None: the selected head's EVR after each SOMP step"
     ).tag(sync=True, **ARRAY)
     concept = t.Unicode("", help="str: the concept as typed (a shipped name, a word file or words)").tag(sync=True)
     concept_names = t.List(t.Unicode(), help="list[str]: the shipped concepts offered").tag(sync=True)
+    rule = t.Unicode("whole_word", help="str, default 'whole_word': the sub-token rule words are ranked with").tag(
+        sync=True
+    )
+    rule_names = t.List(t.Unicode(), help="list[str]: the accepted values of rule (engine/dictionary.py RULES)").tag(
+        sync=True
+    )
     concept_words = t.List(t.Unicode(), help="list[str]: the ranked concept's words, marked in answers").tag(sync=True)
     prompt = t.Unicode("", help="str, default '': the prompt answers are generated from ('' generates none)").tag(
         sync=True
@@ -98,8 +112,17 @@ class HeadPursuit(anywidget.AnyWidget):
         sync=True
     )
     edited_text = t.Unicode("", help="str: the answer with the strengths applied").tag(sync=True)
-    top_k = t.Int(4, help="int, default 4: how many top heads 'Edit top heads' edits").tag(sync=True)
+    concept_prob = t.List(
+        t.Float(),
+        help="[baseline, edited] or []: probability (0-1) that the next token after the prompt is one of the "
+        "concept's tokens, without and with the edits; [] with no prompt or an image prompt",
+    ).tag(sync=True)
+    top_k = t.Int(4, help="int, default 4: how many recommended heads 'Edit top heads' edits").tag(sync=True)
     top_alpha = t.Float(-1.0, help="float, default -1: the alpha 'Edit top heads' sets").tag(sync=True)
+    top_note = t.Unicode("", help="str: which selection 'Edit top heads' applied last ('' before)").tag(sync=True)
+    verdict = t.Unicode(
+        "", help="str: the one-line causal check of the top heads (hp.verify), computed in the background"
+    ).tag(sync=True)
     status = t.Unicode("ready", help="str: 'ready', 'ranking', 'generating', 'stopped' or 'error' (see error)").tag(
         sync=True
     )
@@ -130,6 +153,8 @@ class HeadPursuit(anywidget.AnyWidget):
         top_alpha: float = -1.0,
         debounce: float = 0.05,
         seed: int = 0,
+        rule: str = "whole_word",
+        verify: bool = True,
     ):
         for attr in ("fingerprint", "n_layers", "n_heads", "tokenizer", "adapter"):
             if not hasattr(model, attr):
@@ -150,13 +175,17 @@ class HeadPursuit(anywidget.AnyWidget):
         )
         self._session = Session(model, prompts=prompts, positions=positions, k=k, n_null=n_null, seed=seed)
         self._base: HeadRanking | None = None
-        self._baseline_key = None
+        self._refined: HeadRanking | None = None  # _base once hp.refine has recommended its heads
+        self._baseline_key = self._edited_key = None
+        self._verify_on = verify
         self.debounce = debounce
         self._worker = Worker(self._show_error)
         super().__init__(
             n_layers=model.n_layers,
             n_heads=model.n_heads,
             score_names=list(HeadRanking.score_names),
+            rule_names=list(RULES),
+            rule=rule,
             concept_names=shipped.names(),
             max_new_tokens=max_new_tokens,
             top_k=top_k,
@@ -172,6 +201,7 @@ class HeadPursuit(anywidget.AnyWidget):
             self.set_trait("concept", concept if isinstance(concept, str) else ", ".join(map(str, concept)))
             self._rank(concept_from_text(concept), Cancel(), raise_errors=True)
         self.on_msg(self._on_msg)
+        self._check_heads()
         self.prompt = prompt
 
     # ---- public API -------------------------------------------------------------------
@@ -191,10 +221,17 @@ class HeadPursuit(anywidget.AnyWidget):
         return self._session
 
     def edit_top(self, k: int | None = None, alpha: float | None = None) -> None:
-        """Set edits on the top ``k`` heads of the ranking to ``alpha`` (replacing all edits)."""
+        """Set edits on the ``k`` recommended heads (``ranking.top``, whatever score the grid shows) to
+        ``alpha``, replacing all edits; ``top_note`` says which selection was applied."""
         k = self.top_k if k is None else k
         alpha = self.top_alpha if alpha is None else alpha
-        self.strengths = {head_key(layer, head): float(alpha) for layer, head in self.ranking.top(int(k))}
+        r = self._base
+        heads = r.top(int(k))
+        which = "recommended (causally refined)" if r is self._refined else f"ranked by {r.score_name}, not yet refined"
+        names = ", ".join(f"L{layer}H{head}" for layer, head in heads)
+        with self.hold_sync():
+            self.strengths = {head_key(layer, head): float(alpha) for layer, head in heads}
+            self.top_note = f"Edited the top {len(heads)} heads {which}: {names} x{float(alpha):g}"
 
     def clear_edits(self) -> None:
         self.strengths = {}
@@ -209,15 +246,18 @@ class HeadPursuit(anywidget.AnyWidget):
         return self._worker.wait(timeout)
 
     def regenerate(self) -> None:
-        """Schedule baseline (if the prompt changed) and edited answers, like a slider move."""
+        """Schedule baseline (if the prompt changed) and edited answers (if they changed), like a slider
+        move. A running verification yields and starts again after the answers."""
+        if self._worker.running("verify"):
+            self._worker.submit("verify", self._verify)
         self._worker.submit("generate", self._generate, self.debounce)
 
     def close(self) -> None:
         """Cancel background work and close the widget."""
         worker = self.__dict__.get("_worker")
         if worker is not None:
-            worker.cancel("generate", CLOSED)
-            worker.cancel("rank", CLOSED)
+            for kind in ("generate", "rank", "verify"):
+                worker.cancel(kind, CLOSED)
         super().close()
 
     # ---- validation: the engine's rules, reported as TraitError --------------------------
@@ -267,6 +307,12 @@ class HeadPursuit(anywidget.AnyWidget):
             raise t.TraitError(f"sample_index must be from 0 to {max(n - 1, 0)} (one of the {n} images), got {i}")
         return i
 
+    @t.validate("rule")
+    def _check_rule(self, proposal):
+        if proposal["value"] not in RULES:
+            raise t.TraitError(f"rule: unknown sub-token rule {proposal['value']!r}; accepted: {', '.join(RULES)}")
+        return proposal["value"]
+
     @t.validate("max_new_tokens")
     def _check_max_new_tokens(self, proposal):
         try:
@@ -284,17 +330,23 @@ class HeadPursuit(anywidget.AnyWidget):
     def _on_selected(self, change):
         self._show_head()
 
-    @t.observe("concept")
+    @t.observe("concept", "rule")
     def _on_concept(self, change):
         if not self._initialised():
             return
         try:
-            parsed = concept_from_text(change["new"])
+            parsed = concept_from_text(self.concept)
         except HeadPursuitError as exc:
-            self._show_error(exc)
+            self._show_error(exc, f"concept not ranked {self._stale_grid()}".strip())
             return
         self.set_trait("status", "ranking")
+        self._worker.cancel("verify", SUPERSEDED)
         self._worker.submit("rank", lambda cancel: self._rank(parsed, cancel))
+
+    @t.observe("top_k", "top_alpha")
+    def _on_top(self, change):
+        if self._initialised():
+            self._check_heads()
 
     @t.observe("strengths")
     def _on_strengths(self, change):
@@ -334,17 +386,27 @@ class HeadPursuit(anywidget.AnyWidget):
         self.set_trait("status", "ranking")
         self.set_trait("progress", 0.01)
         try:
-            r = self._session.rank(concept, on_progress=lambda f: self.set_trait("progress", f))
+            r = self._session.rank(concept, rule=self.rule, on_progress=lambda f: self.set_trait("progress", f))
         except Exception as exc:
-            self._show_error(exc, "ranking failed")
+            self._show_error(exc, f"ranking failed {self._stale_grid()}".strip())
             if raise_errors:
                 raise
             return
-        self._worker.publish(cancel, lambda: self._show_ranking(r))
+        if self._worker.publish(cancel, lambda: self._show_ranking(r)) and not raise_errors:
+            self._check_heads()
+            if self.prompt.strip():
+                self.regenerate()  # the next-token readout counts the new concept's tokens
+
+    def _stale_grid(self) -> str:
+        """Says which concept the grid still shows after a failed one ('' before any ranking)."""
+        if self._base is None:
+            return ""
+        return f"(the grid still shows the previous concept {self._base.concept.get('name', '')!r})"
 
     def _show_ranking(self, r: HeadRanking) -> None:
         with self.hold_sync():
             self._base = r
+            self.verdict = ""
             self.concept_words = list(r.concept.get("words", []))
             self.head_tokens = [
                 ", ".join(tok.strip() or repr(tok) for tok, _ in r.tokens(layer, head, _HEAD_TOKENS))
@@ -360,19 +422,58 @@ class HeadPursuit(anywidget.AnyWidget):
         r = self.ranking
         with self.hold_sync():
             self.scores = np.asarray(r.scores, dtype=np.float64)
-            self.above_null = np.asarray(r.above_null, dtype=bool)
+            self.significant = np.asarray(r.significant, dtype=bool)
             self._show_head()
 
     def _show_head(self) -> None:
         r = self.ranking
         if r is None or len(self.selected) != 2:
-            self.tokens, self.lens_tokens, self.curve = [], [], None
+            self.tokens, self.lens_tokens, self.curve, self.head_stats = [], [], None, {}
             return
         layer, head = self.selected
         with self.hold_sync():
+            self.head_stats = {
+                "layer": layer,
+                "head": head,
+                "evr": float(r.score_table["evr"][layer, head]),
+                "null_mean": float(r.null_mean[layer, head]),
+                "null_sd": float(r.null_sd[layer, head]),
+                "significant": bool(r.significant[layer, head]),
+            }
             self.tokens = [[tok, w] for tok, w in r.tokens(layer, head, _PANEL_TOKENS)]
             self.lens_tokens = [[tok, v] for tok, v in r.lens_tokens(layer, head, _PANEL_TOKENS)]
             self.curve = r.evr_curve(layer, head)
+
+    # ---- verification -------------------------------------------------------------------
+    def _check_heads(self) -> None:
+        """Schedule the background causal check of the current top heads (latest wins)."""
+        if self._verify_on and self._base is not None:
+            self._worker.submit("verify", self._verify, self.debounce)
+
+    def _verify(self, cancel: Cancel) -> None:
+        """hp.refine the ranking once (its recommended heads become ``ranking.top``), then hp.verify
+        its top ``top_k`` heads at ``top_alpha``; the summary line goes to ``verdict``."""
+        import headpursuit_widget as hp  # the package loads this module lazily; this is its public API
+
+        base, k, alpha = self._base, self.top_k, self.top_alpha
+        self._worker.publish(cancel, lambda: self._set(verdict=f"checking the top {k} heads against random heads..."))
+        try:
+            refined = base if base is self._refined else hp.refine(self._model, base, cancel=cancel)
+            if cancel.is_set() or not self._worker.publish(cancel, lambda: self._show_refined(base, refined)):
+                return
+            verification = hp.verify(self._model, refined, k=k, alpha=alpha, cancel=cancel)
+        except Exception as exc:  # the verdict line says so; the grid and answers stay usable
+            message = f"verification failed: {type(exc).__name__}: {exc}"
+            self._worker.publish(cancel, lambda: self._set(verdict=message))
+            return
+        if not cancel.is_set():
+            self._worker.publish(cancel, lambda: self._set(verdict=verification.summary()))
+
+    def _show_refined(self, base: HeadRanking, refined: HeadRanking) -> None:
+        if self._base is base:
+            with self.hold_sync():
+                self._base = self._refined = refined
+                self._show_scores()
 
     # ---- generation ---------------------------------------------------------------------
     def _picked_png(self) -> bytes | None:
@@ -381,25 +482,50 @@ class HeadPursuit(anywidget.AnyWidget):
         return images[i] if 0 <= i < len(images) else None
 
     def _generate(self, cancel: Cancel) -> None:
+        """Stream the answers that changed (baseline: prompt, length or image; edited: also the edits),
+        then the next-token readout."""
         prompt, max_new, edits, png = self.prompt, self.max_new_tokens, dict(self.strengths), self._picked_png()
         if not prompt.strip():
-            self._worker.publish(cancel, lambda: self._set(baseline_text="", edited_text="", status="ready"))
+            self._baseline_key = self._edited_key = None
+            self._worker.publish(
+                cancel, lambda: self._set(baseline_text="", edited_text="", concept_prob=[], status="ready")
+            )
             return
-        self._worker.publish(cancel, lambda: self._set(error="", status="generating"))
+        key = (prompt, max_new, png)
+        edited_key = (key, tuple(sorted(edits.items())))
+        new_baseline = key != self._baseline_key
+        # a new prompt's baseline must not stand next to the previous prompt's edited answer
+        blank = {"edited_text": "", "concept_prob": []} if new_baseline else {}
+        self._worker.publish(cancel, lambda: self._set(error="", status="generating", **blank))
         image = None
         if png is not None:
             from PIL import Image
 
             image = Image.open(io.BytesIO(png)).convert("RGB")  # lossless: the sample's own pixels
-        key = (prompt, max_new, png)
-        if key != self._baseline_key:
+        if new_baseline:
+            self._edited_key = None
             base = self._stream("baseline", prompt, max_new, None, cancel, image)
             if base is None or not self._worker.publish(cancel, lambda: self._set(baseline_text=base)):
                 return
             self._baseline_key = key
-        edited = self._stream("edited", prompt, max_new, edits, cancel, image) if edits else self.baseline_text
-        if edited is not None:
-            self._worker.publish(cancel, lambda: self._set(edited_text=edited, status="ready"))
+        if edited_key != self._edited_key:
+            edited = self._stream("edited", prompt, max_new, edits, cancel, image) if edits else self.baseline_text
+            if edited is None or not self._worker.publish(cancel, lambda: self._set(edited_text=edited)):
+                return
+            self._edited_key = edited_key
+        probs = self._concept_probs(prompt, edits, image)
+        self._worker.publish(cancel, lambda: self._set(concept_prob=probs, status="ready"))
+
+    def _concept_probs(self, prompt: str, edits: dict, image) -> list[float]:
+        """[baseline, edited] next-token probability of the concept's tokens after ``prompt``
+        (experiments.next_token_probs, the chat template as generate uses it); [] for image prompts."""
+        ids = list(self._base.concept.get("token_ids", [])) if self._base is not None else []
+        if image is not None or not ids:
+            return []
+        chat = bool(getattr(self._model.tokenizer, "chat_template", None))
+        base = float(next_token_probs(self._model, [prompt], None, chat)[0, ids].sum())
+        edited = float(next_token_probs(self._model, [prompt], edits, chat)[0, ids].sum()) if edits else base
+        return [base, edited]
 
     def _stream(self, target: str, prompt: str, max_new: int, edits, cancel: Cancel, image=None) -> str | None:
         """Generate one answer, streaming its pieces (numbered by the job, ``cancel.seq``); None if
@@ -413,9 +539,12 @@ class HeadPursuit(anywidget.AnyWidget):
 
         self.send(protocol.stream_start(target, cancel.seq))
         extra = {} if image is None else {"images": [image]}
-        text = generate(
-            self._model, [prompt], edits=edits, max_new_tokens=max_new, on_token=on_token, cancel=cancel, **extra
-        )[0]
+        try:
+            text = generate(
+                self._model, [prompt], edits=edits, max_new_tokens=max_new, on_token=on_token, cancel=cancel, **extra
+            )[0]
+        finally:
+            self.send(protocol.stream_end(target, cancel.seq))
         if not cancel.is_set():
             return text
         if cancel.reason == STOPPED:
@@ -428,5 +557,6 @@ class HeadPursuit(anywidget.AnyWidget):
                 setattr(self, name, value)
 
     def _show_error(self, exc: Exception, what: str = "") -> None:
+        """Show ``exc`` (prefixed by ``what``) in the status line; status "error"."""
         message = f"{what}: {exc}" if what else str(exc)
         self._set(error=f"{type(exc).__name__}: {message}", status="error", progress=0.0)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 SUPERSEDED, STOPPED, CLOSED = "superseded", "stopped", "closed"
+PRIORITY = ("rank", "generate", "verify")  # the order pending kinds run in; other kinds after these
 
 
 class Cancel(threading.Event):
@@ -28,7 +29,7 @@ class Cancel(threading.Event):
 
 
 class Worker:
-    """One background thread running the latest request of each kind ("rank" before "generate").
+    """One background thread running the latest request of each kind, in ``PRIORITY`` order.
 
     A new request of a kind cancels the running one of that kind (reason SUPERSEDED) and
     replaces any pending one; ``delay`` debounces it. The thread exits when idle. Jobs are
@@ -62,6 +63,11 @@ class Worker:
                 return True
             return False
 
+    def running(self, kind: str) -> bool:
+        """True if a request of ``kind`` is running or pending."""
+        with self._cv:
+            return kind in self._pending or bool(self._running and self._running[0] == kind)
+
     def publish(self, cancel: Cancel, fn: Callable[[], None]) -> bool:
         """Run ``fn`` unless ``cancel`` is set, atomically with respect to ``submit``."""
         with self._cv:
@@ -84,7 +90,7 @@ class Worker:
     def _next(self):
         with self._cv:
             while self._pending:
-                kind = "rank" if "rank" in self._pending else next(iter(self._pending))
+                kind = min(self._pending, key=lambda k: PRIORITY.index(k) if k in PRIORITY else len(PRIORITY))
                 fn, due = self._pending[kind]
                 now = time.monotonic()
                 if due > now:

@@ -1,4 +1,5 @@
-/** Colour scale for head scores (viridis, sampled at 9 stops and interpolated). */
+/** Colour scale for head scores: viridis (sampled at 9 stops and interpolated) over a domain clipped
+ * at percentiles, so one outlier cannot turn the rest of the grid one colour, and always holding 0. */
 const STOPS: [number, number, number][] = [
   [68, 1, 84],
   [71, 44, 122],
@@ -33,6 +34,42 @@ export function finiteRange(data: ArrayLike<number>): [number, number] {
     }
   }
   return lo <= hi ? [lo, hi] : [0, 0];
+}
+
+/** The `p`-quantile (0..1, linear between order statistics) of the finite values of `data`; NaN if none. */
+export function quantile(data: ArrayLike<number>, p: number): number {
+  const xs = Array.from(data)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  if (!xs.length) return Number.NaN;
+  const pos = Math.min(1, Math.max(0, p)) * (xs.length - 1);
+  const i = Math.floor(pos);
+  return i + 1 < xs.length ? xs[i] + (pos - i) * (xs[i + 1] - xs[i]) : xs[i];
+}
+
+/** Where the colour scale starts and ends, and whether values beyond it were clipped. */
+export interface Scale {
+  lo: number;
+  hi: number;
+  /** Some finite value is below lo / above hi (shown at the end colour). */
+  clippedLo: boolean;
+  clippedHi: boolean;
+}
+
+/** The scale of `data`: from its `clip` to its `1 - clip` quantile, widened to hold 0 (so 0 can be
+ * marked); [0, 1] when there are no finite values, and a unit span around a constant. */
+export function robustScale(data: ArrayLike<number>, clip = 0.02): Scale {
+  const [min, max] = finiteRange(data);
+  let lo = Math.min(0, quantile(data, clip));
+  let hi = Math.max(0, quantile(data, 1 - clip));
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) [lo, hi] = [0, 1];
+  if (hi === lo) hi = lo + 1;
+  return { lo, hi, clippedLo: min < lo, clippedHi: max > hi };
+}
+
+/** Position of `v` on `scale`, clamped to [0, 1] (viridis input). */
+export function scalePosition(scale: Scale, v: number): number {
+  return Math.min(1, Math.max(0, (v - scale.lo) / (scale.hi - scale.lo)));
 }
 
 /** CSS gradient for the legend bar. */

@@ -14,6 +14,7 @@ export class ConceptBox {
   private input: HTMLInputElement;
   private names: HTMLDataListElement;
   private score: HTMLSelectElement;
+  private rule: HTMLSelectElement;
   private static seq = 0;
 
   constructor(private model: ModelLike) {
@@ -40,6 +41,15 @@ export class ConceptBox {
       this.model.set("score", this.score.value);
       this.model.save_changes();
     });
+    this.rule = h("select", {
+      "data-testid": "rule-switch",
+      "aria-label": "sub-token rule",
+      title: "which tokens of a word that splits into several enter the dictionary",
+    });
+    this.rule.addEventListener("change", () => {
+      this.model.set("rule", this.rule.value);
+      this.model.save_changes();
+    });
     this.el = h(
       "div",
       { class: "hp-concept" },
@@ -49,6 +59,8 @@ export class ConceptBox {
       rank,
       h("label", { text: " Score " }),
       this.score,
+      h("label", { text: " Sub-tokens " }),
+      this.rule,
     );
     this.render();
   }
@@ -59,6 +71,8 @@ export class ConceptBox {
     const names = this.model.get("score_names") ?? [];
     this.score.replaceChildren(...names.map((n) => h("option", { value: n, text: SCORE_LABELS[n] ?? n })));
     this.score.value = this.model.get("score");
+    this.rule.replaceChildren(...(this.model.get("rule_names") ?? []).map((n) => h("option", { value: n, text: n })));
+    this.rule.value = this.model.get("rule");
   }
 }
 
@@ -67,12 +81,14 @@ export class StatusBar {
   private text: HTMLElement;
   private bar: HTMLProgressElement;
   private error: HTMLElement;
+  private verdict: HTMLElement;
 
   constructor(private model: ModelLike) {
     this.text = h("span", { "data-testid": "status", class: "hp-status-text" });
     this.bar = h("progress", { max: "1", "data-testid": "progress" });
     this.error = h("div", { role: "alert", class: "hp-error", "data-testid": "error" });
-    this.el = h("div", { class: "hp-status" }, this.text, this.bar, this.error);
+    this.verdict = h("div", { class: "hp-verdict", "data-testid": "verdict", "aria-live": "polite" });
+    this.el = h("div", { class: "hp-status" }, this.text, this.bar, this.error, this.verdict);
     this.render();
   }
 
@@ -85,5 +101,7 @@ export class StatusBar {
     const err = this.model.get("error");
     this.error.textContent = err;
     this.error.hidden = !err;
+    this.verdict.textContent = this.model.get("verdict") ?? "";
+    this.verdict.hidden = !this.verdict.textContent;
   }
 }

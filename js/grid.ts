@@ -1,6 +1,8 @@
-/** The layer x head grid: one focusable cell per head, coloured by its score. */
+/** The layer x head grid: one focusable cell per head, coloured by its score (layer 0 at the top,
+ * as in plots.heatmap); significant heads carry a dot, which leaves the cell's lightness alone. */
 import { decodeArray } from "./codecs";
-import { finiteRange, fmt, legendGradient, viridis } from "./colors";
+import { fmt, legendGradient, robustScale, scalePosition, viridis } from "./colors";
+import { SCORE_LABELS } from "./controls";
 import { h } from "./dom";
 import { headKey, type ModelLike } from "./model";
 
@@ -11,6 +13,7 @@ export class GridView {
   private legendLo: HTMLElement;
   private legendHi: HTMLElement;
   private legendName: HTMLElement;
+  private legendZero: HTMLElement;
   private cells: HTMLElement[] = [];
   private nLayers = 0;
   private nHeads = 0;
@@ -22,9 +25,12 @@ export class GridView {
     this.tooltip.hidden = true;
     this.legendLo = h("span");
     this.legendHi = h("span");
-    this.legendName = h("span", { class: "hp-legend-name" });
-    const bar = h("span", { class: "hp-legend-bar" });
+    this.legendName = h("span", { class: "hp-legend-name", "data-testid": "legend-name" });
+    this.legendZero = h("span", { class: "hp-legend-zero", "data-testid": "legend-zero", text: "0" });
+    const bar = h("span", { class: "hp-legend-bar" }, this.legendZero);
     bar.style.background = legendGradient();
+    this.legendLo.dataset.testid = "legend-lo";
+    this.legendHi.dataset.testid = "legend-hi";
     const legend = h(
       "div",
       { class: "hp-legend", "data-testid": "legend" },
@@ -32,8 +38,8 @@ export class GridView {
       this.legendLo,
       bar,
       this.legendHi,
-      h("span", { class: "hp-swatch hp-below-null-swatch" }),
-      "not above random-word null",
+      h("span", { class: "hp-swatch hp-sig-swatch" }),
+      "significant (above the null)",
       h("span", { class: "hp-swatch hp-edited-swatch" }),
       "edited",
     );
@@ -111,29 +117,31 @@ export class GridView {
   /** Recolour cells and refresh null, edit and selection marks and labels. */
   update(): void {
     const scores = decodeArray(this.model.get("scores"))?.data;
-    const above = decodeArray(this.model.get("above_null"))?.data;
+    const sig = decodeArray(this.model.get("significant"))?.data;
     const strengths = this.model.get("strengths") ?? {};
     const selected = this.model.get("selected") ?? [];
     const score = this.model.get("score");
-    const [lo, hi] = scores ? finiteRange(scores) : [0, 0];
-    const span = hi - lo || 1;
-    this.legendName.textContent = `${score}:`;
-    this.legendLo.textContent = fmt(lo);
-    this.legendHi.textContent = fmt(hi);
+    const scale = robustScale(scores ?? []);
+    const concept = this.model.get("concept");
+    const name = concept.length > 40 ? `${concept.slice(0, 39)}…` : concept;
+    this.legendName.textContent = `${name ? `${name}: ` : ""}${SCORE_LABELS[score] ?? score}`;
+    this.legendLo.textContent = `${scale.clippedLo ? "≤" : ""}${fmt(scale.lo)}`;
+    this.legendHi.textContent = `${scale.clippedHi ? "≥" : ""}${fmt(scale.hi)}`;
+    this.legendZero.style.left = `${100 * scalePosition(scale, 0)}%`;
     const H = this.nHeads;
     this.cells.forEach((cell, i) => {
       const l = Math.floor(i / H);
       const hd = i % H;
       const s = scores ? scores[i] : NaN;
-      const below = above ? above[i] === 0 : false;
+      const isSig = sig ? sig[i] === 1 : false;
       const alpha = strengths[headKey(l, hd)];
       const isSel = selected.length === 2 && selected[0] === l && selected[1] === hd;
-      cell.style.backgroundColor = Number.isFinite(s) ? viridis((s - lo) / span) : "";
-      cell.classList.toggle("hp-below-null", below);
+      cell.style.backgroundColor = Number.isFinite(s) ? viridis(scalePosition(scale, s)) : "";
+      cell.classList.toggle("hp-sig", isSig);
       cell.classList.toggle("hp-edited", alpha !== undefined);
       cell.setAttribute("aria-selected", String(isSel));
       let label = `Layer ${l}, head ${hd}, ${score} ${fmt(s)}`;
-      if (below) label += ", not above the random-word null";
+      label += isSig ? ", significant" : ", not significant";
       if (alpha !== undefined) label += `, edited x${alpha}`;
       cell.setAttribute("aria-label", label);
       if (isSel) this.setFocusIndex(i);
@@ -186,7 +194,30 @@ export class GridView {
     const first = this.model.get("head_tokens")?.[l * this.nHeads + hd] ?? "";
     this.tooltip.textContent = `${cell.getAttribute("aria-label")}${first ? ` | tokens: ${first}` : ""}`;
     this.tooltip.hidden = false;
-    this.tooltip.style.left = `${cell.offsetLeft + cell.offsetWidth + 4}px`;
-    this.tooltip.style.top = `${cell.offsetTop}px`;
+    const pos = tooltipPosition(
+      { left: cell.offsetLeft, top: cell.offsetTop, width: cell.offsetWidth, height: cell.offsetHeight },
+      { width: this.tooltip.offsetWidth, height: this.tooltip.offsetHeight },
+      { width: this.el.scrollWidth, height: this.el.scrollHeight },
+    );
+    this.tooltip.style.left = `${pos.left}px`;
+    this.tooltip.style.top = `${pos.top}px`;
   }
+}
+
+type Box = { left: number; top: number; width: number; height: number };
+
+/** Where a `tip` goes next to `cell` inside a scrolling `area` (all in the area's pixels): right of
+ * the cell, else left of it; level with it, else above its bottom edge, so it is never clipped at
+ * the last row or column. */
+export function tooltipPosition(
+  cell: Box,
+  tip: { width: number; height: number },
+  area: { width: number; height: number },
+): { left: number; top: number } {
+  const gap = 4;
+  let left = cell.left + cell.width + gap;
+  if (left + tip.width > area.width) left = Math.max(0, cell.left - gap - tip.width);
+  let top = cell.top;
+  if (top + tip.height > area.height) top = Math.max(0, cell.top + cell.height - tip.height);
+  return { left, top };
 }

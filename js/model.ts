@@ -10,11 +10,21 @@ export interface EncodedArray {
 
 export type TokenWeight = [string, number];
 
+export interface HeadStats {
+  layer: number;
+  head: number;
+  evr: number;
+  null_mean: number;
+  null_sd: number;
+  significant: boolean;
+}
+
 export interface WidgetModel {
   n_layers: number;
   n_heads: number;
   scores: EncodedArray | null;
-  above_null: EncodedArray | null;
+  /** bool (n_layers, n_heads): heads significantly above the null. */
+  significant: EncodedArray | null;
   /** The score the grid shows (one of score_names). */
   score: string;
   score_names: string[];
@@ -23,10 +33,21 @@ export interface WidgetModel {
   head_tokens: string[];
   tokens: TokenWeight[];
   lens_tokens: TokenWeight[];
+  /** The panel head's EVR and its null (mean, sd); {} when none. The panel shows tokens once it matches selected. */
+  head_stats: HeadStats | Record<string, never>;
   curve: EncodedArray | null;
   concept: string;
   concept_names: string[];
   concept_words: string[];
+  /** The sub-token rule typed words are ranked with (one of rule_names). */
+  rule: string;
+  rule_names: string[];
+  /** [baseline, edited] next-token probability of the concept's tokens, or []. */
+  concept_prob: number[];
+  /** Which selection "Edit top heads" applied last. */
+  top_note: string;
+  /** One-line causal check of the top heads (hp.verify), "" before it ran. */
+  verdict: string;
   prompt: string;
   max_new_tokens: number;
   baseline_text: string;
@@ -61,4 +82,11 @@ export interface ModelLike {
 /** Key of a head in the `strengths` trait: "layer.head" (Python: engine/heads.py head_key). */
 export function headKey(layer: number, head: number): string {
   return `${layer}.${head}`;
+}
+
+/** [layer, head] of a "layer.head" key (the inverse of headKey). */
+export function parseHeadKey(key: string): [number, number] {
+  const m = /^(\d+)\.(\d+)$/.exec(key);
+  if (!m) throw new RangeError(`head key must be "layer.head" (digits '.' digits), got ${JSON.stringify(key)}`);
+  return [Number(m[1]), Number(m[2])];
 }

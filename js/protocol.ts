@@ -6,6 +6,7 @@ export const MAX_NEW_TOKENS = 4096;
 
 export const STREAM_START = "stream_start";
 export const TOKEN = "token";
+export const STREAM_END = "stream_end";
 export const STOP = "stop";
 export const APPLY_TOP = "apply_top";
 export const GENERATE = "generate";
@@ -15,7 +16,8 @@ export type StreamTarget = "baseline" | "edited";
 /** Messages the Python side sends while it generates. */
 export type StreamMessage =
   | { type: "stream_start"; target: StreamTarget; gen: number }
-  | { type: "token"; target: StreamTarget; gen: number; piece: string };
+  | { type: "token"; target: StreamTarget; gen: number; piece: string }
+  | { type: "stream_end"; target: StreamTarget; gen: number };
 
 /** Messages the front end sends to the Python side. */
 export type KernelMessage = { type: "stop" } | { type: "apply_top" } | { type: "generate" };

@@ -11,44 +11,77 @@ export function withStrength(strengths: Record<string, number>, key: string, alp
   return next;
 }
 
-function describe(alpha: number): string {
+/** What alpha does to a head's write: suppress (< 0), ablate (0), dampen (0..1), no edit (1), enhance (> 1). */
+export function describe(alpha: number): string {
   if (alpha === 1) return "x1 (no edit)";
   if (alpha === 0) return "x0 (ablate)";
-  return alpha < 0 ? `x${alpha} (suppress)` : `x${alpha} (enhance)`;
+  if (alpha < 0) return `x${alpha} (suppress)`;
+  return alpha < 1 ? `x${alpha} (dampen)` : `x${alpha} (enhance)`;
 }
+
+/** Slider range and the ticks marked under it. */
+export const ALPHA_MIN = -4;
+export const ALPHA_MAX = 8;
+export const ALPHA_TICKS = [-1, 0, 1];
 
 export class HeadSlider {
   readonly el: HTMLElement;
   private input: HTMLInputElement;
+  private number: HTMLInputElement;
   private value: HTMLElement;
+  private static seq = 0;
 
   constructor(
     private model: ModelLike,
     delayMs = 150,
   ) {
+    const ticksId = `hp-alpha-ticks-${HeadSlider.seq++}`;
     this.input = h("input", {
       type: "range",
-      min: "-4",
-      max: "8",
+      min: String(ALPHA_MIN),
+      max: String(ALPHA_MAX),
       step: "0.25",
       value: "1",
+      list: ticksId,
       "data-testid": "head-slider",
       "aria-label": "edit strength of the selected head",
+    });
+    const ticks = h("datalist", { id: ticksId }, ...ALPHA_TICKS.map((v) => h("option", { value: String(v) })));
+    const labels = h("div", { class: "hp-ticks", "aria-hidden": "true", "data-testid": "head-slider-ticks" });
+    for (const v of ALPHA_TICKS) {
+      const tick = h("span", { text: String(v) });
+      tick.style.left = `${(100 * (v - ALPHA_MIN)) / (ALPHA_MAX - ALPHA_MIN)}%`;
+      labels.append(tick);
+    }
+    this.number = h("input", {
+      type: "number",
+      step: "0.05",
+      "data-testid": "head-alpha",
+      "aria-label": "edit strength of the selected head (number)",
     });
     this.value = h("output", { "data-testid": "head-slider-value" });
     const commit = debounce((alpha: number) => this.commit(alpha), delayMs);
     this.input.addEventListener("input", () => {
-      this.value.textContent = describe(Number(this.input.value));
-      commit(Number(this.input.value));
+      const alpha = Number(this.input.value);
+      this.value.textContent = describe(alpha);
+      this.number.value = String(alpha);
+      commit(alpha);
     });
     this.input.addEventListener("change", () => commit.flush());
+    this.number.addEventListener("change", () => {
+      const alpha = Number(this.number.value);
+      if (this.number.value.trim() === "" || !Number.isFinite(alpha)) return this.render();
+      commit(alpha);
+      commit.flush();
+    });
     const reset = h("button", { type: "button", "data-testid": "head-reset", text: "Reset head" });
     reset.addEventListener("click", () => this.commit(1));
     this.el = h(
       "div",
       { class: "hp-head-slider" },
       h("label", { text: "Strength (alpha) " }),
-      this.input,
+      h("span", { class: "hp-range" }, this.input, ticks, labels),
+      this.number,
       this.value,
       reset,
     );
@@ -66,6 +99,7 @@ export class HeadSlider {
     const sel = this.model.get("selected") ?? [];
     const alpha = sel.length === 2 ? (this.model.get("strengths")?.[headKey(sel[0], sel[1])] ?? 1) : 1;
     this.input.value = String(alpha);
+    if (document.activeElement !== this.number) this.number.value = String(alpha);
     this.value.textContent = describe(alpha);
   }
 }
@@ -75,6 +109,7 @@ export class TopControl {
   private k: HTMLInputElement;
   private alpha: HTMLInputElement;
   private count: HTMLElement;
+  private note: HTMLElement;
 
   constructor(private model: ModelLike) {
     this.k = h("input", {
@@ -90,9 +125,15 @@ export class TopControl {
       "data-testid": "top-alpha",
       "aria-label": "alpha for the top heads",
     });
-    const apply = h("button", { type: "button", "data-testid": "apply-top", text: "Edit top heads" });
+    const apply = h("button", {
+      type: "button",
+      "data-testid": "apply-top",
+      text: "Edit top heads",
+      title: "edits the ranking's recommended heads (ranking.top), whatever score the grid shows",
+    });
     const clear = h("button", { type: "button", "data-testid": "clear-edits", text: "Clear all edits" });
     this.count = h("span", { class: "hp-edit-count", "data-testid": "edit-count" });
+    this.note = h("p", { class: "hp-hint", "data-testid": "top-note" });
     apply.addEventListener("click", () => {
       const k = Math.max(1, Math.round(Number(this.k.value) || 1));
       const alpha = Number(this.alpha.value);
@@ -115,6 +156,7 @@ export class TopControl {
       apply,
       clear,
       this.count,
+      this.note,
     );
     this.render();
   }
@@ -124,5 +166,7 @@ export class TopControl {
     this.alpha.value = String(this.model.get("top_alpha"));
     const n = Object.keys(this.model.get("strengths") ?? {}).length;
     this.count.textContent = n ? `${n} head${n === 1 ? "" : "s"} edited` : "no edits";
+    this.note.textContent = this.model.get("top_note") ?? "";
+    this.note.hidden = !this.note.textContent;
   }
 }

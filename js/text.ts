@@ -2,7 +2,16 @@
 import { h } from "./dom";
 import { segments } from "./highlight";
 import type { ModelLike } from "./model";
-import { GENERATE, MAX_NEW_TOKENS, STOP, STREAM_START, type StreamMessage, type StreamTarget, TOKEN } from "./protocol";
+import {
+  GENERATE,
+  MAX_NEW_TOKENS,
+  STOP,
+  STREAM_END,
+  STREAM_START,
+  type StreamMessage,
+  type StreamTarget,
+  TOKEN,
+} from "./protocol";
 
 /** One answer pane. Shows streamed pieces of the newest generation, or the trait's full text. */
 export class AnswerView {
@@ -30,6 +39,9 @@ export class AnswerView {
       this.body.classList.add("hp-streaming");
     } else if (msg.type === TOKEN && msg.gen === this.gen) {
       this.setText(this.text + msg.piece);
+    } else if (msg.type === STREAM_END && msg.gen === this.gen) {
+      // the trait may not change (same text as before), so the end of the stream says it is over
+      this.body.classList.remove("hp-streaming");
     }
   }
 
@@ -109,5 +121,36 @@ export class PromptBox {
   render(): void {
     if (document.activeElement !== this.prompt) this.prompt.value = this.model.get("prompt");
     this.maxTokens.value = String(this.model.get("max_new_tokens"));
+  }
+}
+
+/** "baseline 31.0%, edited 2.00% (0.06x)" for [baseline, edited] probabilities; "" for []. */
+export function readout(probs: number[]): string {
+  if (probs.length !== 2 || !probs.every(Number.isFinite)) return "";
+  const [b, e] = probs;
+  const pct = (p: number) => `${(100 * p).toPrecision(3)}%`;
+  const ratio = b > 0 ? ` (${(e / b).toPrecision(2)}x)` : "";
+  return `baseline ${pct(b)}, edited ${pct(e)}${ratio}`;
+}
+
+/** The next-token readout beside the answers: how likely the next token is one of the concept's. */
+export class NextTokenReadout {
+  readonly el: HTMLElement;
+  private value: HTMLElement;
+
+  constructor(private model: ModelLike) {
+    this.value = h("span", { "data-testid": "next-token-readout" });
+    this.el = h(
+      "p",
+      { class: "hp-readout", title: "probability that the next token after the prompt is one of the concept's tokens" },
+      h("span", { class: "hp-readout-label", text: "Next token is a concept token: " }),
+      this.value,
+    );
+    this.render();
+  }
+
+  render(): void {
+    this.value.textContent = readout(this.model.get("concept_prob") ?? []);
+    this.el.hidden = !this.value.textContent;
   }
 }

@@ -1,8 +1,10 @@
-/** The selected head's panel: SOMP atoms, Logit-Lens tokens and the EVR curve. */
+/** The selected head's panel: its EVR against the null, SOMP atoms, Logit-Lens tokens and the EVR curve.
+ * Tokens are shown only once `head_stats` names the selected head, so a new title never stands over
+ * the previous head's tokens. */
 import { decodeArray } from "./codecs";
 import { finiteRange, fmt } from "./colors";
 import { h } from "./dom";
-import type { ModelLike, TokenWeight } from "./model";
+import type { HeadStats, ModelLike, TokenWeight } from "./model";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -22,8 +24,14 @@ export function curvePoints(values: ArrayLike<number>, w: number, ht: number): s
   return pts.join(" ");
 }
 
-function tokenList(title: string, items: TokenWeight[], testid: string, weightName: string): HTMLElement {
-  const list = h("ol", { class: "hp-token-list", "data-testid": `${testid}-list` });
+/** "EVR 0.456 vs null 0.420 ± 0.012 (z 3.0)" for a head's stats. */
+export function nullLine(s: HeadStats): string {
+  const z = s.null_sd > 0 ? ` (z ${((s.evr - s.null_mean) / s.null_sd).toFixed(1)})` : "";
+  return `EVR ${fmt(s.evr)} vs null ${fmt(s.null_mean)} ± ${fmt(s.null_sd)}${z}`;
+}
+
+function tokenList(title: string, items: TokenWeight[], testid: string, weightName: string, dim = false): HTMLElement {
+  const list = h("ol", { class: `hp-token-list${dim ? " hp-dim" : ""}`, "data-testid": `${testid}-list` });
   for (const [tok, weight] of items) {
     list.append(
       h(
@@ -67,19 +75,39 @@ export class TokenPanel {
     const [layer, head] = sel;
     this.slider.hidden = false;
     const scores = decodeArray(this.model.get("scores"))?.data;
-    const above = decodeArray(this.model.get("above_null"))?.data;
     const idx = layer * this.model.get("n_heads") + head;
     const score = scores ? scores[idx] : NaN;
     const title = h("h3", { "data-testid": "panel-title", text: `Layer ${layer}, head ${head}` });
     const meta = h("p", { class: "hp-meta", text: `${this.model.get("score")} ${fmt(score)}` });
-    if (above && above[idx] === 0) meta.append(h("span", { class: "hp-badge", text: "not above random-word null" }));
+    const stats = this.model.get("head_stats") as Partial<HeadStats>;
+    if (stats.layer !== layer || stats.head !== head) {
+      this.body.replaceChildren(title, meta, h("p", { class: "hp-hint", "data-testid": "panel-loading", text: "…" }));
+      return;
+    }
+    const full = stats as HeadStats;
+    meta.append(
+      h("span", {
+        class: full.significant ? "hp-badge hp-badge-sig" : "hp-badge",
+        "data-testid": "significance",
+        text: full.significant ? "significant" : "not significant",
+      }),
+    );
+    const nul = h("p", { class: "hp-meta", "data-testid": "null-line", text: nullLine(full) });
+    const note = h("p", {
+      class: "hp-hint",
+      "data-testid": "atoms-note",
+      text:
+        "Atoms always come from the concept's own word list, so every head lists concept words; " +
+        "only an EVR well above the null's says the head writes them." +
+        (full.significant ? "" : " This head's is not: its atoms are dimmed."),
+    });
     const cols = h(
       "div",
       { class: "hp-token-cols" },
-      tokenList("SOMP atoms (EVR gain)", this.model.get("tokens") ?? [], "atom", "EVR gain"),
+      tokenList("SOMP atoms (EVR gain)", this.model.get("tokens") ?? [], "atom", "EVR gain", !full.significant),
       tokenList("Logit Lens (logit)", this.model.get("lens_tokens") ?? [], "lens", "logit"),
     );
-    this.body.replaceChildren(title, meta, cols, this.curve());
+    this.body.replaceChildren(title, meta, nul, note, cols, this.curve());
   }
 
   private curve(): HTMLElement {

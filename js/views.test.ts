@@ -28,7 +28,7 @@ describe("grid", () => {
     model = setup(
       new FakeModel({
         scores: encode([0.1, 0.5, 0.2, 0.0, 0.9, 0.3], "float32", [2, 3]),
-        above_null: encode([1, 1, 0, 0, 1, 1], "uint8", [2, 3]),
+        significant: encode([1, 1, 0, 0, 1, 1], "uint8", [2, 3]),
         head_tokens: ["a", "b", "c", "d", "red, blue", "f"],
       }),
     );
@@ -38,8 +38,8 @@ describe("grid", () => {
     const cs = cells();
     expect(cs).toHaveLength(6);
     expect(cs.map((c) => `${c.dataset.layer}.${c.dataset.head}`)).toEqual(["0.0", "0.1", "0.2", "1.0", "1.1", "1.2"]);
-    expect(cs[4].getAttribute("aria-label")).toBe("Layer 1, head 1, specificity 0.900");
-    expect(cs[2].getAttribute("aria-label")).toContain("not above the random-word null");
+    expect(cs[4].getAttribute("aria-label")).toBe("Layer 1, head 1, specificity 0.900, significant");
+    expect(cs[2].getAttribute("aria-label")).toContain("not significant");
   });
 
   it("colours the highest score yellow and the lowest purple", () => {
@@ -47,8 +47,9 @@ describe("grid", () => {
     expect(cells()[3].style.backgroundColor).toBe("rgb(68, 1, 84)");
   });
 
-  it("marks heads below the null and edited heads", () => {
-    expect(cells().map((c) => c.classList.contains("hp-below-null"))).toEqual([false, false, true, true, false, false]);
+  it("marks significant heads with a dot that leaves the colour alone, and edited heads", () => {
+    expect(cells().map((c) => c.classList.contains("hp-sig"))).toEqual([true, true, false, false, true, true]);
+    expect(cells().every((c) => c.style.opacity === "")).toBe(true);
     model.set("strengths", { "0.1": -1 });
     expect(cells()[1].classList.contains("hp-edited")).toBe(true);
     expect(cells()[1].getAttribute("aria-label")).toContain("edited x-1");
@@ -85,7 +86,7 @@ describe("grid", () => {
     cells()[4].dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
     const tip = q("grid-tooltip");
     expect(tip.hidden).toBe(false);
-    expect(tip.textContent).toBe("Layer 1, head 1, specificity 0.900 | tokens: red, blue");
+    expect(tip.textContent).toBe("Layer 1, head 1, specificity 0.900, significant | tokens: red, blue");
   });
 
   it("rebuilds for a new shape (80 x 64; its speed is checked in Chromium, tests/ui)", () => {
@@ -104,7 +105,7 @@ describe("grid", () => {
     expect(cells()[n - 1].dataset.layer).toBe("79");
     expect(cells()[n - 1].dataset.head).toBe("63");
     expect(cells()[n - 1].style.backgroundColor).toBe("rgb(253, 231, 37)");
-  });
+  }, 20_000); // 5120 cells in jsdom on a shared 2-core machine
 });
 
 describe("token panel and sliders", () => {
@@ -112,6 +113,7 @@ describe("token panel and sliders", () => {
     const model = setup(
       new FakeModel({
         selected: [0, 1],
+        head_stats: { layer: 0, head: 1, evr: 0.5, null_mean: 0.3, null_sd: 0.05, significant: true },
         tokens: [
           [" <img src=x onerror=alert(1)>", 0.2],
           [" red", 0.1],

@@ -139,6 +139,10 @@ def test_heatmap_has_one_cell_per_head(tiny_ranking, tmp_path):
     assert len(data["score"]) == ranking.n_layers * ranking.n_heads
     for l, h, s in zip(data["layer"], data["head"], data["score"]):
         assert s == ranking.scores[l, h]
+    assert fig.y_range.start > fig.y_range.end  # layer 0 at the top, as in the widget's grid
+    mapper = fig.renderers[0].glyph.fill_color["transform"]
+    finite = np.asarray(ranking.scores)[np.isfinite(ranking.scores)]
+    assert mapper.low == min(0.0, np.quantile(finite, 0.02)) and mapper.high == max(0.0, np.quantile(finite, 0.98))
     plots.save_html(fig, tmp_path / "h.html")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pending_ranking_api
 import pytest
 import traitlets
 from ipywidgets.widgets.widget import _remove_buffers
@@ -82,7 +83,7 @@ def test_grid_shows_the_engine_ranking(ranked, tiny_model):
     w, r = ranked
     assert (w.n_layers, w.n_heads) == (tiny_model.n_layers, tiny_model.n_heads)
     np.testing.assert_allclose(w.scores, r.scores)
-    np.testing.assert_array_equal(w.above_null, r.above_null)
+    np.testing.assert_array_equal(w.significant, pending_ranking_api.significant(r))
     assert w.ranking.top(3) == r.top(3)
     assert w.concept_words == r.concept["words"]
     layer, head = r.top(1)[0]
@@ -94,7 +95,7 @@ def test_grid_shows_the_engine_ranking(ranked, tiny_model):
 def test_arrays_travel_as_binary_buffers(ranked):
     w, r = ranked
     state, paths, buffers = _remove_buffers(w.get_state())
-    for name in ("scores", "above_null"):
+    for name in ("scores", "significant"):
         assert [name, "buffer"] in paths
         assert state[name]["shape"] == [w.n_layers, w.n_heads]
     index = paths.index(["scores", "buffer"])

@@ -148,8 +148,11 @@ class Session:
             return tuple(shipped_concepts.get(concept).rank_prompts)
         return self._last_prompts or tuple(shipped_concepts.get(shipped_concepts.names()[0]).rank_prompts)
 
-    def rank(self, concept, *, on_progress: Callable[[float], None] | None = None) -> HeadRanking:
-        """``rank_heads`` of ``concept`` on ``prompts_for(concept)`` with cached activations.
+    def rank(
+        self, concept, *, rule: str | None = None, on_progress: Callable[[float], None] | None = None
+    ) -> HeadRanking:
+        """``rank_heads`` of ``concept`` on ``prompts_for(concept)`` with cached activations;
+        ``rule`` (a dictionary.RULES name) overrides the session's sub-token rule.
 
         ``on_progress(fraction)`` goes from 0.05 to 0.8 as the capture proceeds (not called when
         cached) and is 0.85 when the pursuit starts."""
@@ -166,7 +169,7 @@ class Session:
             activations=acts,
             positions=self.positions,
             progress=False,
-            **self.options,
+            **{**self.options, **({} if rule is None else {"rule": rule})},
         )
         self._last_prompts = prompts
         return ranking

@@ -145,3 +145,151 @@ def test_notebook7_renders_the_widget(lab, page, artifacts):
         assert [e for e in page.js_errors if "/static/notebook/" not in e] == []
     finally:
         kernel.close()
+
+
+def _select_top_head(page, kernel):
+    layer, head = kernel.eval("w.ranking.top(1)[0]")
+    page.locator(f'.hp-root [role="gridcell"][data-layer="{layer}"][data-head="{head}"]').click()
+    page.locator('.hp-root [data-testid="panel-title"]').get_by_text(f"Layer {layer}, head {head}").wait_for()
+    return layer, head
+
+
+def _arrow_keys_stay_in_the_widget(page, kernel):
+    """Arrow keys on the focused strength slider change it; the notebook's active cell, its
+    headings and the widget's visibility stay as they were."""
+    _wait_text(page, "status", lambda s: s == "ready")
+    kernel.eval("w.clear_edits() or 0")
+    layer, head = _select_top_head(page, kernel)
+    active = page.locator(".jp-Notebook .jp-Cell.jp-mod-active")
+    before = active.first.evaluate("c => [...c.parentElement.children].indexOf(c)")
+    slider = page.locator('.hp-root [data-testid="head-slider"]')
+    focused = "(el) => document.activeElement === el"
+    slider.focus()
+    seen = [page.evaluate("(document.activeElement.dataset.testid || document.activeElement.className)")]
+    for key in ("ArrowRight", "ArrowRight", "ArrowUp", "ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowDown"):
+        page.keyboard.press(key)
+        seen.append(f"{key}:{slider.evaluate(focused)}:{slider.input_value()}")
+    assert slider.input_value() == "0.5", seen  # 1 + 3 x 0.25 - 5 x 0.25
+    assert page.locator('.hp-root [data-testid="head-alpha"]').input_value() == "0.5"
+    end = time.monotonic() + 30
+    while kernel.eval("w.strengths") != {f"{layer}.{head}": 0.5}:
+        assert time.monotonic() < end, f"strengths never became 0.5: {kernel.eval('w.strengths')}"
+        time.sleep(0.2)
+    assert active.first.evaluate("c => [...c.parentElement.children].indexOf(c)") == before
+    assert page.locator(".jp-collapseHeadingButton[data-heading-collapsed='true']").count() == 0  # heading open
+    assert page.locator('.hp-root [data-testid="grid"]').is_visible()
+    assert page.evaluate("document.activeElement.dataset.testid") == "head-slider"
+
+
+def test_arrow_keys_on_the_slider_stay_in_the_widget_jupyterlab(lab, page):
+    _, kernel, _ = open_widget(lab, page, f"lab/tree/{NOTEBOOK}")
+    try:
+        _arrow_keys_stay_in_the_widget(page, kernel)
+    finally:
+        kernel.close()
+
+
+def test_arrow_keys_on_the_slider_stay_in_the_widget_notebook7(lab, page):
+    _, kernel, _ = open_widget(lab, page, f"notebooks/{NOTEBOOK}")
+    try:
+        _arrow_keys_stay_in_the_widget(page, kernel)
+    finally:
+        kernel.close()
+
+
+# WCAG contrast of each element's text colour over the first opaque background behind it
+# (semi-transparent colours blended), as [selector, ratio, colour, background].
+CONTRAST_JS = """
+(selectors) => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const blend = (top, under) => {
+    const a = top.length > 3 ? top[3] : 1;
+    return [0, 1, 2].map((i) => top[i] * a + under[i] * (1 - a));
+  };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.length && (c.length < 4 || c[3] > 0)) layers.push(c);
+      if (c.length && (c.length < 4 || c[3] === 1)) break;
+    }
+    let rgb = [255, 255, 255];
+    for (const c of layers.reverse()) rgb = blend(c, rgb);
+    return rgb;
+  };
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const out = [];
+  for (const sel of selectors) {
+    for (const el of document.querySelectorAll(sel)) {
+      if (!el.textContent.trim() || !el.getClientRects().length) continue;
+      const bg = background(el);
+      const fg = blend(parse(getComputedStyle(el).color), bg);
+      const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+      out.push([sel, (a + 0.05) / (b + 0.05), getComputedStyle(el).color, bg.map(Math.round).join(",")]);
+    }
+  }
+  return out;
+}
+"""
+TEXT = [
+    ".hp-root mark.hp-hit",
+    '.hp-root [data-testid="baseline-text"]',
+    '.hp-root [data-testid="edited-text"]',
+    '.hp-root [data-testid="panel-title"]',
+    '.hp-root [data-testid="null-line"]',
+    '.hp-root [data-testid="atom-token"]',
+    ".hp-root .hp-legend",
+    '.hp-root [data-testid="edits-list"] li',
+]
+
+
+def _contrast(page) -> list:
+    return page.evaluate(CONTRAST_JS, TEXT)
+
+
+def _set_theme(page, name: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Settings$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{name}$")).first.click()
+    light = "false" if "Dark" in name else "true"
+    page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+    # and the theme's stylesheet applied: the widget's background is dark (mean channel < 128) or light
+    dark = "Dark" in name
+    page.wait_for_function(
+        "(dark) => { const c = getComputedStyle(document.querySelector('.hp-root')).backgroundColor"
+        ".match(/[\\d.]+/g).slice(0, 3).map(Number); return (c[0] + c[1] + c[2]) / 3 < 128 === dark; }",
+        arg=dark,
+        timeout=30_000,
+    )
+
+
+def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
+    page.set_viewport_size({"width": 1400, "height": 2400})  # the whole widget on screen for the screenshots
+    _, kernel, _ = open_widget(lab, page, f"lab/tree/{NOTEBOOK}")
+    docs = artifacts.parent / "docs"
+    try:
+        _wait_text(page, "status", lambda s: s == "ready")
+        _select_top_head(page, kernel)
+        # mark a word of each answer as a concept word, so highlighted text is on screen whatever was generated
+        kernel.eval(
+            "w.set_trait('concept_words', [*w.concept_words, *(t.split()[0].strip('.,') for t in "
+            "(w.baseline_text, w.edited_text) if t.split())]) or 0"
+        )
+        page.locator(".hp-root mark.hp-hit").first.wait_for(timeout=30_000)
+        results = {}
+        for theme in ("JupyterLab Light", "JupyterLab Dark"):
+            _set_theme(page, theme)
+            results[theme] = _contrast(page)
+            shot = docs / ("widget-dark.png" if "Dark" in theme else "widget.png")
+            page.locator(".hp-root").scroll_into_view_if_needed()
+            page.locator(".hp-root").screenshot(path=str(shot))
+        for theme, rows in results.items():
+            assert any(sel == ".hp-root mark.hp-hit" for sel, *_ in rows), f"no highlighted word in {theme}"
+            low = [row for row in rows if row[1] < 4.5]
+            assert not low, f"{theme}: text below 4.5:1 contrast: {low}"
+    finally:
+        _set_theme(page, "JupyterLab Light")  # the settings folder is shared by the session's pages
+        kernel.close()

@@ -17,11 +17,12 @@ async (src) => {
   const enc = (vals) => ({ dtype: "float32", shape: [L, H], buffer: new DataView(new Float32Array(vals).buffer) });
   const state = {
     n_layers: L, n_heads: H, scores: enc(Array.from({ length: n }, (_, i) => i / n)),
-    above_null: { dtype: "bool", shape: [L, H], buffer: new DataView(new Uint8Array(n).fill(1).buffer) },
+    significant: { dtype: "bool", shape: [L, H], buffer: new DataView(new Uint8Array(n).fill(1).buffer) },
     score: "specificity", score_names: ["specificity", "evr", "logit_lens"], selected: [], strengths: {},
     head_tokens: [], tokens: [], lens_tokens: [], curve: null, concept: "colours", concept_names: [],
     concept_words: [], prompt: "", max_new_tokens: 32, baseline_text: "", edited_text: "", top_k: 4,
-    top_alpha: -1, status: "ready", progress: 0, error: "",
+    top_alpha: -1, status: "ready", progress: 0, error: "", head_stats: {}, rule: "whole_word",
+    rule_names: ["whole_word"], concept_prob: [], top_note: "", verdict: "", images: [], sample_index: 0,
   };
   const model = {
     get: (k) => state[k],
