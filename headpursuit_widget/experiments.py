@@ -52,7 +52,7 @@ def _batched_logits(hm, id_lists, batch_size: int, last_only: bool = False):
             {"logits_to_keep": 1, "position_ids": (mask.cumsum(1) - 1).clamp_min(0).to(hm.device)} if last_only else {}
         )
         with torch.inference_mode():
-            out = hm.model(input_ids=ids.to(hm.device), attention_mask=mask.to(hm.device), use_cache=False, **extra)
+            out = hm.forward(input_ids=ids.to(hm.device), attention_mask=mask.to(hm.device), use_cache=False, **extra)
         logits = out.logits.float().cpu()
         yield start, logits[:, -1] if last_only else logits, lengths
 

@@ -81,7 +81,7 @@ def capture(
 
     handles = []
     with hm.lock, hooks_removed(handles):
-        for layer, proj in enumerate(a.out_projs):
+        for layer, proj in enumerate(a.out_projs if hm.backend == "hf" else []):  # other backends: in the trace
             handles.append(proj.register_forward_pre_hook(on_out_proj(layer)))
             if a.post_norms[layer] is not None:
                 handles.append(a.post_norms[layer].register_forward_pre_hook(on_post_norm(layer)))
@@ -98,10 +98,14 @@ def capture(
                     )
                 state["weight"] = (batch.select.float() / counts[:, None]).to(hm.device)
                 state["rows"] = slice(start, start + len(chunk))
-                try:
-                    hm.model(**batch.inputs, use_cache=False)
-                except _Done:
-                    pass
+                if hm.backend != "hf":
+                    for layer, zmean in enumerate(hm.mean_z(batch.inputs, state["weight"])):
+                        write(layer, zmean)
+                else:
+                    try:
+                        hm.forward(**batch.inputs, use_cache=False)
+                    except _Done:
+                        pass
                 bar.update(len(chunk))
                 if on_progress is not None:
                     on_progress((start + len(chunk)) / len(samples))

@@ -65,6 +65,10 @@ def edit_heads(hm, edits):
     plan = parse_edits(hm.adapter, edits)
     handles: list = []
     with hm.lock, hooks_removed(handles):
+        if hm.backend != "hf":  # applied inside each trace of hm.forward / hm.generate
+            with hm.edits_in_effect(plan):
+                yield hm
+            return
         for layer, heads in plan.items():
             proj = hm.adapter.out_projs[layer]
             scale = head_scale(hm.adapter, heads).to(proj.weight.device, proj.weight.dtype)
