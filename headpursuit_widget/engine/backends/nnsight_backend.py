@@ -165,17 +165,18 @@ class NNsightHeadModel(HeadModel):
                 lm.generate(max_new_tokens=max_new_tokens, backend=self._trace_backend(), **kwargs, **extra) as tracer,
             ):
                 with tracer.invoke(**inputs):
-                    for _ in tracer.all():
+                    for _ in tracer.all() if scales else ():  # a loop that touches no module never ends
                         for layer, scale in scales.items():
                             z = projs[layer].input
                             projs[layer].input = z * scale.to(z.device)
                 with tracer.invoke():
                     ids = tracer.result.save()
         if not live and streamer is not None:
+            sequences = getattr(ids, "sequences", ids)  # return_dict_in_generate=True gives an output object
             width = inputs["input_ids"].shape[1]
-            streamer.put(ids[:, :width])
-            for step in range(width, ids.shape[1]):
-                streamer.put(ids[:, step])
+            streamer.put(sequences[:, :width])
+            for step in range(width, sequences.shape[1]):
+                streamer.put(sequences[:, step])
             streamer.end()
         return ids
 
