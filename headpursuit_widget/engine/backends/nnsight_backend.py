@@ -10,6 +10,7 @@ trace, at every generation step. Capture returns, per batch, only the mean z of 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -73,6 +74,18 @@ class NNsightHeadModel(HeadModel):
         device = self.adapter.unembedding.device
         return torch.device("cpu") if device.type == "meta" else device  # weights on the server: inputs stay here
 
+    @property
+    def weights_here(self) -> bool:
+        """False for a model loaded with remote=True/url=: its local copy is on the meta device."""
+        return self.adapter.unembedding.device.type != "meta"
+
+    @property
+    def fingerprint(self) -> str:
+        if self.weights_here:
+            return super().fingerprint
+        layout = f"{self.name}|{self.adapter.family}|{self.n_layers}|{self.n_heads}|{self.head_dim}|{self.d_model}"
+        return hashlib.sha256(layout.encode()).hexdigest()[:16]
+
     def _trace_backend(self):
         """The nnsight backend object for lm.trace/generate: None runs in-process."""
         if self.remote is False:
@@ -124,6 +137,12 @@ class NNsightHeadModel(HeadModel):
         capture's hook path. Edits in effect apply before z is read. The forward stops after the
         last layer's attention.
         """
+        if not self.weights_here:
+            raise HeadPursuitError(
+                f"capture and ranking need W_O and the unembedding of {self.name!r} in this process, but a model "
+                "loaded with remote=True or url= keeps its weights on the server (generate and edits work); "
+                "rank on a local copy (backend='nnsight' without remote, or remote='local') - see docs/scale.md"
+            )
         lm, projs, norms, eps, scales = self.lm, self._projs, self._norms, self._eps, self._scales()
         with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
             with tracer.invoke(**inputs, use_cache=False):
@@ -252,9 +271,13 @@ def load_nnsight(
 
 def _load_remote(repo_id: str, target, api_key: str | None, **load_kwargs) -> NNsightHeadModel:
     """A model whose weights stay on the server: the local copy is built on the meta device."""
+    from transformers import AutoTokenizer
+
     nnsight = import_nnsight()
     try:
-        lm = nnsight.TransformersModel(repo_id, task="text-generation", **load_kwargs)
+        trust = load_kwargs.get("trust_remote_code", False)
+        tokenizer = AutoTokenizer.from_pretrained(repo_id, trust_remote_code=trust)
+        lm = nnsight.TransformersModel(repo_id, task="text-generation", tokenizer=tokenizer, **load_kwargs)
     except (OSError, ValueError) as exc:
         raise HeadPursuitError(f"could not read the config and tokenizer of {repo_id!r}: {exc}") from None
     return NNsightHeadModel(
