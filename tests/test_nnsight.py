@@ -81,6 +81,7 @@ def check_capture_and_ranking(hf, nn, prompts, concept):
         assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
     assert r_nn.top(5) == r_hf.top(5)
     assert (r_nn.atoms == r_hf.atoms).all() and (r_nn.lens_ids == r_hf.lens_ids).all()
+    return r_hf
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma2", "qwen3"])
@@ -230,9 +231,8 @@ def test_bad_backend_options_are_rejected(make_tiny):
 @pytest.mark.slow
 def test_smollm2_nnsight_matches_hf(smollm2):
     nn = as_nnsight(smollm2, "local")
-    check_capture_and_ranking(smollm2, nn, PROMPTS, "colours")
-    r = hp.rank_heads(smollm2, None, "colours", progress=False)
-    edits = dict.fromkeys(r.top(16), -1.0)
+    ranking = check_capture_and_ranking(smollm2, nn, PROMPTS, "colours")
+    edits = dict.fromkeys(ranking.top(16), -1.0)
     ids, logits = step_logits(nn, PROMPTS[:2], edits, steps=4)
     with baked(smollm2, edits):
         ref_ids, ref_logits = step_logits(smollm2, PROMPTS[:2], None, steps=4)

@@ -47,8 +47,8 @@ class NNsightHeadModel(HeadModel):
     """A HeadModel over an nnsight TransformersModel `lm` (model is the transformers module it wraps).
 
     remote: False (traces run here), "local" (serialised as for a server, run here), True (NDIF) or
-    the URL of an nnsight server. api_key: sent with remote requests. bytes_returned: bytes of the
-    capture statistics that came back from traces so far.
+    the URL of a server speaking NDIF's request protocol. api_key: sent with remote requests.
+    bytes_returned: bytes of the capture statistics that came back from traces so far.
     """
 
     lm: object = None
@@ -246,8 +246,8 @@ def _check_reachable(url: str, timeout: float = 5.0) -> None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise HeadPursuitError(
-            f"no nnsight server answers at {url} ({reason}): start one there (nnsight-serve) or set url= "
-            "to the address of a running server"
+            f"no nnsight server answers at {url} ({reason}): start the server there, or set url= to the "
+            "address of a running one (for NDIF itself use remote=True)"
         ) from None
 
 
