@@ -174,7 +174,7 @@ def load_model(
     unusable) unless `processor` is given.
 
     backend="nnsight" runs every forward inside nnsight traces (docs/scale.md): remote=True sends
-    them to NDIF (API key from NDIF_API_KEY or api_key=), url= to an nnsight server, remote="local"
+    them to NDIF (API key from NDIF_API_KEY or api_key=), url= to a self-hosted NDIF-protocol server, remote="local"
     simulates a remote request in this process.
 
     Nothing is downloaded from a model hub: hub ids must already be in the local cache.

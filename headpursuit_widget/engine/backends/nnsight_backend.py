@@ -3,7 +3,7 @@
 Every trace body below uses only torch and nnsight envoys, so the same code runs in this process
 (remote=False), through nnsight's local simulation of a remote request (remote="local": the trace
 is serialised and deserialised with this package hidden, as on a server), on NDIF (remote=True) or
-on an nnsight server (url=...). Head edits scale the head's slice of o_proj's input inside the
+on a self-hosted NDIF-protocol server (url=...). Head edits scale the head's slice of o_proj's input inside the
 trace, at every generation step. Capture returns, per batch, only the mean z of every head,
 (n_layers, batch, n_heads*head_dim): W_O is applied here, from the local weights.
 """
