@@ -1,8 +1,8 @@
 """The nnsight backend against the hf backend on the default model, in one process (needs the nnsight extra).
 
-    python benchmarks/bench_nnsight.py [--repeats 3] [--remote local] [--json out.json]
+    python benchmarks/bench_nnsight.py [--repeats 3] [--prompts 42] [--remote local] [--json out.json]
 
-1. rank_heads (capture + SOMP, colours, its rank prompts): nnsight / hf time, target <= 1.3
+1. rank_heads (capture + SOMP, colours, its first --prompts rank prompts): nnsight / hf time, target <= 1.3
 2. per-token greedy generation with 16 edited heads (alpha 1, forced length): nnsight / hf, target <= 1.3
 3. bytes the traces return per prompt (measured from the capture), and the same figure for a
    70B-shaped model (80 layers x 64 heads x head_dim 128, d_model 8192) against per-head writes.
@@ -78,12 +78,13 @@ def bytes_returned(nn, prompts):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--prompts", type=int, default=42, help="how many of the colours rank prompts to rank on")
     p.add_argument("--remote", choices=["none", "local"], default="none", help="nnsight side: in-process or simulated")
     p.add_argument("--json")
     args = p.parse_args()
     hf = hp.load_model("smollm2")
     nn = hp.wrap(hf.model, hf.tokenizer, name=hf.name, backend="nnsight", remote=args.remote == "local" and "local")
-    prompts = list(hp.concepts.get("colours").rank_prompts)
+    prompts = list(hp.concepts.get("colours").rank_prompts)[: args.prompts]
     ranking = hp.rank_heads(hf, prompts, "colours", progress=False)
     edits = dict.fromkeys(ranking.top(16), 1.0)  # alpha 1: same tokens on both sides, full edit cost
     results = {"threads": torch.get_num_threads(), "prompts": len(prompts), "nnsight_remote": args.remote}
