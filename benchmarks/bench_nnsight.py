@@ -1,0 +1,104 @@
+"""The nnsight backend against the hf backend on the default model, in one process (needs the nnsight extra).
+
+    python benchmarks/bench_nnsight.py [--repeats 3] [--prompts 42] [--remote local] [--json out.json]
+
+1. rank_heads (capture + SOMP, colours, its first --prompts rank prompts): nnsight / hf time, target <= 1.3
+2. per-token greedy generation with 16 edited heads (alpha 1, forced length): nnsight / hf, target <= 1.3
+3. bytes the traces return per prompt (measured from the capture), and the same figure for a
+   70B-shaped model (80 layers x 64 heads x head_dim 128, d_model 8192) against per-head writes.
+Both backends share one set of weights; timings interleave the two and report medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+import headpursuit_widget as hp
+
+SHAPE_70B = {"n_layers": 80, "n_heads": 64, "head_dim": 128, "d_model": 8192}
+
+
+def interleaved(a, b, repeats):
+    """Median seconds of a() and b(), run alternately after one untimed warm-up of each."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, out in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def bench_rank(hf, nn, prompts, repeats):
+    t_hf, t_nn = interleaved(
+        lambda: hp.rank_heads(hf, prompts, "colours", progress=False),
+        lambda: hp.rank_heads(nn, prompts, "colours", progress=False),
+        repeats,
+    )
+    return {"hf_s": t_hf, "nnsight_s": t_nn, "ratio": t_nn / t_hf, "target": "<= 1.3"}
+
+
+def bench_generation(hf, nn, edits, repeats, n_tokens=32):
+    prompt = ["Describe a sunset over the sea."]
+    kw = dict(max_new_tokens=n_tokens, min_new_tokens=n_tokens, edits=edits)
+    t_hf, t_nn = interleaved(lambda: hp.generate(hf, prompt, **kw), lambda: hp.generate(nn, prompt, **kw), repeats)
+    return {
+        "tokens": n_tokens,
+        "edited_heads": len(edits),
+        "hf_ms_per_token": 1000 * t_hf / n_tokens,
+        "nnsight_ms_per_token": 1000 * t_nn / n_tokens,
+        "ratio": t_nn / t_hf,
+        "target": "<= 1.3",
+    }
+
+
+def bytes_returned(nn, prompts):
+    """Measured bytes per prompt of one capture, and the 70B-shape figures (float32)."""
+    before = nn.bytes_returned
+    hp.capture(nn, prompts, progress=False)
+    measured = (nn.bytes_returned - before) / len(prompts)
+    per_value = measured / (nn.n_layers * nn.n_heads * nn.head_dim)
+    s = SHAPE_70B
+    return {
+        "measured_bytes_per_prompt": measured,
+        "bytes_per_value": per_value,
+        "smollm2_writes_bytes_per_prompt": nn.n_layers * nn.n_heads * nn.d_model * 4,
+        "shape_70b": s,
+        "70b_mean_z_bytes_per_prompt": s["n_layers"] * s["n_heads"] * s["head_dim"] * per_value,
+        "70b_writes_bytes_per_prompt": s["n_layers"] * s["n_heads"] * s["d_model"] * 4,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--prompts", type=int, default=42, help="how many of the colours rank prompts to rank on")
+    p.add_argument("--remote", choices=["none", "local"], default="none", help="nnsight side: in-process or simulated")
+    p.add_argument("--json")
+    args = p.parse_args()
+    hf = hp.load_model("smollm2")
+    nn = hp.wrap(hf.module, hf.tokenizer, name=hf.name, backend="nnsight", remote=args.remote == "local" and "local")
+    prompts = list(hp.concepts.get("colours").rank_prompts)[: args.prompts]
+    ranking = hp.rank_heads(hf, prompts, "colours", progress=False)
+    edits = dict.fromkeys(ranking.top(16), 1.0)  # alpha 1: same tokens on both sides, full edit cost
+    results = {"threads": torch.get_num_threads(), "prompts": len(prompts), "nnsight_remote": args.remote}
+    for name, fn in [
+        ("rank", lambda: bench_rank(hf, nn, prompts, args.repeats)),
+        ("generation_16_edited_heads", lambda: bench_generation(hf, nn, edits, args.repeats)),
+        ("bytes_returned", lambda: bytes_returned(nn, prompts)),
+    ]:
+        results[name] = fn()
+        print(name, json.dumps(results[name], indent=1), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

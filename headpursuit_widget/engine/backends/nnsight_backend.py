@@ -1,0 +1,295 @@
+"""The nnsight backend: a HeadModel whose forward passes run inside nnsight traces.
+
+Every trace body below uses only torch and nnsight envoys, so the same code runs in this process
+(remote=False), through nnsight's local simulation of a remote request (remote="local": the trace
+is serialised and deserialised with this package hidden, as on a server), on NDIF (remote=True) or
+on a self-hosted NDIF-protocol server (url=...). Head edits scale the head's slice of o_proj's input inside the
+trace, at every generation step. Capture returns, per batch, only the mean z of every head,
+(n_layers, batch, n_heads*head_dim): W_O is applied here, from the local weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import torch
+
+from ..adapters import norm_eps
+from ..edits import head_scale
+from ..errors import HeadPursuitError
+from ..models import HeadModel
+
+API_KEY_ENV = "NDIF_API_KEY"
+INSTALL_HINT = "pip install 'headpursuit-widget[nnsight]'"
+REMOTE_MODES = (False, True, "local")
+# nnsight warns when an open `tracer.all()` loop outlives the generation: that is how it ends here.
+_OPEN_LOOP_WARNING = ".*was never reached: the loop asked for a step the run did not make.*"
+
+
+def import_nnsight():
+    """The nnsight module, or a HeadPursuitError saying how to install it."""
+    try:
+        import nnsight
+    except ImportError:
+        raise HeadPursuitError(f"backend='nnsight' needs the nnsight package: {INSTALL_HINT}") from None
+    return nnsight
+
+
+@dataclass(repr=False)
+class NNsightHeadModel(HeadModel):
+    """A HeadModel over an nnsight TransformersModel `lm` (model is the transformers module it wraps).
+
+    remote: False (traces run here), "local" (serialised as for a server, run here), True (NDIF) or
+    the URL of a server speaking NDIF's request protocol. api_key: sent with remote requests.
+    bytes_returned: bytes of the capture statistics that came back from traces so far.
+    """
+
+    lm: object = None
+    remote: bool | str = False
+    api_key: str | None = None
+    bytes_returned: int = field(init=False, default=0)
+    _plans: list = field(init=False, repr=False, default_factory=list)
+
+    backend = "nnsight"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.is_vlm:
+            raise HeadPursuitError("backend='nnsight' supports text models only; load a VLM with backend='hf'")
+        paths = {id(m): name for name, m in self.module.named_modules()}
+        a = self.adapter
+        self._projs = [self.lm.get(paths[id(p)]) for p in a.out_projs]
+        self._norms = [self.lm.get(paths[id(n)]) if n is not None else None for n in a.post_norms]
+        self._eps = [norm_eps(n) if n is not None else 0.0 for n in a.post_norms]
+
+    @property
+    def device(self) -> torch.device:
+        device = self.adapter.unembedding.device
+        return torch.device("cpu") if device.type == "meta" else device  # weights on the server: inputs stay here
+
+    @property
+    def weights_here(self) -> bool:
+        """False for a model loaded with remote=True/url=: its local copy is on the meta device."""
+        return self.adapter.unembedding.device.type != "meta"
+
+    @property
+    def fingerprint(self) -> str:
+        if self.weights_here:
+            return super().fingerprint
+        layout = f"{self.name}|{self.adapter.family}|{self.n_layers}|{self.n_heads}|{self.head_dim}|{self.d_model}"
+        return hashlib.sha256(layout.encode()).hexdigest()[:16]
+
+    def _trace_backend(self):
+        """The nnsight backend object for lm.trace/generate: None runs in-process."""
+        if self.remote is False:
+            return None
+        if self.remote == "local":
+            from nnsight.intervention.backends.local import LocalSimulationBackend
+
+            return LocalSimulationBackend(self.lm)
+        from nnsight.intervention.backends.remote import RemoteBackend
+
+        host = self.remote if isinstance(self.remote, str) else None
+        return RemoteBackend(self.lm.to_model_key(), host=host, api_key=self.api_key)
+
+    @contextmanager
+    def edits_in_effect(self, plan: dict[int, dict[int, float]]):
+        """Within the block, every trace scales these heads (on top of edits already in effect)."""
+        self._plans.append(plan)
+        try:
+            yield
+        finally:
+            self._plans.remove(plan)
+
+    def _scales(self) -> dict[int, torch.Tensor]:
+        """{layer: (n_heads*head_dim,) multiplier of o_proj's input} of all edits in effect."""
+        scales: dict[int, torch.Tensor] = {}
+        for plan in self._plans:
+            for layer, heads in plan.items():
+                scale = head_scale(self.adapter, heads)
+                scales[layer] = scales[layer] * scale if layer in scales else scale
+        dtype = self.adapter.out_projs[0].weight.dtype
+        return {layer: scales[layer].to(dtype) for layer in sorted(scales)}
+
+    def forward(self, **inputs):
+        """One forward pass in a trace, edits in effect; returns an object with .logits."""
+        lm, projs, scales = self.lm, self._projs, self._scales()
+        with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
+            with tracer.invoke(**inputs):
+                for layer, scale in scales.items():
+                    z = projs[layer].input
+                    projs[layer].input = z * scale.to(z.device)
+                logits = lm.output.logits.save()
+        return SimpleNamespace(logits=logits)
+
+    def mean_z(self, inputs: dict, weight: torch.Tensor) -> torch.Tensor:
+        """Weighted mean of every head's z over positions, (n_layers, batch, n_heads*head_dim) float32.
+
+        weight: (batch, seq), rows summing to 1 over the selected positions. Where a post-attention
+        norm follows (Gemma-2/3) each position's z is divided by the RMS of the norm's input, as in
+        capture's hook path. Edits in effect apply before z is read. The forward stops after the
+        last layer's attention.
+        """
+        if not self.weights_here:
+            raise HeadPursuitError(
+                f"capture and ranking need W_O and the unembedding of {self.name!r} in this process, but a model "
+                "loaded with remote=True or url= keeps its weights on the server (generate and edits work); "
+                "rank on a local copy (backend='nnsight' without remote, or remote='local') - see docs/scale.md"
+            )
+        lm, projs, norms, eps, scales = self.lm, self._projs, self._norms, self._eps, self._scales()
+        with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
+            with tracer.invoke(**inputs, use_cache=False):
+                means = []
+                for layer in range(len(projs)):
+                    z = projs[layer].input
+                    if layer in scales:
+                        z = z * scales[layer].to(z.device)
+                        projs[layer].input = z
+                    z = z.float()
+                    w = weight.to(z.device)
+                    if norms[layer] is not None:
+                        x = norms[layer].input.float()
+                        w = w / torch.sqrt(x.pow(2).mean(-1) + eps[layer])
+                    means.append(torch.einsum("bt,btk->bk", w, z).cpu())
+                stacked = torch.stack(means).save()
+                tracer.stop()
+        self.bytes_returned += stacked.numel() * stacked.element_size()
+        return stacked
+
+    def generate(self, *, streamer=None, stopping_criteria=None, max_new_tokens: int, **kwargs):
+        """transformers' generate inside an nnsight trace; edits in effect apply at every step.
+
+        In-process the streamer and stopping criteria run live. Through a remote or simulated
+        request they cannot travel: cancellation is checked before sending, and the new tokens are
+        handed to the streamer when the ids come back.
+        """
+        lm, projs, scales = self.lm, self._projs, self._scales()
+        live = self.remote is False
+        if not live and any(c.event.is_set() for c in stopping_criteria or [] if hasattr(c, "event")):
+            return None  # cancelled before the request left
+        inputs = {k: kwargs.pop(k) for k in ("input_ids", "attention_mask") if k in kwargs}
+        extra = {"streamer": streamer, "stopping_criteria": stopping_criteria} if live else {}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_OPEN_LOOP_WARNING)
+            with (
+                self.lock,
+                torch.inference_mode(),
+                lm.generate(max_new_tokens=max_new_tokens, backend=self._trace_backend(), **kwargs, **extra) as tracer,
+            ):
+                with tracer.invoke(**inputs):
+                    for _ in tracer.all() if scales else ():  # a loop that touches no module never ends
+                        for layer, scale in scales.items():
+                            z = projs[layer].input
+                            projs[layer].input = z * scale.to(z.device)
+                with tracer.invoke():
+                    ids = tracer.result.save()
+        if not live and streamer is not None:
+            sequences = getattr(ids, "sequences", ids)  # return_dict_in_generate=True gives an output object
+            width = inputs["input_ids"].shape[1]
+            streamer.put(sequences[:, :width])
+            for step in range(width, sequences.shape[1]):
+                streamer.put(sequences[:, step])
+            streamer.end()
+        return ids
+
+
+def wrap_nnsight(model: HeadModel, *, remote: bool | str = False, url: str | None = None, api_key: str | None = None):
+    """An NNsightHeadModel over model's transformers model and tokenizer (the weights are shared, not copied)."""
+    nnsight = import_nnsight()
+    target = _check_remote(remote, url, api_key)
+    padding_side = model.tokenizer.padding_side  # nnsight sets it to "left" on the shared tokenizer
+    lm = nnsight.TransformersModel(model.module, tokenizer=model.tokenizer, task="text-generation")
+    model.tokenizer.padding_side = padding_side
+    return NNsightHeadModel(
+        module=model.module,
+        tokenizer=model.tokenizer,
+        name=model.name,
+        lm=lm,
+        remote=target,
+        api_key=_api_key(target, api_key),
+    )
+
+
+def _api_key(target, api_key: str | None) -> str | None:
+    if target is True:
+        return api_key or os.environ.get(API_KEY_ENV)
+    return api_key
+
+
+def _check_remote(remote, url: str | None, api_key: str | None) -> bool | str:
+    """remote/url -> the trace target (False, "local", True or a URL), after checking keys and reachability."""
+    if remote not in REMOTE_MODES:
+        raise HeadPursuitError(f"remote must be False, True (NDIF) or 'local' (simulated), got {remote!r}")
+    if url is not None:
+        if remote is not False:
+            raise HeadPursuitError("give either url= (an nnsight server) or remote=, not both")
+        _check_reachable(url)
+        return url
+    if remote is True and not _api_key(True, api_key):
+        raise HeadPursuitError(
+            f"remote=True sends traces to NDIF and needs an API key: set the {API_KEY_ENV} environment "
+            "variable (keys from https://login.ndif.us) or pass api_key="
+        )
+    return remote
+
+
+def _check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Raise a HeadPursuitError naming what to set when nothing answers at url."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise HeadPursuitError(f"url must be an http:// or https:// address of an nnsight server, got {url!r}")
+    try:
+        urllib.request.urlopen(url, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # something answers; the request itself says whether it serves nnsight
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HeadPursuitError(
+            f"no nnsight server answers at {url} ({reason}): start the server there, or set url= to the "
+            "address of a running one (for NDIF itself use remote=True)"
+        ) from None
+
+
+def load_nnsight(
+    name_or_path: str,
+    *,
+    remote: bool | str = False,
+    url: str | None = None,
+    api_key: str | None = None,
+    loader=None,
+    **load_kwargs,
+) -> NNsightHeadModel:
+    """load_model(..., backend="nnsight"): the weights load here (through `loader`, the hf loader)
+    and nnsight wraps them; remote/url send the traces elsewhere."""
+    import_nnsight()
+    target = _check_remote(remote, url, api_key)
+    if target not in (False, "local"):
+        return _load_remote(name_or_path, target, api_key, **load_kwargs)
+    return wrap_nnsight(loader(name_or_path, **load_kwargs), remote=target)
+
+
+def _load_remote(repo_id: str, target, api_key: str | None, **load_kwargs) -> NNsightHeadModel:
+    """A model whose weights stay on the server: the local copy is built on the meta device."""
+    from transformers import AutoTokenizer
+
+    nnsight = import_nnsight()
+    try:
+        trust = load_kwargs.get("trust_remote_code", False)
+        tokenizer = AutoTokenizer.from_pretrained(repo_id, trust_remote_code=trust)
+        lm = nnsight.TransformersModel(repo_id, task="text-generation", tokenizer=tokenizer, **load_kwargs)
+    except (OSError, ValueError) as exc:
+        raise HeadPursuitError(f"could not read the config and tokenizer of {repo_id!r}: {exc}") from None
+    return NNsightHeadModel(
+        module=lm._module, tokenizer=lm.tokenizer, name=repo_id, lm=lm, remote=target, api_key=_api_key(target, api_key)
+    )
+
+
+def bytes_per_prompt(n_layers: int, n_heads: int, head_dim: int, dtype_bytes: int = 4) -> int:
+    """Bytes of mean z that one prompt adds to a capture's returned statistics."""
+    return n_layers * n_heads * head_dim * dtype_bytes

@@ -1,0 +1,241 @@
+"""The nnsight backend gives what the hf backend gives: capture, ranking, edited logits and tokens.
+
+Every comparison runs in-process (remote=False) and through nnsight's local simulation of a remote
+request (remote="local": the trace is serialised and run with this package hidden, as on NDIF).
+Edits are checked against the weights edited directly (head h's block of o_proj columns scaled).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+import torch
+
+import headpursuit_widget as hp
+from headpursuit_widget.engine.backends import nnsight_backend
+from headpursuit_widget.engine.inputs import encode
+
+nnsight = pytest.importorskip("nnsight")
+
+MODES = [False, "local"]
+PROMPTS = ["The sky at dusk is", "Red roses and green grass", "A yellow sun over blue water", "Snow is white"]
+EDITS = {(1, 2): -1.0, (0, 1): 0.0, (1, 0): 2.5}
+
+
+@pytest.fixture(params=MODES, ids=["in-process", "simulated-remote"])
+def mode(request):
+    return request.param
+
+
+def as_nnsight(hm, mode):
+    return hp.wrap(hm.module, hm.tokenizer, name=hm.name, backend="nnsight", remote=mode)
+
+
+class baked:
+    """Within the block, hm's o_proj weights themselves carry the edits (the independent reference)."""
+
+    def __init__(self, hm, edits):
+        self.hm, self.edits, self.saved = hm, edits, {}
+
+    def __enter__(self):
+        a = self.hm.adapter
+        for (layer, head), alpha in self.edits.items():
+            w = a.out_projs[layer].weight
+            self.saved.setdefault(layer, w.detach().clone())
+            with torch.no_grad():
+                w[:, head * a.head_dim : (head + 1) * a.head_dim] *= alpha
+        return self.hm
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for layer, w in self.saved.items():
+                self.hm.adapter.out_projs[layer].weight.copy_(w)
+
+
+def step_logits(hm, prompts, edits, steps):
+    """Greedy generation with the KV cache: (new ids, per-step logits (steps, batch, vocab))."""
+    batch = encode(hm, prompts, positions="all", padding_side="left")
+    with hp.edit_heads(hm, edits):
+        out = hm.generate(
+            **batch.inputs,
+            max_new_tokens=steps,
+            min_new_tokens=steps,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=hm.tokenizer.pad_token_id,
+        )
+    return out.sequences[:, batch.inputs["input_ids"].shape[1] :], torch.stack(out.logits)
+
+
+def check_capture_and_ranking(hf, nn, prompts, concept):
+    acts_hf = hp.capture(hf, prompts, progress=False)
+    acts_nn = hp.capture(nn, prompts, progress=False)
+    assert acts_nn.shape == acts_hf.shape and acts_hf.abs().max() > 0
+    assert (acts_nn - acts_hf).abs().max() < 1e-5
+    r_hf = hp.rank_heads(hf, prompts, concept, n_null=2, k=8, progress=False)
+    r_nn = hp.rank_heads(nn, prompts, concept, n_null=2, k=8, progress=False)
+    for name in r_hf.score_names:
+        assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
+    assert r_nn.top(5) == r_hf.top(5)
+    assert (r_nn.atoms == r_hf.atoms).all() and (r_nn.lens_ids == r_hf.lens_ids).all()
+    return r_hf
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "qwen3"])
+def test_capture_and_ranking_equal_hf(make_tiny, family, mode):
+    hf = make_tiny(family)
+    nn = as_nnsight(hf, mode)
+    check_capture_and_ranking(hf, nn, PROMPTS, "colours")
+    assert nn.bytes_returned == len(PROMPTS) * 2 * nn.n_layers * nn.n_heads * nn.head_dim * 4  # twice captured
+
+
+def test_capture_under_edits_equals_baked_weights(make_tiny, mode):
+    hf = make_tiny("llama")
+    nn = as_nnsight(hf, mode)
+    with hp.edit_heads(nn, EDITS):
+        edited = hp.capture(nn, PROMPTS, progress=False)
+    with baked(hf, EDITS):
+        reference = hp.capture(hf, PROMPTS, progress=False)
+    assert (edited - reference).abs().max() < 1e-5
+    plain = hp.capture(nn, PROMPTS, progress=False)
+    assert (edited[0, 1] == 0).all() and not torch.allclose(edited[1], plain[1])
+
+
+def test_edited_logits_equal_baked_weights_over_cached_steps(make_tiny, mode):
+    hf = make_tiny("llama")
+    nn = as_nnsight(hf, mode)
+    ids, logits = step_logits(nn, PROMPTS, EDITS, steps=5)
+    _, plain_logits = step_logits(nn, PROMPTS, None, steps=5)
+    with baked(hf, EDITS):
+        ref_ids, ref_logits = step_logits(hf, PROMPTS, None, steps=5)
+    assert logits.shape == ref_logits.shape == (5, len(PROMPTS), ref_logits.shape[-1])
+    assert (logits - ref_logits).abs().max() < 1e-5
+    assert (plain_logits - ref_logits).abs().max() > 1e-2  # the edits change every run's logits
+    assert torch.equal(ids, ref_ids)
+
+
+def test_forward_under_nested_edits_equals_baked_weights(make_tiny, mode):
+    hf = make_tiny("llama")
+    nn = as_nnsight(hf, mode)
+    batch = encode(nn, PROMPTS, positions="all")
+    with hp.edit_heads(nn, {(1, 2): -1.0}), hp.edit_heads(nn, {(1, 2): 2.0, (0, 3): 0.5}):
+        got = nn.forward(**batch.inputs, use_cache=False).logits
+    with baked(hf, {(1, 2): -2.0, (0, 3): 0.5}):
+        reference = hf.forward(**batch.inputs, use_cache=False).logits
+    assert (got - reference).abs().max() < 1e-5
+
+
+def test_greedy_generate_with_edits_gives_the_baked_tokens(make_tiny, mode):
+    hf = make_tiny("llama")
+    nn = as_nnsight(hf, mode)
+    pieces = []
+    got = hp.generate(nn, PROMPTS, edits=EDITS, max_new_tokens=6, on_token=lambda i, p: pieces.append((i, p)))
+    with baked(hf, EDITS):
+        reference = hp.generate(hf, PROMPTS, max_new_tokens=6)
+    assert got == reference and any(got)
+    assert ["".join(p for i, p in pieces if i == row) for row in range(len(PROMPTS))] == got
+
+
+def test_experiments_run_on_nnsight(make_tiny, mode):
+    hf = make_tiny("llama")
+    nn = as_nnsight(hf, mode)
+    probs = hp.experiments.next_token_probs(nn, PROMPTS, edits=EDITS)
+    with baked(hf, EDITS):
+        reference = hp.experiments.next_token_probs(hf, PROMPTS)
+    assert (probs - reference).abs().max() < 1e-6
+
+
+def test_simulated_remote_serialises_every_trace(make_tiny, monkeypatch):
+    """remote="local" really goes through nnsight's serialise/deserialise path (with this package hidden)."""
+    from nnsight.intervention.backends.local import LocalSimulationBackend
+
+    calls = []
+    real = LocalSimulationBackend.__call__
+    monkeypatch.setattr(LocalSimulationBackend, "__call__", lambda self, tracer: calls.append(1) or real(self, tracer))
+    nn = as_nnsight(make_tiny("llama"), "local")
+    hp.capture(nn, PROMPTS[:2], batch_size=1, progress=False)
+    hp.generate(nn, PROMPTS[:1], edits=EDITS, max_new_tokens=2)
+    assert len(calls) == 3
+    assert "headpursuit_widget" in sys.modules  # restored after each simulated request
+
+
+def test_widget_on_nnsight_model(make_tiny):
+    """Grid click shows the head's tokens; a slider move regenerates with the edit (simulated remote)."""
+    nn = as_nnsight(make_tiny("llama"), "local")
+    w = hp.HeadPursuit(nn, concept="colours", max_new_tokens=4, debounce=0.01)
+    try:
+        assert w.wait(120) and w.status == "ready", w.error
+        r = hp.rank_heads(nn, None, "colours", progress=False)
+        layer, head = r.top(1)[0]
+        w.selected = [layer, head]
+        assert w.tokens == [[t, g] for t, g in r.tokens(layer, head, 10)] and w.tokens
+        w.prompt = PROMPTS[0]
+        assert w.wait(120)
+        w.strengths = {f"{layer}.{head}": -1}
+        assert w.wait(120) and w.status == "ready", w.error
+        with baked(nn, {(layer, head): -1.0}):
+            expected = hp.generate(make_tiny("llama"), [PROMPTS[0]], max_new_tokens=4)[0]
+        assert w.edited_text == expected
+    finally:
+        w.close()
+
+
+def test_missing_nnsight_says_how_to_install(make_tiny, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nnsight", None)  # import nnsight raises ImportError
+    with pytest.raises(hp.HeadPursuitError, match=r"pip install 'headpursuit-widget\[nnsight\]'"):
+        as_nnsight(make_tiny("llama"), False)
+    with pytest.raises(hp.HeadPursuitError, match="headpursuit-widget"):
+        hp.load_model("smollm2", backend="nnsight")
+
+
+def test_remote_without_api_key_names_the_variable(monkeypatch):
+    monkeypatch.delenv(nnsight_backend.API_KEY_ENV, raising=False)
+    with pytest.raises(hp.HeadPursuitError, match="NDIF_API_KEY"):
+        hp.load_model("smollm2", backend="nnsight", remote=True)
+
+
+def test_remote_model_keeps_its_weights_on_the_server(tokenizer_dir, monkeypatch):
+    """remote=True builds the local copy on the meta device: the layout is there, ranking says why it cannot run."""
+    monkeypatch.setenv(nnsight_backend.API_KEY_ENV, "test-key")
+    m = hp.load_model(tokenizer_dir, backend="nnsight", remote=True)
+    assert (m.n_layers, m.n_heads, m.head_dim, m.d_model) == (30, 9, 64, 576)
+    assert not m.weights_here and m.api_key == "test-key" and m.remote is True
+    assert len(m.fingerprint) == 16 and m.device == torch.device("cpu")
+    with pytest.raises(hp.HeadPursuitError, match="keeps its weights on the server"):
+        hp.capture(m, PROMPTS, progress=False)
+
+
+def test_unreachable_server_says_what_to_set():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(hp.HeadPursuitError, match=rf"no nnsight server answers at http://127.0.0.1:{port}.*url="):
+        hp.load_model("smollm2", backend="nnsight", url=f"http://127.0.0.1:{port}")
+    with pytest.raises(hp.HeadPursuitError, match="http:// or https://"):
+        hp.load_model("smollm2", backend="nnsight", url="localhost:8000")
+
+
+def test_bad_backend_options_are_rejected(make_tiny):
+    tiny = make_tiny("llama")
+    with pytest.raises(hp.HeadPursuitError, match="unknown backend 'vllm'; accepted: hf, nnsight"):
+        hp.load_model("smollm2", backend="vllm")
+    with pytest.raises(hp.HeadPursuitError, match="only apply with backend='nnsight'"):
+        hp.wrap(tiny.module, tiny.tokenizer, remote="local")
+    with pytest.raises(hp.HeadPursuitError, match="remote must be"):
+        as_nnsight(tiny, "ndif")
+
+
+@pytest.mark.slow
+def test_smollm2_nnsight_matches_hf(smollm2):
+    nn = as_nnsight(smollm2, "local")
+    ranking = check_capture_and_ranking(smollm2, nn, PROMPTS, "colours")
+    edits = dict.fromkeys(ranking.top(16), -1.0)
+    ids, logits = step_logits(nn, PROMPTS[:2], edits, steps=4)
+    with baked(smollm2, edits):
+        ref_ids, ref_logits = step_logits(smollm2, PROMPTS[:2], None, steps=4)
+        reference = hp.generate(smollm2, PROMPTS[:2], max_new_tokens=8)
+    assert (logits - ref_logits).abs().max() < 1e-5 and torch.equal(ids, ref_ids)
+    assert hp.generate(nn, PROMPTS[:2], edits=edits, max_new_tokens=8) == reference
