@@ -184,7 +184,9 @@ def load_model(
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
-    options = {k: v for k, v in dict(remote=remote, url=url, api_key=api_key).items() if v not in (None, False)}
+    options: dict[str, Any] = {
+        k: v for k, v in dict(remote=remote, url=url, api_key=api_key).items() if v not in (None, False)
+    }
     _check_backend(backend, options)
     if backend == "nnsight":
         from .backends.nnsight_backend import load_nnsight

@@ -18,6 +18,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 
@@ -51,7 +52,7 @@ class NNsightHeadModel(HeadModel):
     bytes_returned: bytes of the capture statistics that came back from traces so far.
     """
 
-    lm: object = None
+    lm: Any = None  # nnsight.TransformersModel: its envoys and proxies are built at run time
     remote: bool | str = False
     api_key: str | None = None
     bytes_returned: int = field(init=False, default=0)
@@ -65,8 +66,8 @@ class NNsightHeadModel(HeadModel):
             raise HeadPursuitError("backend='nnsight' supports text models only; load a VLM with backend='hf'")
         paths = {id(m): name for name, m in self.module.named_modules()}
         a = self.adapter
-        self._projs = [self.lm.get(paths[id(p)]) for p in a.out_projs]
-        self._norms = [self.lm.get(paths[id(n)]) if n is not None else None for n in a.post_norms]
+        self._projs: list[Any] = [self.lm.get(paths[id(p)]) for p in a.out_projs]
+        self._norms: list[Any] = [self.lm.get(paths[id(n)]) if n is not None else None for n in a.post_norms]
         self._eps = [norm_eps(n) if n is not None else 0.0 for n in a.post_norms]
 
     @property
@@ -158,18 +159,20 @@ class NNsightHeadModel(HeadModel):
                         x = norms[layer].input.float()
                         w = w / torch.sqrt(x.pow(2).mean(-1) + eps[layer])
                     means.append(torch.einsum("bt,btk->bk", w, z).cpu())
-                stacked = torch.stack(means).save()
+                stacked: Any = torch.stack(means).save()  # an nnsight proxy inside the trace
                 tracer.stop()
         self.bytes_returned += stacked.numel() * stacked.element_size()
         return stacked
 
-    def generate(self, *, streamer=None, stopping_criteria=None, max_new_tokens: int, **kwargs):
+    def generate(self, **kwargs):
         """transformers' generate inside an nnsight trace; edits in effect apply at every step.
 
         In-process the streamer and stopping criteria run live. Through a remote or simulated
         request they cannot travel: cancellation is checked before sending, and the new tokens are
         handed to the streamer when the ids come back.
         """
+        streamer, stopping_criteria = kwargs.pop("streamer", None), kwargs.pop("stopping_criteria", None)
+        max_new_tokens = kwargs.pop("max_new_tokens")
         lm, projs, scales = self.lm, self._projs, self._scales()
         live = self.remote is False
         if not live and any(c.event.is_set() for c in stopping_criteria or [] if hasattr(c, "event")):
