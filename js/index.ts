@@ -7,6 +7,7 @@ import { GridView } from "./grid";
 import { ImageStrip, ImageUrls, SampleImage } from "./images";
 import type { ModelLike, WidgetModel } from "./model";
 import type { StreamMessage } from "./protocol";
+import { CopyCode } from "./share";
 import { HeadSlider, TopControl } from "./sliders";
 import { AnswerView, PromptBox } from "./text";
 import { TokenPanel } from "./tokens";
@@ -22,6 +23,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
   const prompt = new PromptBox(model);
   const baseline = new AnswerView(model, "baseline", "Baseline");
   const edited = new AnswerView(model, "edited", "Edited");
+  const share = new CopyCode(model);
   const urls = new ImageUrls();
   const strip = new ImageStrip(model, urls);
   const sample = new SampleImage(model, urls);
@@ -40,6 +42,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     strip.el,
     prompt.el,
     answers,
+    share.el,
   );
 
   const on: [string, () => void][] = [
@@ -64,6 +67,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
       },
     ],
     ["change:images change:sample_index", showImages],
+    ["change:code", () => share.render()],
   ];
   const onMsg = (msg: StreamMessage) => {
     baseline.onMessage(msg);
