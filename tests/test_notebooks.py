@@ -29,6 +29,11 @@ def test_notebook_executes(path, monkeypatch, smollm2):  # smollm2: the model is
     assert not errors
     if path.stem == "quickstart":
         _check_html_export(nb)
+    if path.stem == "reproduce-paper":  # two plots, one copy of BokehJS
+        from bokeh.resources import INLINE
+
+        bokehjs = sum(len(js) for js in INLINE.js_raw)
+        assert len(nbformat.writes(nb)) < 1.5 * bokehjs
     printed = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [t for t in printed if ABSOLUTE_PATH.search(t)]
     if path.stem == "classroom-lab":  # the lab's answers stay hidden until asked for
