@@ -1,6 +1,7 @@
 """The shipped notebooks run top to bottom (HEADPURSUIT_QUICK=1 shrinks their budgets); the executed
 quickstart exports to HTML with the widget's static snapshot in place of the live view."""
 
+import os
 import re
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from nbconvert import HTMLExporter
 from headpursuit_widget.snapshot import MARKER
 
 ABSOLUTE_PATH = re.compile(r"(/[\w.-]+){2,}\.py:\d+")  # a warning's "/path/to/file.py:123"
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+REPO = Path(__file__).resolve().parent.parent  # the kernels import this checkout's package
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_the_three_notebooks_are_shipped():
@@ -23,6 +25,7 @@ def test_the_three_notebooks_are_shipped():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, monkeypatch, smollm2):  # smollm2: the model is fetched and re-saved already
     monkeypatch.setenv("HEADPURSUIT_QUICK", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
