@@ -1,4 +1,7 @@
-"""Bokeh figures for rankings and experiment curves, rendered with INLINE resources (work offline)."""
+"""Bokeh figures for rankings and experiment curves, rendered with INLINE resources (work offline).
+
+In a notebook, ``show`` loads BokehJS once per kernel (the first call inlines it, later calls only
+embed their figure), so a saved notebook carries one copy of BokehJS, not one per plot."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from bokeh.embed import file_html
 from bokeh.layouts import gridplot
-from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+from bokeh.models import ColorBar, ColumnDataSource, HoverTool, Label, Legend, LegendItem, LinearColorMapper
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
@@ -18,6 +21,8 @@ LABELS = {
     "word_rate": "concept words in generations / unedited",
     "perplexity": "perplexity / unedited",
 }
+GENERATED = ("word_rate", "perplexity")  # measures of generated text: empty when the budget generates none
+_loaded = False  # BokehJS is loaded in this kernel's notebook
 
 
 def heatmap(ranking, title: str | None = None):
@@ -53,26 +58,44 @@ def heatmap(ranking, title: str | None = None):
 
 
 def curve_figure(curve, measures):
-    """One panel per measure: a line per head selection, with the IQR band where it has several draws."""
+    """One panel per measure: a line per head selection, with the IQR band where it has several draws.
+
+    The legend sits below the plot area; hovering a point shows its selection, x, median and IQR;
+    a panel with no data (generation off) says so."""
     panels = []
     for measure in measures:
         fig = figure(
             title=LABELS[measure],
             x_axis_label=curve.axis,
             width=380,
-            height=280,
+            height=320,
             x_axis_type="log" if curve.axis == "k" else "linear",
-            tools="save,reset,hover",
+            tools="save,reset",
         )
+        items, points = [], []
         for colour, selection in zip(Category10_10, curve.values):
             s = curve.summary(selection, measure)
-            src = ColumnDataSource({"x": curve.x, **s})
+            src = ColumnDataSource({"x": curve.x, "selection": [selection] * len(curve.x), **s})
             if curve.values[selection][measure].shape[1] > 1:
                 fig.varea("x", "q25", "q75", source=src, fill_color=colour, fill_alpha=0.2)
-            fig.line("x", "median", source=src, color=colour, line_width=2, legend_label=selection)
-            fig.scatter("x", "median", source=src, color=colour, size=6)
-        fig.legend.location = "top_left"
-        fig.legend.label_text_font_size = "8pt"
+            line = fig.line("x", "median", source=src, color=colour, line_width=2)
+            points.append(fig.scatter("x", "median", source=src, color=colour, size=7))
+            items.append(LegendItem(label=selection, renderers=[line, points[-1]]))
+        fig.add_tools(
+            HoverTool(
+                renderers=points,
+                tooltips=[
+                    ("selection", "@selection"),
+                    (curve.axis, "@x"),
+                    ("median", "@median{0.000}"),
+                    ("IQR", "@q25{0.000} to @q75{0.000}"),
+                ],
+            )
+        )
+        fig.add_layout(Legend(items=items, orientation="horizontal", label_text_font_size="8pt"), "below")
+        if not any(np.isfinite(curve.values[m][measure]).any() for m in curve.values):
+            why = "generation off" if measure in GENERATED else "no data"
+            fig.add_layout(Label(x=120, y=120, x_units="screen", y_units="screen", text=why, text_color="gray"))
         panels.append(fig)
     return gridplot(panels, ncols=2)
 
@@ -86,9 +109,19 @@ def save_html(obj, path, title: str = "headpursuit") -> Path:
 
 
 def show(obj) -> None:
-    """Display in a notebook with inline bokeh resources (no CDN)."""
-    from bokeh.io import output_notebook
+    """Display in a notebook with inline bokeh resources (no CDN); BokehJS is inlined on the first
+    call only (``load`` inlines it again, e.g. after the outputs were cleared)."""
     from bokeh.io import show as bokeh_show
 
-    output_notebook(INLINE, hide_banner=True)
+    if not _loaded:
+        load()
     bokeh_show(obj)
+
+
+def load() -> None:
+    """Inline BokehJS into the notebook's output (once is enough for every later ``show``)."""
+    global _loaded
+    from bokeh.io import output_notebook
+
+    output_notebook(INLINE, hide_banner=True)
+    _loaded = True

@@ -10,6 +10,7 @@ Messages to and from the front end are defined in protocol.py.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import anywidget
@@ -17,7 +18,7 @@ import numpy as np
 import traitlets as t
 
 from . import concepts as shipped
-from . import protocol
+from . import protocol, snapshot
 from ._serialization import ARRAY
 from .engine import HeadPursuitError, HeadRanking, generate
 from .engine.dictionary import RULES
@@ -26,7 +27,7 @@ from .engine.generation import check_max_new_tokens
 from .engine.heads import head_key, parse_head_key
 from .engine.images import to_png
 from .engine.ranking import check_score, concept_from_text
-from .engine.session import Session, resolve_samples
+from .engine.session import Session, opening_prompt, resolve_samples
 from .experiments import next_token_probs
 from .worker import CLOSED, STOPPED, SUPERSEDED, Cancel, Worker
 
@@ -39,6 +40,8 @@ export default { render({ el }) {
 """
 _HEAD_TOKENS = 3
 _PANEL_TOKENS = 10
+SETUP_FORMAT = "headpursuit-widget setup 1"  # the "format" field of to_json's text
+_SETUP_FIELDS = ("concept", "prompt", "strengths", "selected", "score", "top_k", "top_alpha", "max_new_tokens")
 
 
 def _trait_error(what: str, exc: HeadPursuitError) -> t.TraitError:
@@ -49,14 +52,16 @@ class HeadPursuit(anywidget.AnyWidget):
     """Find a concept's heads on a layer x head grid, read their tokens, edit them and see
     the edited answer stream next to the unedited one.
 
-    ``HeadPursuit(model, concept="colours")`` ranks on the concept's shipped prompts;
+    ``HeadPursuit(model, concept="colours")`` returns at once and ranks on the concept's shipped
+    prompts in the background (``status`` "ranking", ``progress``; ``w.wait()`` blocks until done);
     ``HeadPursuit(model, ranking=r, prompt=...)`` shows a ranking made earlier. A typed
     word list is ranked on the prompts in use (``prompts=``, else those of the last shipped
     concept, else of the first shipped concept), reusing their cached activations.
     For a vision-language model, ``samples=[(image, prompt), ...]`` (or ``images=[...]`` with
     ``prompt=``) ranks over the image tokens (``positions="image"`` by default) and fills the
     image strip: the answers are generated on the picked sample's image (``sample_index``) with
-    the text in ``prompt`` (by default the picked sample's prompt).
+    the text in ``prompt`` (by default the picked sample's prompt). For text models ``prompt=None``
+    opens on a prompt that elicits the concept (``opening_prompt``); ``prompt=""`` generates nothing.
 
     Every synced trait states its type, default and meaning in its ``help``; the front end's
     copy of the list is js/model.ts ``WidgetModel``.
@@ -132,6 +137,9 @@ class HeadPursuit(anywidget.AnyWidget):
         sync=True
     )
     sample_index = t.Int(0, help="int, default 0: the picked image, the one answers are generated on").tag(sync=True)
+    code = t.Unicode(
+        "", help="str, read-only: Python that reproduces the edited answer (to_code()); '' for image models"
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -142,7 +150,7 @@ class HeadPursuit(anywidget.AnyWidget):
         prompts=None,
         samples=None,
         images=None,
-        prompt: str = "",
+        prompt: str | None = None,
         sample_index: int = 0,
         max_new_tokens: int = 32,
         score: str = "specificity",
@@ -164,20 +172,24 @@ class HeadPursuit(anywidget.AnyWidget):
         if ranking is not None and ranking.fingerprint != model.fingerprint:
             raise ValueError(f"the ranking was made for model {ranking.model_name!r}, not for {model.name!r}")
         self._model = model
+        pick_prompt = prompt is None  # None: open on a prompt that elicits the concept
         prompts, strip, prompt = resolve_samples(
             model,
             prompts=prompts,
             samples=samples,
             images=images,
-            prompt=prompt,
+            prompt=prompt or "",
             sample_index=sample_index,
             need_prompt=ranking is None,
         )
+        parsed = concept_from_text(concept) if ranking is None else None
         self._session = Session(model, prompts=prompts, positions=positions, k=k, n_null=n_null, seed=seed)
         self._base: HeadRanking | None = None
         self._refined: HeadRanking | None = None  # _base once hp.refine has recommended its heads
+        self._rank_error: Exception | None = None  # why the first ranking failed, until one succeeds
         self._baseline_key = self._edited_key = None
         self._verify_on = verify
+        self._display = None  # the display handle whose snapshot wait() refreshes
         self.debounce = debounce
         self._worker = Worker(self._show_error)
         super().__init__(
@@ -197,17 +209,33 @@ class HeadPursuit(anywidget.AnyWidget):
         if ranking is not None:
             self.set_trait("concept", ranking.concept.get("name", ""))
             self._show_ranking(ranking)
+            name = ranking.concept.get("name", "")
+            parsed = name if name in shipped.names() else list(ranking.concept.get("words", [])) or name
         else:
             self.set_trait("concept", concept if isinstance(concept, str) else ", ".join(map(str, concept)))
-            self._rank(concept_from_text(concept), Cancel(), raise_errors=True)
+            self.set_trait("status", "ranking")
+            self._worker.submit("rank", lambda cancel: self._rank(parsed, cancel))
         self.on_msg(self._on_msg)
-        self._check_heads()
-        self.prompt = prompt
+        self.prompt = opening_prompt(parsed) if pick_prompt and not strip else prompt
+        self._ready = True
+        self._show_code()
+        if ranking is not None:
+            self._check_heads()
+            self.regenerate()
 
     # ---- public API -------------------------------------------------------------------
     @property
     def ranking(self) -> HeadRanking | None:
-        """The current HeadRanking, ordered by the score the grid shows (``score``)."""
+        """The current HeadRanking, ordered by the score the grid shows (``score``); None while the
+        first ranking runs (``wait()`` for it). HeadPursuitError if the first ranking failed."""
+        if self._base is None and self._rank_error is not None:
+            raise HeadPursuitError(
+                f"the ranking of {self.concept!r} failed ({type(self._rank_error).__name__}: {self._rank_error}); "
+                "set concept to another concept"
+            ) from self._rank_error
+        return self._current()
+
+    def _current(self) -> HeadRanking | None:
         return None if self._base is None else self._base.with_score(self.score)
 
     @property
@@ -225,9 +253,11 @@ class HeadPursuit(anywidget.AnyWidget):
         ``alpha``, replacing all edits; ``top_note`` says which selection was applied."""
         k = self.top_k if k is None else k
         alpha = self.top_alpha if alpha is None else alpha
-        r = self._base
+        r = self.ranking
+        if r is None:
+            raise HeadPursuitError("no ranking yet: the first ranking is still running (call w.wait() first)")
         heads = r.top(int(k))
-        which = "recommended (causally refined)" if r is self._refined else f"ranked by {r.score_name}, not yet refined"
+        which = "recommended (causally refined)" if self._base is self._refined else "ranked by score, not yet refined"
         names = ", ".join(f"L{layer}H{head}" for layer, head in heads)
         with self.hold_sync():
             self.strengths = {head_key(layer, head): float(alpha) for layer, head in heads}
@@ -242,8 +272,97 @@ class HeadPursuit(anywidget.AnyWidget):
             self.status = "stopped"
 
     def wait(self, timeout: float | None = 60.0) -> bool:
-        """Block until ranking and generation are done; False if ``timeout`` passed first."""
-        return self._worker.wait(timeout)
+        """Block until ranking and generation are done; False if ``timeout`` passed first.
+        When done, the static snapshot of the widget's last display is brought up to date."""
+        done = self._worker.wait(timeout)
+        if done and self._display is not None:
+            self._display.update(self._bundle(), raw=True)
+        return done
+
+    # ---- export and share -------------------------------------------------------------
+    def to_code(self) -> str:
+        """Python that loads the model and generates the edited answer (greedy, as the widget does).
+
+        HeadPursuitError for image models (their answers depend on the picked image)."""
+        if self.images:
+            raise HeadPursuitError("to_code covers text models; an image model's answer needs the picked image")
+        edits = {parse_head_key(key): alpha for key, alpha in self.strengths.items()}
+        listed = ", ".join(f"({layer}, {head}): {alpha!r}" for (layer, head), alpha in sorted(edits.items()))
+        return (
+            "import headpursuit_widget as hp\n\n"
+            f"model = hp.load_model({self._model.name!r})\n"
+            f"edits = {{{listed}}}  # {{(layer, head): alpha}}\n"
+            f"answer = hp.generate(model, [{self.prompt!r}], edits=edits, max_new_tokens={self.max_new_tokens})[0]\n"
+            "print(answer)\n"
+        )
+
+    def to_json(self) -> str:
+        """The whole setup as plain JSON: model name, concept, prompt, strengths, selected head,
+        score, top_k, top_alpha, max_new_tokens. ``HeadPursuit.from_json(model, text)`` restores it."""
+        setup = {"format": SETUP_FORMAT, "model": self._model.name}
+        setup.update({name: getattr(self, name) for name in _SETUP_FIELDS})
+        return json.dumps(setup, indent=1)
+
+    @classmethod
+    def from_json(cls, model, text: str, **kwargs) -> HeadPursuit:
+        """A widget set up as ``to_json`` saved it (re-ranked on ``model``; ``kwargs`` go to the
+        constructor). HeadPursuitError if ``text`` is not such a setup or names another model."""
+        try:
+            setup = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise HeadPursuitError(f"from_json needs the text of w.to_json(), got invalid JSON ({exc})") from None
+        if not isinstance(setup, dict) or setup.get("format") != SETUP_FORMAT:
+            raise HeadPursuitError(f"from_json needs the text of w.to_json() (format {SETUP_FORMAT!r})")
+        missing = [name for name in ("model", *_SETUP_FIELDS) if name not in setup]
+        if missing:
+            raise HeadPursuitError(f"the setup lacks {', '.join(missing)}")
+        if setup["model"] != model.name:
+            raise HeadPursuitError(f"the setup was saved for model {setup['model']!r}, not for {model.name!r}")
+        options = {name: setup[name] for name in ("prompt", "score", "top_k", "top_alpha", "max_new_tokens")}
+        w = cls(model, concept=setup["concept"], **options, **kwargs)
+        with w.hold_trait_notifications():
+            w.strengths = setup["strengths"]
+            w.selected = setup["selected"]
+        return w
+
+    def snapshot(self) -> str:
+        """Self-contained HTML of the grid, the selected (else the top) head's tokens and the answers."""
+        r = self._current()
+        head = None
+        if r is not None:
+            head = tuple(self.selected) if len(self.selected) == 2 else r.top(1)[0]
+        return snapshot.snapshot_html(
+            concept=self.concept,
+            score_name=self.score,
+            scores=None if r is None else np.asarray(r.scores),
+            significant=None if r is None else np.asarray(r.significant),
+            head=head,
+            tokens=[] if head is None else r.tokens(*head, _PANEL_TOKENS),
+            edits={parse_head_key(key): alpha for key, alpha in self.strengths.items()},
+            prompt=self.prompt,
+            baseline=self.baseline_text,
+            edited=self.edited_text,
+            status=self.status,
+            error=self.error,
+        )
+
+    def _bundle(self) -> dict:
+        data, _ = super()._repr_mimebundle_()
+        return {**data, "text/html": self.snapshot()}
+
+    def _repr_mimebundle_(self, **kwargs):
+        """anywidget's bundle (the live view) plus "text/html": the static snapshot, which HTML
+        exports and kernel-less viewers show instead."""
+        data, metadata = super()._repr_mimebundle_(**kwargs)
+        return {**data, "text/html": self.snapshot()}, metadata
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        self._display = display(self._bundle(), raw=True, display_id=True)
+
+    def __repr__(self) -> str:
+        return f"HeadPursuit(model={self._model.name!r}, concept={self.concept!r}, status={self.status!r})"
 
     def regenerate(self) -> None:
         """Schedule baseline (if the prompt changed) and edited answers (if they changed), like a slider
@@ -351,12 +470,17 @@ class HeadPursuit(anywidget.AnyWidget):
     @t.observe("strengths")
     def _on_strengths(self, change):
         if self._initialised():
+            self._show_code()
             self.regenerate()
 
     @t.observe("prompt", "max_new_tokens", "sample_index")
     def _on_prompt(self, change):
         if self._initialised():
+            self._show_code()
             self.regenerate()
+
+    def _show_code(self) -> None:
+        self.code = "" if self.images else self.to_code()
 
     @t.observe("images")
     def _on_images(self, change):
@@ -366,7 +490,7 @@ class HeadPursuit(anywidget.AnyWidget):
             self.regenerate()
 
     def _initialised(self) -> bool:
-        return "_worker" in self.__dict__ and self._base is not None
+        return self.__dict__.get("_ready", False)
 
     def _on_msg(self, widget, content, buffers):
         kind = content.get("type") if isinstance(content, dict) else None
@@ -381,18 +505,18 @@ class HeadPursuit(anywidget.AnyWidget):
             self.regenerate()
 
     # ---- ranking ------------------------------------------------------------------------
-    def _rank(self, concept, cancel: Cancel, raise_errors: bool = False) -> None:
+    def _rank(self, concept, cancel: Cancel) -> None:
         self.set_trait("error", "")
         self.set_trait("status", "ranking")
         self.set_trait("progress", 0.01)
         try:
             r = self._session.rank(concept, rule=self.rule, on_progress=lambda f: self.set_trait("progress", f))
         except Exception as exc:
+            if self._base is None:
+                self._rank_error = exc
             self._show_error(exc, f"ranking failed {self._stale_grid()}".strip())
-            if raise_errors:
-                raise
             return
-        if self._worker.publish(cancel, lambda: self._show_ranking(r)) and not raise_errors:
+        if self._worker.publish(cancel, lambda: self._show_ranking(r)):
             self._check_heads()
             if self.prompt.strip():
                 self.regenerate()  # the next-token readout counts the new concept's tokens
@@ -405,7 +529,7 @@ class HeadPursuit(anywidget.AnyWidget):
 
     def _show_ranking(self, r: HeadRanking) -> None:
         with self.hold_sync():
-            self._base = r
+            self._base, self._rank_error = r, None
             self.verdict = ""
             self.concept_words = list(r.concept.get("words", []))
             self.head_tokens = [
@@ -419,14 +543,14 @@ class HeadPursuit(anywidget.AnyWidget):
                 self.status = "ready"
 
     def _show_scores(self) -> None:
-        r = self.ranking
+        r = self._current()
         with self.hold_sync():
             self.scores = np.asarray(r.scores, dtype=np.float64)
             self.significant = np.asarray(r.significant, dtype=bool)
             self._show_head()
 
     def _show_head(self) -> None:
-        r = self.ranking
+        r = self._current()
         if r is None or len(self.selected) != 2:
             self.tokens, self.lens_tokens, self.curve, self.head_stats = [], [], None, {}
             return

@@ -61,6 +61,7 @@ export function defaults(over: Partial<WidgetModel> = {}): WidgetModel {
     error: "",
     images: [],
     sample_index: 0,
+    code: "",
     ...over,
   };
 }

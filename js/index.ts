@@ -8,6 +8,7 @@ import { GridView } from "./grid";
 import { ImageStrip, ImageUrls, SampleImage } from "./images";
 import type { ModelLike, WidgetModel } from "./model";
 import type { StreamMessage } from "./protocol";
+import { CopyCode } from "./share";
 import { HeadSlider, TopControl } from "./sliders";
 import { AnswerView, NextTokenReadout, PromptBox } from "./text";
 import { TokenPanel } from "./tokens";
@@ -50,6 +51,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
   const prompt = new PromptBox(model);
   const baseline = new AnswerView(model, "baseline", "Baseline");
   const edited = new AnswerView(model, "edited", "Edited");
+  const share = new CopyCode(model);
   const urls = new ImageUrls();
   const strip = new ImageStrip(model, urls);
   const sample = new SampleImage(model, urls);
@@ -69,6 +71,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     prompt.el,
     readout.el,
     answers,
+    share.el,
   );
   el.addEventListener("keydown", keepKeys);
   el.addEventListener("focusin", suppressShortcuts);
@@ -110,6 +113,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
       },
     ],
     ["change:images change:sample_index", showImages],
+    ["change:code", () => share.render()],
   ];
   const onMsg = (msg: StreamMessage) => {
     baseline.onMessage(msg);

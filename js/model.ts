@@ -61,6 +61,8 @@ export interface WidgetModel {
   images: ImageBytes[];
   /** Index of the picked image, the one the answers are generated on. */
   sample_index: number;
+  /** Python that reproduces the edited answer ('' for image models). */
+  code: string;
 }
 
 /** One image as it arrives from Python: PNG bytes as a DataView (or any buffer). */

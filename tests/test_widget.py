@@ -32,6 +32,7 @@ def ranked(tiny_model):
     """A widget on the colours concept and the engine's own ranking of the same prompts."""
     w = HeadPursuit(tiny_model, concept="colours", max_new_tokens=4, debounce=0.01)
     r = hp.rank_heads(tiny_model, None, "colours", progress=False)
+    assert w.wait(60)
     yield w, r
     w.close()
 
@@ -39,6 +40,7 @@ def ranked(tiny_model):
 @pytest.fixture
 def widget(tiny_model):
     w = HeadPursuit(tiny_model, concept="colours", max_new_tokens=4, debounce=0.01)
+    assert w.wait(60)
     yield w
     w.close()
 
@@ -238,6 +240,7 @@ def test_new_prompts_capture_once_with_progress_per_batch(tiny_model, monkeypatc
 
     monkeypatch.setattr(session_mod, "capture", spy)
     w = HeadPursuit(tiny_model, concept=["red", "green", "blue"], prompts=prompts)
+    assert w.wait(60)
     assert captures == [20] and fractions == [8 / 20, 16 / 20, 1.0]  # one capture, progress per batch of 8
     acts = real(tiny_model, prompts, progress=False)
     r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue"], activations=acts, progress=False)
@@ -291,7 +294,7 @@ def test_apply_top_message_and_saved_ranking(ranked, tiny_model, tmp_path, monke
     assert w.wait(60)
     path = r.save(tmp_path / "r.npz")
     monkeypatch.setattr(session_mod, "capture", lambda *a, **k: pytest.fail("a saved ranking needs no capture"))
-    w2 = HeadPursuit(tiny_model, ranking=hp.HeadRanking.load(path, model=tiny_model))
+    w2 = HeadPursuit(tiny_model, ranking=hp.HeadRanking.load(path, model=tiny_model), prompt="")
     np.testing.assert_allclose(w2.scores, r.scores)
     assert w2.concept == "colours"
     w2.close()

@@ -111,6 +111,20 @@ def resolve_samples(
     return samples, strip, prompt
 
 
+def opening_prompt(concept) -> str:
+    """A prompt whose answer should use ``concept``: a shipped concept's first held-out
+    generation prompt (``eval_prompts[0]``, never a ranking prompt); for words, a request to
+    write about the first few of them; for a word file, about its name."""
+    from .. import concepts as shipped
+
+    if isinstance(concept, str):
+        if concept in shipped.names():
+            return shipped.get(concept).eval_prompts[0]
+        return f"Write two sentences about {Path(concept).stem.replace('_', ' ')}."
+    words = [str(w) for w in concept][:5]
+    return f"Write two sentences that use these words: {', '.join(words)}."
+
+
 class Session:
     """Ranks concepts for one model, capturing each sample set once (through ``cache``).
 

@@ -1,5 +1,6 @@
-"""Fixtures for the browser tests: a headless JupyterLab server, Chromium, and a kernel client.
+"""Fixtures for the browser tests: a headless JupyterLab server, a marimo app, Chromium, a kernel client.
 
+`marimo_url` serves notebooks/marimo_demo.py with `marimo run` the same way.
 The server listens on 127.0.0.1 with no token, on a free port, with its own config,
 runtime and settings folders, and serves a copy of the notebooks in this folder.
 """
@@ -185,6 +186,52 @@ def lab(tmp_path_factory, bundle):
         server = Lab(url, root, runtime)
         yield server
         server.shutdown_all()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="module")
+def marimo_url(tmp_path_factory, bundle):
+    """`marimo run notebooks/marimo_demo.py`, headless, no token, on a free port of 127.0.0.1."""
+    base = tmp_path_factory.mktemp("marimo")
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+        MARIMO_SKIP_UPDATE_CHECK="1",
+        XDG_CONFIG_HOME=str(base / "config"),
+        XDG_STATE_HOME=str(base / "state"),
+        XDG_CACHE_HOME=str(base / "cache"),
+    )
+    notebook = REPO / "notebooks" / "marimo_demo.py"
+    command = [sys.executable, "-m", "marimo", "run", str(notebook), "--headless", "--no-token", "--no-sandbox"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    log = open(base / "server.log", "w")  # noqa: SIM115 - stays open for the server's lifetime
+    proc = subprocess.Popen(command, cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 90
+        while not _answers(url):
+            if time.monotonic() > end:
+                pytest.fail(f"marimo did not answer on {url}: {(base / 'server.log').read_text()[-3000:]}")
+            try:
+                proc.wait(0.5)  # returns early only if marimo exits
+            except subprocess.TimeoutExpired:
+                continue
+            pytest.fail(f"marimo exited with {proc.returncode}: {(base / 'server.log').read_text()[-3000:]}")
+        yield url
     finally:
         proc.terminate()
         try:

@@ -18,7 +18,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -159,7 +159,7 @@ class NNsightHeadModel(HeadModel):
                         x = norms[layer].input.float()
                         w = w / torch.sqrt(x.pow(2).mean(-1) + eps[layer])
                     means.append(torch.einsum("bt,btk->bk", w, z).cpu())
-                stacked: Any = torch.stack(means).save()  # an nnsight proxy inside the trace
+                stacked: Any = cast(Any, torch.stack(means)).save()  # an nnsight proxy inside the trace
                 tracer.stop()
         self.bytes_returned += stacked.numel() * stacked.element_size()
         return stacked
