@@ -27,7 +27,7 @@ from .capture import capture
 from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError
 from .inputs import check_prompts
-from .pursuit import SompResult, somp
+from .pursuit import somp
 
 SCORES = ("specificity", "evr", "logit_lens")
 METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
@@ -264,9 +264,8 @@ def rank_heads(
     runs = [np.asarray(con.token_ids)] + nulls
     dictionaries = torch.stack([dictionary_rows(a, ids, normalize, fold_norm) for ids in runs]).to(flat.device)
     with _progress(progress, f"SOMP: {L * Hn} heads x {len(runs)} dictionaries, k={k_eff}"):
-        res = somp(flat, dictionaries, k_eff)
+        res = somp(flat, dictionaries, k_eff, with_coef=False)
     evrs = res.evr[:, :, -1].reshape(len(runs), L, Hn).cpu().numpy()
-    concept_res = SompResult(res.atoms[0], res.coef[0], res.evr[0])
     evr, null_evr = evrs[0], evrs[1:]
     raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
     lens = logit_lens_scores(activations, raw_rows.cpu()).double().numpy()
@@ -274,8 +273,8 @@ def rank_heads(
         mean_writes = activations.mean(2).reshape(L * Hn, d).to(a.unembedding.device, a.unembedding.dtype)
         top = (mean_writes @ a.unembedding.detach().T).float().topk(min(n_lens, a.unembedding.shape[0]), dim=1)
     token_ids = torch.as_tensor(con.token_ids)
-    atoms = token_ids[concept_res.atoms.cpu()].reshape(L, Hn, k_eff).numpy()
-    curves = concept_res.evr.cpu().reshape(L, Hn, k_eff).numpy()
+    atoms = token_ids[res.atoms[0].cpu()].reshape(L, Hn, k_eff).numpy()
+    curves = res.evr[0].cpu().reshape(L, Hn, k_eff).numpy()
     gains = np.diff(curves, axis=-1, prepend=0.0)
     lens_ids = top.indices.cpu().reshape(L, Hn, -1).numpy()
     options = dict(
