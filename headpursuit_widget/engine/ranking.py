@@ -12,8 +12,6 @@ Scores (all (n_layers, n_heads)):
 from __future__ import annotations
 
 import dataclasses
-import json
-import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +23,34 @@ from tqdm.auto import tqdm
 from .baselines import logit_lens_scores, random_dictionaries
 from .capture import capture
 from .dictionary import Concept, dictionary_rows
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, shorten
 from .inputs import check_prompts
 from .pursuit import somp
+from .ranking_file import parse_vocab, read_checked, write_atomic
 
 SCORES = ("specificity", "evr", "logit_lens")
 METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
 FORMAT = "headpursuit-ranking/1"
-_ARRAYS = ("null_evr", "atoms", "gains", "curves", "lens_ids", "lens_vals")
+# every array of a ranking file, by its dimension names (checked against each other and the metadata)
+_SHAPES = {
+    "null_evr": ("n_null", "n_layers", "n_heads"),
+    "atoms": ("n_layers", "n_heads", "k"),
+    "gains": ("n_layers", "n_heads", "k"),
+    "curves": ("n_layers", "n_heads", "k"),
+    "lens_ids": ("n_layers", "n_heads", "n_lens"),
+    "lens_vals": ("n_layers", "n_heads", "n_lens"),
+    **{name: ("n_layers", "n_heads") for name in SCORES},
+}
+_ARRAYS = tuple(name for name in _SHAPES if name not in SCORES)  # the fields that are arrays
+# metadata fields stored as they are, with their JSON types
+_META = {
+    "concept": dict,
+    "method": str,
+    "score_name": str,
+    "options": dict,
+    "model_name": str,
+    "fingerprint": str,
+}
 
 
 @dataclass(frozen=True)
@@ -117,48 +135,54 @@ class HeadRanking:
         return self.curves[layer, head].copy()
 
     def save(self, path) -> Path:
-        """Write a .npz (arrays + JSON metadata); readable without pickle."""
-        path = Path(path)
+        """Write a .npz (arrays + JSON metadata), readable without pickle. The file is replaced atomically:
+        an interrupted save leaves any previous file at `path` intact."""
         meta = {
             "format": FORMAT,
+            "dims": {
+                "n_layers": self.n_layers,
+                "n_heads": self.n_heads,
+                "k": self.k,
+                "n_null": self.null_evr.shape[0],
+                "n_lens": self.lens_ids.shape[2],
+            },
             "vocab": {str(k): v for k, v in self.vocab.items()},
-            "concept": self.concept,
-            "method": self.method,
-            "score_name": self.score_name,
-            "options": self.options,
-            "model_name": self.model_name,
-            "fingerprint": self.fingerprint,
+            **{name: getattr(self, name) for name in _META},
         }
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays.update({name: self.score_table[name] for name in SCORES})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
-        return path
+        return write_atomic(Path(path), meta, arrays)
 
     @classmethod
     def load(cls, path, model=None) -> HeadRanking:
-        """Read a saved ranking; with model=, refuse one made for a different model (fingerprint)."""
+        """Read a saved ranking; with model=, refuse one made for a different model (fingerprint).
+
+        Every array's shape is checked against the metadata's dimensions (and each other) before it is
+        read, and every token id it uses must be in the stored vocabulary."""
         path = Path(path)
         if not path.is_file():
             raise HeadPursuitError(f"ranking file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                arrays = {name: data[name] for name in _ARRAYS + SCORES}
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-            raise HeadPursuitError(f"{path} is not a head ranking file or is corrupted ({exc})") from None
+        meta, arrays = read_checked(path, _SHAPES, _file_dims)
         if meta.get("format") != FORMAT:
-            raise HeadPursuitError(f"{path}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
+            raise HeadPursuitError(f"{path}: unknown format {shorten(repr(meta.get('format')))}, expected {FORMAT!r}")
+        for name, kind in _META.items():
+            if not isinstance(meta.get(name), kind):
+                raise HeadPursuitError(
+                    f"{path}: metadata {name!r} must be a {kind.__name__}, got {shorten(repr(meta.get(name)))}"
+                )
+        if meta["score_name"] not in SCORES:
+            raise HeadPursuitError(f"{path}: unknown score {shorten(repr(meta['score_name']))}; known: {SCORES}")
+        concept_ids = meta["concept"].get("token_ids", [])
+        if not isinstance(concept_ids, list) or not all(type(i) is int for i in concept_ids):
+            raise HeadPursuitError(
+                f"{path}: concept token_ids must be a list of ints, got {shorten(repr(concept_ids))}"
+            )
+        needed = np.concatenate([arrays["atoms"].ravel(), arrays["lens_ids"].ravel()]).tolist() + concept_ids
+        vocab = parse_vocab(path, meta.get("vocab"), needed)
         ranking = cls(
             score_table={name: arrays.pop(name) for name in SCORES},
-            vocab={int(k): v for k, v in meta["vocab"].items()},
-            concept=meta["concept"],
-            method=meta["method"],
-            score_name=meta["score_name"],
-            options=meta["options"],
-            model_name=meta["model_name"],
-            fingerprint=meta["fingerprint"],
+            vocab=vocab,
+            **{name: meta[name] for name in _META},
             **arrays,
         )
         if model is not None and model.fingerprint != ranking.fingerprint:
@@ -167,6 +191,19 @@ class HeadRanking:
                 f"{ranking.fingerprint}), not for {model.name!r} ({model.fingerprint})"
             )
         return ranking
+
+
+def _file_dims(meta: dict) -> dict:
+    """Array dimensions a ranking file's metadata fixes: its "dims" (files since issue 11), else k and n_null."""
+    dims = meta.get("dims")
+    if dims is None:
+        options = meta.get("options") if isinstance(meta.get("options"), dict) else {}
+        dims = {name: options[name] for name in ("k", "n_null") if name in options}
+    if not isinstance(dims, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in dims.values()
+    ):
+        raise HeadPursuitError(f"ranking metadata 'dims' must map dimension names to ints, got {shorten(repr(dims))}")
+    return dims
 
 
 @contextmanager
