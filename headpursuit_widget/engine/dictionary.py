@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .adapters import norm_gain
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, shorten
 
 RULES = ("whole_word", "first_subtoken", "all_subtokens")
 
@@ -100,11 +100,15 @@ class Concept:
 
     @classmethod
     def from_file(cls, path, tokenizer, rule: str = "whole_word", name: str | None = None) -> Concept:
-        """One word per line; blank lines and lines starting with # are skipped."""
+        """One word per line; blank lines and lines starting with # are skipped. `path` is an explicit
+        Python argument (str or pathlib.Path): nothing else in the engine reads word files."""
         path = Path(path)
-        if not path.is_file():
-            raise HeadPursuitError(f"word file not found: {path}")
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        try:
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        except FileNotFoundError:
+            raise HeadPursuitError(f"word file not found: {shorten(path)}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise HeadPursuitError(f"cannot read word file {shorten(path)}: {shorten(exc, 120)}") from None
         return cls.from_words(name or path.stem, [ln for ln in lines if ln and not ln.startswith("#")], tokenizer, rule)
 
     @property

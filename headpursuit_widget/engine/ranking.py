@@ -12,6 +12,7 @@ Scores (all (n_layers, n_heads)):
 from __future__ import annotations
 
 import dataclasses
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,21 +216,24 @@ def _progress(enabled: bool, label: str):
 
 
 def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
-    """(tokenised Concept, shipped ConceptSpec or None) from a shipped name, word file, word list,
-    Concept or ConceptSpec."""
+    """(tokenised Concept, shipped ConceptSpec or None) from a shipped name (str), a word file
+    (pathlib.Path or other os.PathLike), a word list, a Concept or a ConceptSpec.
+
+    A plain str is never read as a path: a string that is not a shipped name is an error, so text
+    typed by a user cannot make the engine read a file."""
     from .. import concepts as shipped_concepts
 
     spec = None
+    if isinstance(concept, os.PathLike):
+        return Concept.from_file(concept, tokenizer, rule), None
     if isinstance(concept, str):
-        if concept in shipped_concepts.names():
-            spec = shipped_concepts.get(concept)
-        elif Path(concept).is_file():
-            return Concept.from_file(concept, tokenizer, rule), None
-        else:
+        if concept not in shipped_concepts.names():
             raise HeadPursuitError(
-                f"unknown concept {concept!r}: shipped concepts are "
-                f"{', '.join(shipped_concepts.names())}; or pass a word list or a word file"
+                f"unknown concept {shorten(repr(concept))}: shipped concepts are "
+                f"{', '.join(shipped_concepts.names())}; or pass a word list, a Concept, or a word file "
+                "as pathlib.Path (a str is never read as a file)"
             )
+        spec = shipped_concepts.get(concept)
     elif isinstance(concept, shipped_concepts.ConceptSpec):
         spec = concept
     if spec is not None:
