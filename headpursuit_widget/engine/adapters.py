@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, shorten
 
 TEXT_FAMILIES = {
     "gpt2": "transformer.h[i].attn.c_proj (Conv1D)",
@@ -78,8 +78,10 @@ class Adapter:
 
     def check_head(self, layer: int, head: int) -> None:
         """Raise a clear error when (layer, head) is not a head of this model."""
-        if not (isinstance(layer, int) and isinstance(head, int)):
-            raise HeadPursuitError(f"head index must be a pair of ints (layer, head), got ({layer!r}, {head!r})")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in (layer, head)):
+            raise HeadPursuitError(
+                f"head index must be a pair of ints (layer, head), got ({shorten(repr(layer))}, {shorten(repr(head))})"
+            )
         if not 0 <= layer < self.n_layers or not 0 <= head < self.n_heads:
             raise HeadPursuitError(
                 f"head ({layer}, {head}) is out of range: this model has layers 0..{self.n_layers - 1} "

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .adapters import norm_eps, norm_gain
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, check_int
 from .hooks import hooks_removed
 from .inputs import check_prompts, encode
 
@@ -39,8 +39,7 @@ def capture(
     on_progress(fraction): called after each batch with the share of samples done, in (0, 1].
     """
     samples = check_prompts(samples, "samples")
-    if batch_size < 1:
-        raise HeadPursuitError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size")
     a = hm.adapter
     out = torch.zeros(a.n_layers, a.n_heads, len(samples), a.d_model)
     weights = [a.head_weights(layer).detach() for layer in range(a.n_layers)]

@@ -9,3 +9,12 @@ def shorten(text, limit: int = 60) -> str:
     """`text` (str() of anything) cut to at most `limit` characters with an ellipsis, for echoing user input."""
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_int(value, what: str, minimum: int = 1) -> int:
+    """`value` as a plain int >= minimum; numpy integers count, bools and floats do not."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise HeadPursuitError(f"{what} must be an int >= {minimum} (not a bool), got {shorten(repr(value))}")
+    return int(value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from torch import nn
 
 from . import shipped
 from .adapters import SUPPORTED, VLM_FAMILIES, Adapter, build_adapter
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, shorten
 
 
 @dataclass
@@ -121,11 +123,46 @@ def _resolve(name_or_path: str) -> tuple[str, dict, str]:
         if not (path / "config.json").exists():
             raise HeadPursuitError(f"{path} is a folder but holds no config.json (not a transformers model folder)")
         return str(path), {}, path.name
-    if "/" in name_or_path and not path.exists():
+    if path.exists():
+        raise HeadPursuitError(f"{shorten(path)} is neither a transformers model folder nor a .gguf file")
+    if _looks_like_path(name_or_path):
+        raise HeadPursuitError(f"model path {shorten(path)} does not exist")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", name_or_path):
         return name_or_path, {"local_files_only": True}, name_or_path
     raise HeadPursuitError(
-        f"unknown model {name_or_path!r}: give a shipped alias ({', '.join(sorted(shipped.SHIPPED))}), "
-        "a local transformers folder, a .gguf file, or a hub id already in the local cache"
+        f"unknown model {shorten(repr(name_or_path))}: give a shipped alias ({', '.join(sorted(shipped.SHIPPED))}), "
+        "a local transformers folder, a .gguf file, or a hub id (owner/name) already in the local cache"
+    )
+
+
+def _looks_like_path(text: str) -> bool:
+    """Text that names a place on disk rather than a hub id: absolute, ~, ./ or ../, or several slashes."""
+    return text.startswith(("/", "~", "./", "../", "\\")) or text.count("/") > 1 or "\\" in text
+
+
+DTYPES = ("auto", "float32", "float16", "bfloat16", "float64")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _check_load_options(dtype, device_map) -> None:
+    """Raise a clear error for a dtype or device_map that transformers would reject with a raw trace."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point) and dtype not in DTYPES:
+        raise HeadPursuitError(
+            f"dtype must be a floating torch.dtype or one of {', '.join(DTYPES)}, got {shorten(repr(dtype))}"
+        )
+    if device_map is None or isinstance(device_map, (dict, torch.device)) or device_map in DEVICE_MAPS:
+        return
+    if isinstance(device_map, int) and not isinstance(device_map, bool) and device_map >= 0:
+        return
+    if isinstance(device_map, str):
+        try:
+            torch.device(device_map)
+            return
+        except (RuntimeError, ValueError):
+            pass
+    raise HeadPursuitError(
+        f"device_map must be None, a device ('cpu', 'cuda', 'cuda:1', a torch.device or GPU index), a dict, "
+        f"or one of {', '.join(DEVICE_MAPS)}; got {shorten(repr(device_map))}"
     )
 
 
@@ -146,7 +183,13 @@ def load_model(
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
-    source, extra, display = _resolve(name_or_path)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise HeadPursuitError(
+            f"load_model needs a model name or path (str or pathlib.Path), got {type(name_or_path).__name__}; "
+            f"e.g. {shipped.DEFAULT_MODEL!r}"
+        )
+    _check_load_options(dtype, device_map)
+    source, extra, display = _resolve(os.fspath(name_or_path))
     common = dict(trust_remote_code=trust_remote_code, **extra)
     try:
         config = AutoConfig.from_pretrained(source, **common)
@@ -164,12 +207,17 @@ def load_model(
         from .vision import load_processor  # first: hides a torchvision that fails to import
 
     auto = AutoModelForImageTextToText if is_vlm else AutoModelForCausalLM
-    model = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
+    try:
+        model = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise HeadPursuitError(
+            f"could not load the weights of {shorten(repr(name_or_path))} from {shorten(source)}: {shorten(exc, 300)}"
+        ) from None
     if is_vlm and processor is None:
         processor = load_processor(source, **common)
     tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source, **common)
     hm = HeadModel(model=model, tokenizer=tokenizer, processor=processor, name=display)
-    if name_or_path in shipped.SHIPPED and "gguf_file" in extra and dtype == torch.float32:
+    if os.fspath(name_or_path) in shipped.SHIPPED and "gguf_file" in extra and dtype == torch.float32:
         _resave(hm, shipped.resaved_dir(name_or_path))
     return hm
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, check_int
 from .memory import check_fits
 
 CHUNK_BYTES = 256 << 20  # working set of one chunk of signal sets, Gram matrix included
@@ -51,8 +51,7 @@ def somp(
     with_coef=False skips the (..., n, k) coefficients. A problem too large for the memory available
     is refused before anything is allocated.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise HeadPursuitError(f"k must be a positive int, got {k!r}")
+    k = check_int(k, "k (atoms to select)")
     if H.dim() not in (2, 3) or D.dim() not in (2, 3) or H.shape[-1] != D.shape[-1]:
         raise HeadPursuitError(
             f"somp needs H (n, d) or (B, n, d) and D (m, d) or (G, m, d) with the same d; "

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .baselines import logit_lens_scores, random_dictionaries
 from .capture import capture
 from .dictionary import Concept, dictionary_rows
-from .errors import HeadPursuitError, shorten
+from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
 from .pursuit import somp
 from .ranking_file import parse_vocab, read_checked, write_atomic
@@ -103,7 +103,8 @@ class HeadRanking:
     def top(self, n: int) -> list[tuple[int, int]]:
         """The n best heads as (layer, head), best first."""
         total = self.n_layers * self.n_heads
-        if not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
+        n = check_int(n, "number of heads")
+        if n > total:
             raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
         flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
         order = np.argsort(-flat, kind="stable")[:n]
@@ -280,10 +281,10 @@ def rank_heads(
     score = score or METHODS[method]
     if score not in SCORES:
         raise HeadPursuitError(f"unknown score {score!r}; accepted: {', '.join(SCORES)}")
-    if not isinstance(k, int) or k < 1:
-        raise HeadPursuitError(f"k (SOMP atoms) must be a positive int, got {k!r}")
-    if not isinstance(n_null, int) or n_null < 1:
-        raise HeadPursuitError(f"n_null must be a positive int (random-word dictionaries), got {n_null!r}")
+    k = check_int(k, "k (SOMP atoms)")
+    n_null = check_int(n_null, "n_null (random-word dictionaries)")
+    n_lens = check_int(n_lens, "n_lens (Logit-Lens tokens per head)")
+    batch_size = check_int(batch_size, "batch_size")
     a = model.adapter
     con, spec = resolve_concept(concept, model.tokenizer, rule)
     if activations is None:
