@@ -8,15 +8,18 @@ import os
 import re
 import shutil
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from . import shipped
 from .adapters import SUPPORTED, VLM_FAMILIES, Adapter, build_adapter
 from .errors import HeadPursuitError, shorten
+from .model_cache import WEIGHTS, publish_copy, read_manifest, temp_folder, verify, write_manifest
 
 
 @dataclass
@@ -31,6 +34,7 @@ class HeadModel:
     tokenizer: object
     processor: object | None = None
     name: str = ""
+    weights_sha256: str = ""  # SHA-256 of the verified file the weights came from (shipped models), else ""
     adapter: Adapter = field(init=False)
     lock: threading.RLock = field(init=False, repr=False, default_factory=threading.RLock)
 
@@ -71,7 +75,8 @@ class HeadModel:
 
     @property
     def fingerprint(self) -> str:
-        """Short hash of the head layout, vocabulary size and a few weights: ties saved rankings to a model."""
+        """Short hash of the head layout, vocabulary size, a few weights and, for a shipped model, the
+        SHA-256 of the verified file its weights were loaded from: ties saved rankings to a model."""
         a = self.adapter
         probe = (
             torch.cat(
@@ -88,6 +93,7 @@ class HeadModel:
         layout = json.dumps([a.family, a.n_layers, a.n_heads, a.head_dim, a.d_model, int(a.unembedding.shape[0])])
         digest = hashlib.sha256(layout.encode())
         digest.update(probe.round(decimals=4).numpy().tobytes())
+        digest.update(self.weights_sha256.encode())
         return digest.hexdigest()[:16]
 
     def __repr__(self) -> str:
@@ -110,9 +116,11 @@ def _resolve(name_or_path: str) -> tuple[str, dict, str]:
     """(folder or hub id, extra from_pretrained kwargs, display name)."""
     if name_or_path in shipped.SHIPPED:
         saved = shipped.resaved_dir(name_or_path)
-        if (saved / "config.json").exists():
+        manifest = read_manifest(saved) if (saved / "config.json").exists() else None
+        if manifest is not None and manifest["source_sha256"] == shipped.SHIPPED[name_or_path].sha256:
+            verify(saved / WEIGHTS, manifest["weights_sha256"], saved)
             return str(saved), {}, name_or_path
-        gguf = shipped.fetch_gguf(name_or_path)
+        gguf = shipped.fetch_gguf(name_or_path)  # no copy yet, or one made without a manifest: rebuilt
         return str(gguf.parent), {"gguf_file": gguf.name}, name_or_path
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
@@ -209,32 +217,45 @@ def load_model(
     auto = AutoModelForImageTextToText if is_vlm else AutoModelForCausalLM
     try:
         model = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise HeadPursuitError(
-            f"could not load the weights of {shorten(repr(name_or_path))} from {shorten(source)}: {shorten(exc, 300)}"
+            f"could not load the weights of {shorten(repr(name_or_path))} from {shorten(source)} (missing, "
+            f"truncated or corrupt files?): {shorten(exc, 300)}"
         ) from None
     if is_vlm and processor is None:
         processor = load_processor(source, **common)
     tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source, **common)
-    hm = HeadModel(model=model, tokenizer=tokenizer, processor=processor, name=display)
-    if os.fspath(name_or_path) in shipped.SHIPPED and "gguf_file" in extra and dtype == torch.float32:
-        _resave(hm, shipped.resaved_dir(name_or_path))
+    spec = shipped.SHIPPED.get(os.fspath(name_or_path))
+    hm = HeadModel(
+        model=model, tokenizer=tokenizer, processor=processor, name=display, weights_sha256=spec.sha256 if spec else ""
+    )
+    if spec is not None and "gguf_file" in extra and dtype == torch.float32:
+        _resave(hm, shipped.resaved_dir(spec.alias), spec.sha256)
     return hm
 
 
-def _resave(hm: HeadModel, folder: Path) -> None:
-    """Keep a safetensors copy so the next load skips de-quantising the GGUF (15 s -> about 2 s)."""
+def _resave(hm: HeadModel, folder: Path, source_sha256: str) -> None:
+    """Keep a safetensors copy so the next load skips de-quantising the GGUF (15 s -> about 2 s).
+
+    Built in a uniquely named folder with a manifest (the weights' SHA-256), then renamed into place;
+    a cache that cannot be written only costs the speed-up (a warning)."""
     from safetensors.torch import save_model
 
-    tmp = folder.with_name(folder.name + ".part")
-    tmp.mkdir(parents=True, exist_ok=True)
-    config = hm.model.config.to_dict()
-    config.pop("quantization_config", None)  # weights are de-quantised float tensors by now
-    (tmp / "config.json").write_text(json.dumps(config, indent=1))
-    hm.model.generation_config.save_pretrained(tmp)
-    save_model(hm.model, str(tmp / "model.safetensors"))
-    hm.tokenizer.save_pretrained(tmp)
-    if folder.exists():
-        shutil.rmtree(tmp)
-    else:
-        tmp.rename(folder)
+    tmp = None
+    try:
+        tmp = temp_folder(folder)
+        config = hm.model.config.to_dict()
+        config.pop("quantization_config", None)  # weights are de-quantised float tensors by now
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        hm.model.generation_config.save_pretrained(tmp)
+        save_model(hm.model, str(tmp / WEIGHTS))
+        hm.tokenizer.save_pretrained(tmp)
+        write_manifest(tmp, source_sha256)
+        publish_copy(tmp, folder, source_sha256)
+    except (OSError, HeadPursuitError) as exc:
+        warnings.warn(
+            f"not keeping a safetensors copy in {folder} ({exc}): the next load de-quantises again", stacklevel=3
+        )
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

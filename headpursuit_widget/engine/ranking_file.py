@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HeadPursuitError, shorten
+from .files import give_usual_mode
 
 MAX_ARRAY_BYTES = 1 << 30  # no real ranking comes near this (SmolLM2, k=50: about 1 MB per array)
 MAX_META_BYTES = 64 << 20
@@ -32,6 +33,7 @@ def write_atomic(path: Path, meta: dict, arrays: dict) -> Path:
             np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        give_usual_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
