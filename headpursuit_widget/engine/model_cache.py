@@ -101,7 +101,7 @@ def temp_folder(target: Path) -> Path:
 
 def publish_copy(tmp: Path, target: Path, source_sha256: str) -> None:
     """Move the finished safetensors copy `tmp` to `target` under the parent's lock. A valid copy of the
-    same source already there (another process was first) is kept; an older copy without a manifest
+    same source already there (another process was first) is kept and `tmp` removed; an older copy without a manifest
     is swapped out by renames, so `target` is never half written."""
     for entry in tmp.iterdir():
         give_usual_mode(entry)
@@ -109,6 +109,7 @@ def publish_copy(tmp: Path, target: Path, source_sha256: str) -> None:
         if target.exists():
             manifest = _manifest_or_none(target)
             if manifest is not None and manifest["source_sha256"] == source_sha256:
+                shutil.rmtree(tmp, ignore_errors=True)
                 return
             old = target.with_name(f".{target.name}.old-{os.getpid()}-{tmp.name[-8:]}")
             target.rename(old)
