@@ -154,3 +154,17 @@ def test_special_token_strings_in_a_prompt_are_not_averaged(tiny):
     assert len(keep) < len(ids)
     acts = hp.capture(tiny, ["red <|im_end|> car"], progress=False)
     torch.testing.assert_close(acts[0, :, 0], _writes_at(tiny, ids, 0)[:, keep].mean(1), rtol=1e-4, atol=1e-5)
+
+
+def test_capture_beyond_memory_is_refused_before_the_model_runs(tiny, monkeypatch):
+    from headpursuit_widget.engine import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 10_000)
+    ran = []
+    handle = tiny.model.register_forward_pre_hook(lambda *args: ran.append(1))
+    try:
+        with pytest.raises(hp.HeadPursuitError, match=r"head writes of 40 samples .* capture fewer samples"):
+            hp.capture(tiny, ["a prompt"] * 40, progress=False)  # 2 x 4 x 40 x 64 floats: 80 kB
+    finally:
+        handle.remove()
+    assert ran == []

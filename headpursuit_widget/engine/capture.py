@@ -17,6 +17,7 @@ from .adapters import norm_eps, norm_gain
 from .errors import HeadPursuitError, check_int
 from .hooks import hooks_removed
 from .inputs import check_prompts, encode
+from .memory import check_fits
 
 
 class _Done(Exception):
@@ -41,6 +42,11 @@ def capture(
     samples = check_prompts(samples, "samples")
     batch_size = check_int(batch_size, "batch_size")
     a = hm.adapter
+    check_fits(
+        4 * a.n_layers * a.n_heads * len(samples) * a.d_model,
+        f"the head writes of {len(samples)} samples ({a.n_layers} x {a.n_heads} heads x {a.d_model} floats each)",
+        "capture fewer samples (or capture in parts and rank each)",
+    )
     out = torch.zeros(a.n_layers, a.n_heads, len(samples), a.d_model)
     weights = [a.head_weights(layer).detach() for layer in range(a.n_layers)]
     gains = [norm_gain(n, a.d_model) if n is not None else None for n in a.post_norms]
