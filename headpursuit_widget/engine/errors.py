@@ -16,5 +16,6 @@ def check_int(value, what: str, minimum: int = 1) -> int:
     import numpy as np
 
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise HeadPursuitError(f"{what} must be an int >= {minimum} (not a bool), got {shorten(repr(value))}")
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise HeadPursuitError(f"{what} must be {kind} (not a bool), got {shorten(repr(value))}")
     return int(value)

@@ -4,8 +4,9 @@ Selection follows METHOD.md section 3: at each step pick the atom with the large
 samples) of its correlation with the residual, then refit all coefficients by least squares.
 Instead of recomputing R @ D.T each step we keep an orthonormal basis q_1..q_s of the selected
 atoms, stored as coefficients over those atoms (q = A @ D[S]), and update the correlations with a
-rank-one step: C <- C - (q D^T)(R q)^T, where q D^T comes from the Gram matrix G = D D^T.
-One step costs O(B * n * m) instead of O(B * n * d * m). An atom that lies in the span of those
+rank-one step: C <- C - (q D^T)(R q)^T, where q D^T comes from the chosen atom's row of the Gram
+matrix, d_j D^T (computed when needed: the m x m Gram matrix is never stored).
+One step costs O(B * (n + d) * m) instead of O(B * n * d * m). An atom that lies in the span of those
 already chosen (data rank exhausted, duplicate rows) adds nothing and keeps the fit exact.
 """
 
@@ -18,7 +19,7 @@ import torch
 from .errors import HeadPursuitError, check_int
 from .memory import check_fits
 
-CHUNK_BYTES = 256 << 20  # working set of one chunk of signal sets, Gram matrix included
+CHUNK_BYTES = 256 << 20  # default working set of one chunk of signal sets
 
 
 @dataclass
@@ -47,7 +48,7 @@ def somp(
     G dictionaries of equal size (G, m, d) - each set against each dictionary.
 
     With n = 1 and center=False this is ordinary OMP. H is copied to float64 one chunk of signal sets
-    at a time, so memory stays near `chunk_bytes` (bytes, Gram matrix included) plus the results;
+    at a time, so memory stays near `chunk_bytes` (bytes) plus one float64 dictionary and the results;
     with_coef=False skips the (..., n, k) coefficients. A problem too large for the memory available
     is refused before anything is allocated.
     """
@@ -78,7 +79,6 @@ def somp(
         Dg = Db[g].to(device=Hb.device, dtype=torch.float64)
         if not torch.isfinite(Dg).all():
             raise HeadPursuitError("somp input contains NaN or inf")
-        Gram = Dg @ Dg.T  # (m, m), shared by every signal set
         for start in range(0, B, rows):
             Hc = Hb[start : start + rows].to(torch.float64, copy=True)
             if not torch.isfinite(Hc).all():
@@ -86,7 +86,7 @@ def somp(
             if center:
                 Hc -= Hc.mean(1, keepdim=True)
             P = Dg @ Hc.transpose(1, 2)  # (R, m, n): every atom . every sample
-            part = _somp_rows(P, Gram, Hc.pow(2).sum((1, 2)), k, rel_tol, with_coef)
+            part = _somp_rows(P, Dg, Hc.pow(2).sum((1, 2)), k, rel_tol, with_coef)
             atoms[g, start : start + rows], evr[g, start : start + rows] = part[0], part[2]
             if with_coef:
                 coef[g, start : start + rows] = part[1]
@@ -101,19 +101,19 @@ def somp(
 def _plan(n_dict: int, B: int, n: int, d: int, m: int, k: int, with_coef: bool, chunk_bytes: int) -> tuple[int, int]:
     """(signal sets per chunk, estimated peak bytes). Each chunk row holds its float64 samples and their
     squares (2 x n x d), the atom correlations and a scratch copy (2 x m x n), q.d (k x m), Y (k x n), the
-    k x k refit and two bool masks; the Gram matrix (m x m) and one dictionary (m x d) are shared; the
-    results are allocated whole."""
-    per_row = 8 * (2 * n * d + 2 * m * n + k * m + k * n + k * k + 2 * m) + n * d + m
-    shared = 8 * (m * m + m * d)
+    k x k refit, the chosen atom and its Gram row (d + m) and two bool masks; one float64 dictionary
+    (m x d) is shared; the results are allocated whole."""
+    per_row = 8 * (2 * n * d + 2 * m * n + k * m + k * n + k * k + 3 * m + d) + n * d + m
+    shared = 8 * m * d
     rows = int(max(1, min(B, (chunk_bytes - shared) // per_row)))
     results = n_dict * B * k * 16 + (n_dict * B * n * k * 8 if with_coef else 0)
     return rows, shared + rows * per_row + results
 
 
-def _somp_rows(P, G, energy, k: int, rel_tol: float, with_coef: bool = True):
+def _somp_rows(P, D, energy, k: int, rel_tol: float, with_coef: bool = True):
     """SOMP on rows of the batch, each one signal set against the same dictionary.
 
-    P (R, m, n): atoms . centred samples; G (m, m): the dictionary's Gram matrix; energy (R,): squared
+    P (R, m, n): atoms . centred samples; D (m, d): the float64 dictionary; energy (R,): squared
     norm of the centred samples. -> atoms (R, k), coef (R, n, k) or None, evr (R, k).
     """
     R, m, n = P.shape
@@ -131,7 +131,7 @@ def _somp_rows(P, G, energy, k: int, rel_tol: float, with_coef: bool = True):
         atoms[:, s] = j
         taken.scatter_(1, j[:, None], True)
         proj = QD[:, :s].gather(2, j[:, None, None].expand(R, s, 1))[:, :, 0]  # (R, s): d_j on q_1..q_s
-        gj = G[j]  # (R, m): d_j . every atom
+        gj = D[j] @ D.T  # (R, m): d_j . every atom, one row of the Gram matrix
         gjj = gj.gather(1, j[:, None])[:, 0]
         norm2 = gjj - proj.pow(2).sum(1)
         inv = torch.where(norm2 > rel_tol * gjj.clamp_min(1e-300), norm2.clamp_min(1e-300).rsqrt(), 0.0)

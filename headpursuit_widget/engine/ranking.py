@@ -26,7 +26,7 @@ from .capture import capture
 from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
-from .pursuit import somp
+from .pursuit import CHUNK_BYTES, somp
 from .ranking_file import parse_vocab, read_checked, write_atomic
 
 SCORES = ("specificity", "evr", "logit_lens")
@@ -103,8 +103,8 @@ class HeadRanking:
     def top(self, n: int) -> list[tuple[int, int]]:
         """The n best heads as (layer, head), best first."""
         total = self.n_layers * self.n_heads
-        n = check_int(n, "number of heads")
-        if n > total:
+        n = check_int(n, f"number of heads (1 to {total})", minimum=0)
+        if not 1 <= n <= total:
             raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
         flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
         order = np.argsort(-flat, kind="stable")[:n]
@@ -246,6 +246,12 @@ def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
     return Concept.from_words("custom", concept, tokenizer, rule), None
 
 
+def _somp_budget(activations: torch.Tensor) -> int:
+    """SOMP's working set in bytes: as large as the stored activations (so that ranking peaks near
+    twice them), within 16 MiB .. pursuit.CHUNK_BYTES."""
+    return int(min(CHUNK_BYTES, max(16 << 20, activations.numel() * activations.element_size())))
+
+
 def _decode_all(tokenizer, ids) -> dict:
     ids = sorted({int(i) for i in ids})
     return dict(zip(ids, tokenizer.batch_decode([[i] for i in ids])))
@@ -306,7 +312,7 @@ def rank_heads(
     runs = [np.asarray(con.token_ids)] + nulls
     dictionaries = torch.stack([dictionary_rows(a, ids, normalize, fold_norm) for ids in runs]).to(flat.device)
     with _progress(progress, f"SOMP: {L * Hn} heads x {len(runs)} dictionaries, k={k_eff}"):
-        res = somp(flat, dictionaries, k_eff, with_coef=False)
+        res = somp(flat, dictionaries, k_eff, with_coef=False, chunk_bytes=_somp_budget(activations))
     evrs = res.evr[:, :, -1].reshape(len(runs), L, Hn).cpu().numpy()
     evr, null_evr = evrs[0], evrs[1:]
     raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
