@@ -43,7 +43,7 @@ def cmd_rank(args) -> None:
     model = load_model(args.model)
     if args.words and not Path(args.words).is_file():
         raise HeadPursuitError(f"word file not found: {args.words}")
-    concept = args.words or args.concept  # a word file: one word per line, # comments
+    concept = Path(args.words) if args.words else args.concept  # a word file: one word per line, # comments
     prompts = _read_lines(args.prompts) if args.prompts else None
     ranking = rank_heads(
         model, prompts, concept, method=args.method, score=args.score, k=args.k, n_null=args.n_null, chat=args.chat

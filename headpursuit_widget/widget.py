@@ -21,12 +21,13 @@ from . import concepts as shipped
 from . import protocol, snapshot
 from ._serialization import ARRAY
 from .engine import HeadPursuitError, HeadRanking, generate
+from .engine.concept_text import concept_from_text
 from .engine.dictionary import RULES
 from .engine.edits import parse_edits
 from .engine.generation import check_max_new_tokens
 from .engine.heads import head_key, parse_head_key
 from .engine.images import to_png
-from .engine.ranking import check_score, concept_from_text
+from .engine.ranking import check_score
 from .engine.session import Session, opening_prompt, resolve_samples
 from .experiments import next_token_probs
 from .worker import CLOSED, STOPPED, SUPERSEDED, Cancel, Worker

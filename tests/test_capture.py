@@ -111,3 +111,60 @@ def test_progress_callback_reports_each_batch(tiny):
     seen = []
     hp.capture(tiny, PROMPTS, batch_size=2, progress=False, on_progress=seen.append)
     assert seen == [2 / 3, 1.0]
+
+
+def _writes_at(m, ids, layer):
+    """Every position's write of every head, (H, T, d), for one unpadded sequence of token ids."""
+    seen = {}
+    handle = m.adapter.out_projs[layer].register_forward_pre_hook(lambda mod, args: seen.update(z=args[0]))
+    try:
+        with torch.no_grad():
+            m.model(input_ids=torch.tensor([ids]))
+    finally:
+        handle.remove()
+    z = seen["z"][0].reshape(-1, m.n_heads, m.head_dim)
+    return torch.einsum("thk,hkd->htd", z, m.adapter.head_weights(layer))
+
+
+def test_chat_capture_averages_only_the_user_tokens(tiny):
+    """Reference: find the prompt's own token ids inside the templated sequence (after the default
+    system prompt and role markers) and average the per-position writes there only."""
+    tok = tiny.tokenizer
+    prompts = ["The red car stopped.", "Hi"]
+    acts = hp.capture(tiny, prompts, chat=True, batch_size=2, progress=False)
+    for i, prompt in enumerate(prompts):
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        own = tok(prompt, add_special_tokens=False)["input_ids"]
+        starts = [s for s in range(len(ids) - len(own) + 1) if ids[s : s + len(own)] == own]
+        assert len(starts) == 1 and len(ids) > len(own) + 10  # the template and system prompt are there
+        for layer in range(tiny.n_layers):
+            expected = _writes_at(tiny, ids, layer)[:, starts[0] : starts[0] + len(own)].mean(1)
+            torch.testing.assert_close(acts[layer, :, i], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_special_token_strings_in_a_prompt_are_not_averaged(tiny):
+    with pytest.raises(hp.HeadPursuitError, match=r"samples \[0\] have no 'prompt' positions"):
+        hp.capture(tiny, ["<|im_start|><|im_end|>", "fine"], progress=False)
+    tok = tiny.tokenizer
+    ids = tok("red <|im_end|> car")["input_ids"]
+    keep = [j for j, t in enumerate(ids) if t not in tok.all_special_ids]
+    assert len(keep) < len(ids)
+    acts = hp.capture(tiny, ["red <|im_end|> car"], progress=False)
+    torch.testing.assert_close(acts[0, :, 0], _writes_at(tiny, ids, 0)[:, keep].mean(1), rtol=1e-4, atol=1e-5)
+
+
+def test_capture_beyond_memory_is_refused_before_the_model_runs(tiny, monkeypatch):
+    from headpursuit_widget.engine import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 10_000)
+    ran = []
+    handle = tiny.model.register_forward_pre_hook(lambda *args: ran.append(1))
+    try:
+        with pytest.raises(hp.HeadPursuitError, match=r"head writes of 40 samples .* capture fewer samples"):
+            hp.capture(tiny, ["a prompt"] * 40, progress=False)  # 2 x 4 x 40 x 64 floats: 80 kB
+    finally:
+        handle.remove()
+    assert ran == []

@@ -1,6 +1,8 @@
 """rank_heads on tiny models: scores against direct recomputation, save/load without pickle, clear errors."""
 
+import io
 import json
+import zipfile
 from collections import Counter
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine.dictionary import dictionary_rows
+from headpursuit_widget.engine.ranking import _SHAPES
 
 WORDS = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange"]
 PROMPTS = [
@@ -140,3 +143,83 @@ def test_whole_word_rule_keeps_single_token_variants(real_tokenizer):
     assert set(first.token_ids) <= set(every.token_ids)
     with pytest.raises(hp.HeadPursuitError, match="unknown sub-token rule"):
         hp.Concept.from_words("c", ["red"], tokenizer, rule="bpe")
+
+
+def _rewrite(src, dst, meta=None, **arrays):
+    """Copy a saved ranking with its metadata replaced by meta(old) and some arrays replaced."""
+    with np.load(src, allow_pickle=False) as data:
+        contents = {name: data[name] for name in data.files}
+    old = json.loads(str(contents["meta"]))
+    contents["meta"] = np.array(json.dumps(meta(old) if meta else old))
+    contents.update(arrays)
+    np.savez(dst, **contents)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: {k: v for k, v in m.items() if k != "vocab"}, "'vocab' must be an object"),
+        (lambda m: [m], "metadata must be a JSON object, got list"),
+        (lambda m: {**m, "vocab": {**m["vocab"], "seven": "x"}}, "vocab entry 'seven'"),
+        (lambda m: {**m, "vocab": dict(list(m["vocab"].items())[1:])}, "vocab lacks 1 token id"),
+        (lambda m: {**m, "method": 3}, "metadata 'method' must be a str"),
+        (lambda m: {**m, "dims": {**m["dims"], "k": 4}}, "'atoms' has shape .* its k is 5, but the file's k is 4"),
+    ],
+)
+def test_bad_metadata_is_named(tmp_path, ranking, edit, message):
+    path = _rewrite(ranking.save(tmp_path / "r.npz"), tmp_path / "bad.npz", meta=edit)
+    with pytest.raises(hp.HeadPursuitError, match=message):
+        hp.HeadRanking.load(path)
+
+
+def test_arrays_of_the_wrong_shape_are_refused(tmp_path, ranking):
+    src = ranking.save(tmp_path / "r.npz")
+    swapped = _rewrite(src, tmp_path / "t.npz", evr=ranking.score_table["evr"].T.copy())  # (4, 2) for (2, 4)
+    with pytest.raises(hp.HeadPursuitError, match=r"'evr' has shape \(4, 2\): its n_layers is 4"):
+        hp.HeadRanking.load(swapped)
+    flat = _rewrite(src, tmp_path / "f.npz", lens_ids=ranking.lens_ids[..., 0])
+    with pytest.raises(hp.HeadPursuitError, match=r"'lens_ids' has shape \(2, 4\); expected shapes: .*lens_ids"):
+        hp.HeadRanking.load(flat)
+
+
+def test_huge_declared_array_is_refused_before_reading(tmp_path, ranking):
+    """The file's arrays hold headers only: a loader that read one before checking its declared size
+    would fail on the missing data (or allocate 12 GiB) instead of naming the cap."""
+    src = ranking.save(tmp_path / "r.npz")
+    big = {"n_layers": 40_000, "n_heads": 10_000, "k": 5, "n_null": 4, "n_lens": 10}
+    out = tmp_path / "huge.npz"
+    with np.load(src, allow_pickle=False) as data, zipfile.ZipFile(out, "w") as zf:
+        meta = json.loads(str(data["meta"]))
+        meta["dims"] = big
+        for name in data.files:
+            if name == "meta":
+                zf.writestr("meta.npy", _npy_bytes(np.array(json.dumps(meta))))
+                continue
+            header = {"descr": "<f8", "fortran_order": False, "shape": tuple(big[d] for d in _SHAPES[name])}
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_2_0(buf, header)  # magic + header, no data
+            zf.writestr(name + ".npy", buf.getvalue())
+    with pytest.raises(hp.HeadPursuitError, match=r"'null_evr' declares 11.9 GiB .* more than the 1 GiB"):
+        hp.HeadRanking.load(out)
+
+
+def _npy_bytes(array):
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_interrupted_save_keeps_the_previous_file(tmp_path, ranking, monkeypatch):
+    path = ranking.save(tmp_path / "r.npz")
+    before = path.read_bytes()
+
+    def interrupted(fh, **arrays):
+        fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ranking.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.npz"]  # no temporary file left behind

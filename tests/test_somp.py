@@ -58,3 +58,53 @@ def test_bad_arguments_are_named():
         hp.somp(H, torch.randn(5, 7), 2)
     with pytest.raises(hp.HeadPursuitError, match="NaN"):
         hp.somp(H * float("nan"), D, 2)
+
+
+def test_chunked_stack_of_dictionaries_matches_reference_per_pair():
+    """A tiny chunk budget (one signal set per chunk) gives each (dictionary, set) pair the slow reference's answer."""
+    g = np.random.default_rng(3)
+    H, D = g.normal(size=(5, 7, 16)).astype(np.float32), g.normal(size=(3, 30, 16))
+    H_before = H.copy()
+    whole = hp.somp(torch.tensor(H), torch.tensor(D), 6)
+    chunked = hp.somp(torch.tensor(H), torch.tensor(D), 6, chunk_bytes=1)
+    lean = hp.somp(torch.tensor(H), torch.tensor(D), 6, chunk_bytes=1, with_coef=False)
+    assert chunked.atoms.shape == (3, 5, 6) and chunked.coef.shape == (3, 5, 7, 6)
+    for gi in range(3):
+        for b in range(5):
+            atoms, coef, evr = reference_somp(H[b], D[gi], 6)
+            assert chunked.atoms[gi, b].tolist() == whole.atoms[gi, b].tolist() == atoms
+            np.testing.assert_allclose(chunked.coef[gi, b].numpy(), coef, atol=1e-9)
+            np.testing.assert_allclose(chunked.evr[gi, b].numpy(), evr, atol=1e-10)
+    assert torch.equal(lean.atoms, chunked.atoms) and torch.equal(lean.evr, chunked.evr) and lean.coef is None
+    np.testing.assert_array_equal(H, H_before)
+
+
+def test_float64_input_is_not_centred_in_place():
+    H = torch.randn(2, 5, 8, dtype=torch.float64)
+    before = H.clone()
+    hp.somp(H, torch.randn(10, 8, dtype=torch.float64), 3)
+    assert torch.equal(H, before)
+
+
+def test_problem_beyond_memory_is_refused_before_allocating():
+    """10^6 heads x 1000 samples x 1024 dims (8 TB in float64) is a free expanded view: SOMP must refuse it
+    with a clear error instead of trying to copy it."""
+    H = torch.zeros(1, 1, 1024).expand(1_000_000, 1000, 1024)
+    with pytest.raises(hp.HeadPursuitError, match=r"needs about .* GiB .* available; use fewer words or prompts"):
+        hp.somp(H, torch.randn(50, 1024), 5)
+
+
+def test_memory_guard_uses_available_memory(monkeypatch):
+    from headpursuit_widget.engine import memory
+
+    H, D = torch.randn(4, 6, 8), torch.randn(20, 8)
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1000)
+    with pytest.raises(hp.HeadPursuitError, match="only 0.00 GiB of memory is available"):
+        hp.somp(H, D, 3)
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1 << 30)
+    assert hp.somp(H, D, 3).atoms.shape == (4, 3)
+
+
+def test_bool_k_is_refused():
+    with pytest.raises(hp.HeadPursuitError, match="positive int"):
+        hp.somp(torch.randn(3, 8), torch.randn(5, 8), True)

@@ -14,7 +14,7 @@ import headpursuit_widget as hp
 from headpursuit_widget import widget as widget_mod
 from headpursuit_widget._serialization import array_from_json, array_to_json
 from headpursuit_widget.engine import session as session_mod
-from headpursuit_widget.engine.ranking import concept_from_text
+from headpursuit_widget.engine.concept_text import concept_from_text
 from headpursuit_widget.engine.session import samples_key
 from headpursuit_widget.widget import HeadPursuit
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, shorten
 
 # Every family but GPT-2 keeps layer i's output projection at <decoder>.layers[i].self_attn.o_proj;
 # GPT-2 at transformer.h[i].attn.c_proj (a Conv1D). VLMs hold a text decoder of a text family.
@@ -65,8 +65,10 @@ class Adapter:
 
     def check_head(self, layer: int, head: int) -> None:
         """Raise a clear error when (layer, head) is not a head of this model."""
-        if not (isinstance(layer, int) and isinstance(head, int)):
-            raise HeadPursuitError(f"head index must be a pair of ints (layer, head), got ({layer!r}, {head!r})")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in (layer, head)):
+            raise HeadPursuitError(
+                f"head index must be a pair of ints (layer, head), got ({shorten(repr(layer))}, {shorten(repr(head))})"
+            )
         if not 0 <= layer < self.n_layers or not 0 <= head < self.n_heads:
             raise HeadPursuitError(
                 f"head ({layer}, {head}) is out of range: this model has layers 0..{self.n_layers - 1} "

@@ -14,9 +14,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .adapters import norm_eps, norm_gain
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, check_int
 from .hooks import hooks_removed
 from .inputs import check_prompts, encode
+from .memory import check_fits
 
 
 class _Done(Exception):
@@ -40,9 +41,13 @@ def capture(
     on_progress(fraction): called after each batch with the share of samples done, in (0, 1].
     """
     samples = check_prompts(samples, "samples")
-    if batch_size < 1:
-        raise HeadPursuitError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size")
     a = model.adapter
+    check_fits(
+        4 * a.n_layers * a.n_heads * len(samples) * a.d_model,
+        f"the head writes of {len(samples)} samples ({a.n_layers} x {a.n_heads} heads x {a.d_model} floats each)",
+        "capture fewer samples (or capture in parts and rank each)",
+    )
     out = torch.zeros(a.n_layers, a.n_heads, len(samples), a.d_model)
     weights = [a.head_weights(layer).detach() for layer in range(a.n_layers)]
     gains = [norm_gain(n, a.d_model) if n is not None else None for n in a.post_norms]

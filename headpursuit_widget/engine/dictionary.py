@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .adapters import norm_gain
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, shorten
 
 RULES = ("whole_word", "first_subtoken", "all_subtokens")
 
@@ -76,14 +76,14 @@ class Concept:
                 split[word] = [tokenizer.decode([p]) for p in pieces]
         if not mapping:
             raise HeadPursuitError(
-                f"concept {name!r}: none of its words is a single token in this vocabulary "
-                f"({', '.join(f'{w!r} -> {p}' for w, p in list(split.items())[:10])}); "
+                f"concept {shorten(repr(name))}: none of its words is a single token in this vocabulary "
+                f"({', '.join(f'{shorten(repr(w))} -> {shorten(p)}' for w, p in list(split.items())[:10])}); "
                 f"try rule='first_subtoken' or 'all_subtokens', or other words"
             )
         if split:
             warnings.warn(
-                f"concept {name!r}: {len(split)} word(s) split into several tokens and were left out "
-                f"(rule={rule!r}): {', '.join(sorted(split)[:20])}",
+                f"concept {shorten(repr(name))}: {len(split)} word(s) split into several tokens and were left out "
+                f"(rule={rule!r}): {', '.join(shorten(w) for w in sorted(split)[:20])}",
                 stacklevel=2,
             )
         token_ids = tuple(dict.fromkeys(i for group in mapping.values() for i in group))
@@ -100,11 +100,15 @@ class Concept:
 
     @classmethod
     def from_file(cls, path, tokenizer, rule: str = "whole_word", name: str | None = None) -> Concept:
-        """One word per line; blank lines and lines starting with # are skipped."""
+        """One word per line; blank lines and lines starting with # are skipped. `path` is an explicit
+        Python argument (str or pathlib.Path): nothing else in the engine reads word files."""
         path = Path(path)
-        if not path.is_file():
-            raise HeadPursuitError(f"word file not found: {path}")
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        try:
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        except FileNotFoundError:
+            raise HeadPursuitError(f"word file not found: {shorten(path)}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise HeadPursuitError(f"cannot read word file {shorten(path)}: {shorten(exc, 120)}") from None
         return cls.from_words(name or path.stem, [ln for ln in lines if ln and not ln.startswith("#")], tokenizer, rule)
 
     @property
@@ -118,14 +122,14 @@ class Concept:
 def clean_words(words, name: str) -> list[str]:
     """Strip, drop blanks and duplicates; raise on an empty list or non-strings."""
     if isinstance(words, str):
-        raise HeadPursuitError(f"concept {name!r}: pass a list of words, not one string")
+        raise HeadPursuitError(f"concept {shorten(repr(name))}: pass a list of words, not one string")
     words = list(words or [])
     bad = [w for w in words if not isinstance(w, str)]
     if bad:
-        raise HeadPursuitError(f"concept {name!r}: words must be strings, got {bad[:5]}")
+        raise HeadPursuitError(f"concept {shorten(repr(name))}: words must be strings, got {shorten(repr(bad[:5]))}")
     words = list(dict.fromkeys(w.strip() for w in words if w.strip()))
     if not words:
-        raise HeadPursuitError(f"concept {name!r} is empty: give at least one word")
+        raise HeadPursuitError(f"concept {shorten(repr(name))} is empty: give at least one word")
     return words
 
 

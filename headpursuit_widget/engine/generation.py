@@ -10,7 +10,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from .edits import edit_heads, parse_edits
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts, encode
 
 MAX_NEW_TOKENS = 4096  # the most new tokens one generate call (and the widget's max_new_tokens) may ask for
@@ -91,7 +91,9 @@ def generate(
     """
     prompts = check_prompts(prompts)
     parse_edits(model.adapter, edits)  # validate before any work
+    max_new_tokens = check_int(max_new_tokens, "max_new_tokens")
     check_max_new_tokens(max_new_tokens)
+    check_generate_options(generate_kwargs)
     if chat is None:
         chat = bool(getattr(model.tokenizer, "chat_template", None))
     samples = prompts
@@ -106,14 +108,39 @@ def generate(
     criteria = StoppingCriteriaList([_Cancel(cancel)] if cancel is not None else [])
     sampling = {} if do_sample else {"temperature": None, "top_p": None, "top_k": None}
     with edit_heads(model, edits), torch.inference_mode():
-        model.generate(
-            **batch.inputs,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            streamer=streamer,
-            stopping_criteria=criteria,
-            pad_token_id=model.tokenizer.pad_token_id,
-            **sampling,
-            **generate_kwargs,
-        )
+        try:
+            model.generate(
+                **batch.inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                streamer=streamer,
+                stopping_criteria=criteria,
+                pad_token_id=model.tokenizer.pad_token_id,
+                **sampling,
+                **generate_kwargs,
+            )
+        except (ValueError, TypeError) as exc:
+            if not generate_kwargs or isinstance(exc, HeadPursuitError):
+                raise
+            raise HeadPursuitError(
+                f"transformers refused the extra generate options {shorten(generate_kwargs, 200)}: {shorten(exc, 300)}"
+            ) from None
     return streamer.texts
+
+
+_SET_HERE = ("pad_token_id", "streamer", "stopping_criteria")  # generate() passes these itself
+
+
+def check_generate_options(options: dict) -> None:
+    """Raise unless every extra generate keyword is a transformers GenerationConfig field that
+    generate() does not set itself (max_new_tokens and do_sample are its own arguments)."""
+    from transformers import GenerationConfig
+
+    accepted = sorted(k for k in GenerationConfig().to_dict() if not k.startswith("_") and k != "transformers_version")
+    bad = [k for k in options if k not in accepted or k in _SET_HERE]
+    if bad:
+        raise HeadPursuitError(
+            f"unknown or reserved generate option(s) {', '.join(shorten(repr(k)) for k in bad[:5])}; accepted: "
+            f"max_new_tokens, do_sample, on_token, cancel, chat, images, and these GenerationConfig fields: "
+            f"{', '.join(k for k in accepted if k not in _SET_HERE)}"
+        )

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from . import shipped
 from .adapters import SUPPORTED, VLM_FAMILIES, Adapter, build_adapter
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, shorten
+from .model_cache import WEIGHTS, publish_copy, read_manifest, temp_folder, verify, write_manifest
 
 
 @dataclass
@@ -30,6 +35,7 @@ class HeadModel:
     tokenizer: Any
     processor: object | None = None
     name: str = ""
+    weights_sha256: str = ""  # SHA-256 of the verified file the weights came from (shipped models), else ""
     adapter: Adapter = field(init=False)
     lock: threading.RLock = field(init=False, repr=False, default_factory=threading.RLock)
 
@@ -70,7 +76,8 @@ class HeadModel:
 
     @property
     def fingerprint(self) -> str:
-        """Short hash of the head layout, vocabulary size and a few weights: ties saved rankings to a model."""
+        """Short hash of the head layout, vocabulary size, a few weights and, for a shipped model, the
+        SHA-256 of the verified file its weights were loaded from: ties saved rankings to a model."""
         a = self.adapter
         probe = (
             torch.cat(
@@ -87,6 +94,7 @@ class HeadModel:
         layout = json.dumps([a.family, a.n_layers, a.n_heads, a.head_dim, a.d_model, int(a.unembedding.shape[0])])
         digest = hashlib.sha256(layout.encode())
         digest.update(probe.round(decimals=4).numpy().tobytes())
+        digest.update(self.weights_sha256.encode())
         return digest.hexdigest()[:16]
 
     backend = "hf"  # where forward passes run: "hf" (in-process hooks) or "nnsight" (traces)
@@ -137,9 +145,11 @@ def _resolve(name_or_path: str) -> tuple[str, dict, str]:
     """(folder or hub id, extra from_pretrained kwargs, display name)."""
     if name_or_path in shipped.SHIPPED:
         saved = shipped.resaved_dir(name_or_path)
-        if (saved / "config.json").exists():
+        manifest = read_manifest(saved) if (saved / "config.json").exists() else None
+        if manifest is not None and manifest["source_sha256"] == shipped.SHIPPED[name_or_path].sha256:
+            verify(saved / WEIGHTS, manifest["weights_sha256"], saved)
             return str(saved), {}, name_or_path
-        gguf = shipped.fetch_gguf(name_or_path)
+        gguf = shipped.fetch_gguf(name_or_path)  # no copy yet, or one made without a manifest: rebuilt
         return str(gguf.parent), {"gguf_file": gguf.name}, name_or_path
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
@@ -150,11 +160,46 @@ def _resolve(name_or_path: str) -> tuple[str, dict, str]:
         if not (path / "config.json").exists():
             raise HeadPursuitError(f"{path} is a folder but holds no config.json (not a transformers model folder)")
         return str(path), {}, path.name
-    if "/" in name_or_path and not path.exists():
+    if path.exists():
+        raise HeadPursuitError(f"{shorten(path)} is neither a transformers model folder nor a .gguf file")
+    if _looks_like_path(name_or_path):
+        raise HeadPursuitError(f"model path {shorten(path)} does not exist")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", name_or_path):
         return name_or_path, {"local_files_only": True}, name_or_path
     raise HeadPursuitError(
-        f"unknown model {name_or_path!r}: give a shipped alias ({', '.join(sorted(shipped.SHIPPED))}), "
-        "a local transformers folder, a .gguf file, or a hub id already in the local cache"
+        f"unknown model {shorten(repr(name_or_path))}: give a shipped alias ({', '.join(sorted(shipped.SHIPPED))}), "
+        "a local transformers folder, a .gguf file, or a hub id (owner/name) already in the local cache"
+    )
+
+
+def _looks_like_path(text: str) -> bool:
+    """Text that names a place on disk rather than a hub id: absolute, ~, ./ or ../, or several slashes."""
+    return text.startswith(("/", "~", "./", "../", "\\")) or text.count("/") > 1 or "\\" in text
+
+
+DTYPES = ("auto", "float32", "float16", "bfloat16", "float64")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _check_load_options(dtype, device_map) -> None:
+    """Raise a clear error for a dtype or device_map that transformers would reject with a raw trace."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point) and dtype not in DTYPES:
+        raise HeadPursuitError(
+            f"dtype must be a floating torch.dtype or one of {', '.join(DTYPES)}, got {shorten(repr(dtype))}"
+        )
+    if device_map is None or isinstance(device_map, (dict, torch.device)) or device_map in DEVICE_MAPS:
+        return
+    if isinstance(device_map, int) and not isinstance(device_map, bool) and device_map >= 0:
+        return
+    if isinstance(device_map, str):
+        try:
+            torch.device(device_map)
+            return
+        except (RuntimeError, ValueError):
+            pass
+    raise HeadPursuitError(
+        f"device_map must be None, a device ('cpu', 'cuda', 'cuda:1', a torch.device or GPU index), a dict, "
+        f"or one of {', '.join(DEVICE_MAPS)}; got {shorten(repr(device_map))}"
     )
 
 
@@ -184,6 +229,12 @@ def load_model(
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise HeadPursuitError(
+            f"load_model needs a model name or path (str or pathlib.Path), got {type(name_or_path).__name__}; "
+            f"e.g. {shipped.DEFAULT_MODEL!r}"
+        )
+    _check_load_options(dtype, device_map)
     options: dict[str, Any] = {
         k: v for k, v in dict(remote=remote, url=url, api_key=api_key).items() if v not in (None, False)
     }
@@ -192,8 +243,8 @@ def load_model(
         from .backends.nnsight_backend import load_nnsight
 
         common = dict(dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, **kwargs)
-        return load_nnsight(name_or_path, **options, loader=load_model, **common)
-    source, extra, display = _resolve(name_or_path)
+        return load_nnsight(os.fspath(name_or_path), **options, loader=load_model, **common)
+    source, extra, display = _resolve(os.fspath(name_or_path))
     common = dict(trust_remote_code=trust_remote_code, **extra)
     try:
         config = AutoConfig.from_pretrained(source, **common)
@@ -211,29 +262,51 @@ def load_model(
         from .vision import load_processor  # first: hides a torchvision that fails to import
 
     auto = AutoModelForImageTextToText if is_vlm else AutoModelForCausalLM
-    module = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
+    try:
+        module = auto.from_pretrained(source, dtype=dtype, device_map=device_map, **common, **kwargs)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise HeadPursuitError(
+            f"could not load the weights of {shorten(repr(name_or_path))} from {shorten(source)} (missing, "
+            f"truncated or corrupt files?): {shorten(exc, 300)}"
+        ) from None
     if is_vlm and processor is None:
         processor = load_processor(source, **common)
     tokenizer = processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(source, **common)
-    model = HeadModel(module=module, tokenizer=tokenizer, processor=processor, name=display)
-    if name_or_path in shipped.SHIPPED and "gguf_file" in extra and dtype == torch.float32:
-        _resave(model, shipped.resaved_dir(name_or_path))
+    spec = shipped.SHIPPED.get(os.fspath(name_or_path))
+    model = HeadModel(
+        module=module,
+        tokenizer=tokenizer,
+        processor=processor,
+        name=display,
+        weights_sha256=spec.sha256 if spec else "",
+    )
+    if spec is not None and "gguf_file" in extra and dtype == torch.float32:
+        _resave(model, shipped.resaved_dir(spec.alias), spec.sha256)
     return model
 
 
-def _resave(model: HeadModel, folder: Path) -> None:
-    """Keep a safetensors copy so the next load skips de-quantising the GGUF (15 s -> about 2 s)."""
+def _resave(model: HeadModel, folder: Path, source_sha256: str) -> None:
+    """Keep a safetensors copy so the next load skips de-quantising the GGUF (15 s -> about 2 s).
+
+    Built in a uniquely named folder with a manifest (the weights' SHA-256), then renamed into place;
+    a cache that cannot be written only costs the speed-up (a warning)."""
     from safetensors.torch import save_model
 
-    tmp = folder.with_name(folder.name + ".part")
-    tmp.mkdir(parents=True, exist_ok=True)
-    config = model.module.config.to_dict()
-    config.pop("quantization_config", None)  # weights are de-quantised float tensors by now
-    (tmp / "config.json").write_text(json.dumps(config, indent=1))
-    model.module.generation_config.save_pretrained(tmp)
-    save_model(model.module, str(tmp / "model.safetensors"))
-    model.tokenizer.save_pretrained(tmp)
-    if folder.exists():
-        shutil.rmtree(tmp)
-    else:
-        tmp.rename(folder)
+    tmp = None
+    try:
+        tmp = temp_folder(folder)
+        config = model.module.config.to_dict()
+        config.pop("quantization_config", None)  # weights are de-quantised float tensors by now
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        model.module.generation_config.save_pretrained(tmp)
+        save_model(model.module, str(tmp / WEIGHTS))
+        model.tokenizer.save_pretrained(tmp)
+        write_manifest(tmp, source_sha256)
+        publish_copy(tmp, folder, source_sha256)
+    except (OSError, HeadPursuitError) as exc:
+        warnings.warn(
+            f"not keeping a safetensors copy in {folder} ({exc}): the next load de-quantises again", stacklevel=3
+        )
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

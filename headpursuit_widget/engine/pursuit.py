@@ -4,8 +4,9 @@ Selection follows docs/method.md, "SOMP": at each step pick the atom with the la
 samples) of its correlation with the residual, then refit all coefficients by least squares.
 Instead of recomputing R @ D.T each step we keep an orthonormal basis q_1..q_s of the selected
 atoms, stored as coefficients over those atoms (q = A @ D[S]), and update the correlations with a
-rank-one step: C <- C - (q D^T)(R q)^T, where q D^T comes from the Gram matrix G = D D^T.
-One step costs O(B * n * m) instead of O(B * n * d * m). An atom that lies in the span of those
+rank-one step: C <- C - (q D^T)(R q)^T, where q D^T comes from the chosen atom's row of the Gram
+matrix, d_j D^T (computed when needed: the m x m Gram matrix is never stored).
+One step costs O(B * (n + d) * m) instead of O(B * n * d * m). An atom that lies in the span of those
 already chosen (data rank exhausted, duplicate rows) adds nothing and keeps the fit exact.
 """
 
@@ -15,30 +16,43 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, check_int
+from .memory import check_fits
 
-CHUNK_BYTES = 256 << 20  # working set of one chunk of signal sets (the correlation tensor)
+CHUNK_BYTES = 256 << 20  # default working set of one chunk of signal sets
 
 
 @dataclass
 class SompResult:
     """atoms (..., k) long: dictionary rows in selection order. coef (..., n, k) float64: least-squares
-    coefficients of the (centred) samples on those atoms. evr (..., k) float64: explained variance
-    ratio after 1..k atoms. Leading dims: (B,) for batched H, (G, B) for a stack of G dictionaries."""
+    coefficients of the (centred) samples on those atoms, or None when not asked for. evr (..., k)
+    float64: explained variance ratio after 1..k atoms. Leading dims: (B,) for batched H, (G, B) for a
+    stack of G dictionaries."""
 
     atoms: torch.Tensor
-    coef: torch.Tensor
+    coef: torch.Tensor | None
     evr: torch.Tensor
 
 
-def somp(H: torch.Tensor, D: torch.Tensor, k: int, *, center: bool = True, rel_tol: float = 1e-10) -> SompResult:
+def somp(
+    H: torch.Tensor,
+    D: torch.Tensor,
+    k: int,
+    *,
+    center: bool = True,
+    rel_tol: float = 1e-10,
+    with_coef: bool = True,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> SompResult:
     """Run SOMP for signal sets H (n, d) or (B, n, d) against a dictionary D (m, d) or a stack of
     G dictionaries of equal size (G, m, d) - each set against each dictionary.
 
-    With n = 1 and center=False this is ordinary OMP.
+    With n = 1 and center=False this is ordinary OMP. H is copied to float64 one chunk of signal sets
+    at a time, so memory stays near `chunk_bytes` (bytes) plus one float64 dictionary and the results;
+    with_coef=False skips the (..., n, k) coefficients. A problem too large for the memory available
+    is refused before anything is allocated.
     """
-    if not isinstance(k, int) or k < 1:
-        raise HeadPursuitError(f"k must be a positive int, got {k!r}")
+    k = check_int(k, "k (atoms to select)")
     if H.dim() not in (2, 3) or D.dim() not in (2, 3) or H.shape[-1] != D.shape[-1]:
         raise HeadPursuitError(
             f"somp needs H (n, d) or (B, n, d) and D (m, d) or (G, m, d) with the same d; "
@@ -47,40 +61,63 @@ def somp(H: torch.Tensor, D: torch.Tensor, k: int, *, center: bool = True, rel_t
     m = D.shape[-2]
     if k > m:
         raise HeadPursuitError(f"k={k} is larger than the dictionary ({m} atoms)")
-    Hb = (H[None] if H.dim() == 2 else H).to(torch.float64)
-    Db = (D[None] if D.dim() == 2 else D).to(device=Hb.device, dtype=torch.float64)
-    if not (torch.isfinite(Hb).all() and torch.isfinite(Db).all()):
-        raise HeadPursuitError("somp input contains NaN or inf")
-    Hc = Hb - Hb.mean(1, keepdim=True) if center else Hb
-    B, n, _ = Hc.shape
+    Hb = H[None] if H.dim() == 2 else H
+    Db = D[None] if D.dim() == 2 else D
+    B, n, d = Hb.shape
     n_dict = Db.shape[0]
-    Gram = Db @ Db.transpose(1, 2)  # (G, m, m)
-    # every (dictionary, signal set) pair is one row of the batch: one loop over atoms for all of them
-    P_all = Db.reshape(n_dict * m, -1) @ Hc.reshape(B * n, -1).T  # one GEMM: every atom . every sample
-    P_all = P_all.reshape(n_dict, m, B, n).permute(0, 2, 1, 3).reshape(n_dict * B, m, n)  # (G*B, m, n)
-    energy_all = Hc.pow(2).sum((1, 2)).repeat(n_dict)  # (G*B,)
-    group = torch.arange(n_dict, device=Hb.device).repeat_interleave(B)
-    chunk = max(1, CHUNK_BYTES // (8 * n * m))
-    parts = [
-        _somp_rows(P_all[i : i + chunk], Gram[group[i : i + chunk]], energy_all[i : i + chunk], k, rel_tol)
-        for i in range(0, n_dict * B, chunk)
-    ]
-    atoms, coef, evr = (torch.cat([p[f] for p in parts]).reshape(n_dict, B, *parts[0][f].shape[1:]) for f in range(3))
+    rows, need = _plan(n_dict, B, n, d, m, k, with_coef, chunk_bytes)
+    check_fits(
+        need,
+        f"SOMP of {B} signal sets x {n} samples against {n_dict} dictionaries of {m} atoms",
+        "use fewer words or prompts, or a smaller k",
+        Hb.device,
+    )
+    atoms = torch.zeros(n_dict, B, k, dtype=torch.long, device=Hb.device)
+    evr = torch.zeros(n_dict, B, k, dtype=torch.float64, device=Hb.device)
+    coef = torch.zeros(n_dict, B, n, k, dtype=torch.float64, device=Hb.device) if with_coef else None
+    for g in range(n_dict):
+        Dg = Db[g].to(device=Hb.device, dtype=torch.float64)
+        if not torch.isfinite(Dg).all():
+            raise HeadPursuitError("somp input contains NaN or inf")
+        for start in range(0, B, rows):
+            Hc = Hb[start : start + rows].to(torch.float64, copy=True)
+            if not torch.isfinite(Hc).all():
+                raise HeadPursuitError("somp input contains NaN or inf")
+            if center:
+                Hc -= Hc.mean(1, keepdim=True)
+            P = Dg @ Hc.transpose(1, 2)  # (R, m, n): every atom . every sample
+            part = _somp_rows(P, Dg, Hc.pow(2).sum((1, 2)), k, rel_tol, with_coef)
+            atoms[g, start : start + rows], evr[g, start : start + rows] = part[0], part[2]
+            if coef is not None:
+                coef[g, start : start + rows] = part[1]
     if D.dim() == 2:
-        atoms, coef, evr = atoms[0], coef[0], evr[0]
+        atoms, evr, coef = atoms[0], evr[0], None if coef is None else coef[0]
     if H.dim() == 2:
-        atoms, coef, evr = atoms[..., 0, :], coef[..., 0, :, :], evr[..., 0, :]
+        atoms, evr = atoms[..., 0, :], evr[..., 0, :]
+        coef = None if coef is None else coef[..., 0, :, :]
     return SompResult(atoms, coef, evr)
 
 
-def _somp_rows(P, G, energy, k: int, rel_tol: float):
-    """SOMP on rows of the batch, each one (dictionary, signal set) pair.
+def _plan(n_dict: int, B: int, n: int, d: int, m: int, k: int, with_coef: bool, chunk_bytes: int) -> tuple[int, int]:
+    """(signal sets per chunk, estimated peak bytes). Each chunk row holds its float64 samples and their
+    squares (2 x n x d), the atom correlations and a scratch copy (2 x m x n), q.d (k x m), Y (k x n), the
+    k x k refit, the chosen atom and its Gram row (d + m) and two bool masks; one float64 dictionary
+    (m x d) is shared; the results are allocated whole."""
+    per_row = 8 * (2 * n * d + 2 * m * n + k * m + k * n + k * k + 3 * m + d) + n * d + m
+    shared = 8 * m * d
+    rows = int(max(1, min(B, (chunk_bytes - shared) // per_row)))
+    results = n_dict * B * k * 16 + (n_dict * B * n * k * 8 if with_coef else 0)
+    return rows, shared + rows * per_row + results
 
-    P (R, m, n): atoms . centred samples (n contiguous for the l1 sums); G (R, m, m): each row's Gram
-    matrix; energy (R,): squared norm of the centred samples. -> atoms (R, k), coef (R, n, k), evr (R, k).
+
+def _somp_rows(P, D, energy, k: int, rel_tol: float, with_coef: bool = True):
+    """SOMP on rows of the batch, each one signal set against the same dictionary.
+
+    P (R, m, n): atoms . centred samples; D (m, d): the float64 dictionary; energy (R,): squared
+    norm of the centred samples. -> atoms (R, k), coef (R, n, k) or None, evr (R, k).
     """
     R, m, n = P.shape
-    C = P.clone()  # atoms . residual
+    C = P  # atoms . residual, updated in place
     scratch = torch.empty_like(C)
     resid = energy.clone()
     QD = P.new_zeros(R, k, m)  # q_s . d_j for every atom j
@@ -94,7 +131,7 @@ def _somp_rows(P, G, energy, k: int, rel_tol: float):
         atoms[:, s] = j
         taken.scatter_(1, j[:, None], True)
         proj = QD[:, :s].gather(2, j[:, None, None].expand(R, s, 1))[:, :, 0]  # (R, s): d_j on q_1..q_s
-        gj = G.gather(1, j[:, None, None].expand(R, 1, m))[:, 0]  # (R, m): d_j . every atom
+        gj = D[j] @ D.T  # (R, m): d_j . every atom, one row of the Gram matrix
         gjj = gj.gather(1, j[:, None])[:, 0]
         norm2 = gjj - proj.pow(2).sum(1)
         inv = torch.where(norm2 > rel_tol * gjj.clamp_min(1e-300), norm2.clamp_min(1e-300).rsqrt(), 0.0)
@@ -108,6 +145,8 @@ def _somp_rows(P, G, energy, k: int, rel_tol: float):
         C.baddbmm_(QD[:, s, :, None], rq[:, None, :], alpha=-1.0)
         resid = resid - rq.pow(2).sum(1)
         evr[:, s] = torch.where(energy > 0, 1 - resid / energy.clamp_min(1e-300), 0.0)
+    if not with_coef:
+        return atoms, None, evr
     # least-squares coefficients on the chosen atoms: D_S = M^T Q with M[i, t] = q_i . d_(S_t) upper
     # triangular, and the fit Y^T Q = X D_S, so M X^T = Y. An atom that added nothing (q = 0) gets
     # a unit diagonal and coefficient 0.

@@ -12,9 +12,7 @@ Scores (all (n_layers, n_heads)):
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
-import zipfile
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +24,35 @@ from tqdm.auto import tqdm
 from .baselines import logit_lens_scores, random_dictionaries
 from .capture import capture
 from .dictionary import Concept, dictionary_rows
-from .errors import HeadPursuitError
+from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
-from .pursuit import SompResult, somp
+from .pursuit import CHUNK_BYTES, somp
+from .ranking_file import parse_vocab, read_checked, write_atomic
 from .shipped import concepts as shipped_concepts
 
 SCORES = ("specificity", "evr", "logit_lens")
 METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
 FORMAT = "headpursuit-ranking/1"
-_ARRAYS = ("null_evr", "atoms", "gains", "curves", "lens_ids", "lens_vals")
+# every array of a ranking file, by its dimension names (checked against each other and the metadata)
+_SHAPES = {
+    "null_evr": ("n_null", "n_layers", "n_heads"),
+    "atoms": ("n_layers", "n_heads", "k"),
+    "gains": ("n_layers", "n_heads", "k"),
+    "curves": ("n_layers", "n_heads", "k"),
+    "lens_ids": ("n_layers", "n_heads", "n_lens"),
+    "lens_vals": ("n_layers", "n_heads", "n_lens"),
+    **{name: ("n_layers", "n_heads") for name in SCORES},
+}
+_ARRAYS = tuple(name for name in _SHAPES if name not in SCORES)  # the fields that are arrays
+# metadata fields stored as they are, with their JSON types
+_META = {
+    "concept": dict,
+    "method": str,
+    "score_name": str,
+    "options": dict,
+    "model_name": str,
+    "fingerprint": str,
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +102,8 @@ class HeadRanking:
     def top(self, n: int) -> list[tuple[int, int]]:
         """The n best heads as (layer, head), best first."""
         total = self.n_layers * self.n_heads
-        if not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
+        n = check_int(n, f"number of heads (1 to {total})", minimum=0)
+        if not 1 <= n <= total:
             raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
         flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
         order = np.argsort(-flat, kind="stable")[:n]
@@ -117,48 +136,54 @@ class HeadRanking:
         return self.curves[layer, head].copy()
 
     def save(self, path) -> Path:
-        """Write a .npz (arrays + JSON metadata); readable without pickle."""
-        path = Path(path)
+        """Write a .npz (arrays + JSON metadata), readable without pickle. The file is replaced atomically:
+        an interrupted save leaves any previous file at `path` intact."""
         meta = {
             "format": FORMAT,
+            "dims": {
+                "n_layers": self.n_layers,
+                "n_heads": self.n_heads,
+                "k": self.k,
+                "n_null": self.null_evr.shape[0],
+                "n_lens": self.lens_ids.shape[2],
+            },
             "vocab": {str(k): v for k, v in self.vocab.items()},
-            "concept": self.concept,
-            "method": self.method,
-            "score_name": self.score_name,
-            "options": self.options,
-            "model_name": self.model_name,
-            "fingerprint": self.fingerprint,
+            **{name: getattr(self, name) for name in _META},
         }
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays.update({name: self.score_table[name] for name in SCORES})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
-        return path
+        return write_atomic(Path(path), meta, arrays)
 
     @classmethod
     def load(cls, path, model=None) -> HeadRanking:
-        """Read a saved ranking; with model=, refuse one made for a different model (fingerprint)."""
+        """Read a saved ranking; with model=, refuse one made for a different model (fingerprint).
+
+        Every array's shape is checked against the metadata's dimensions (and each other) before it is
+        read, and every token id it uses must be in the stored vocabulary."""
         path = Path(path)
         if not path.is_file():
             raise HeadPursuitError(f"ranking file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                arrays = {name: data[name] for name in _ARRAYS + SCORES}
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-            raise HeadPursuitError(f"{path} is not a head ranking file or is corrupted ({exc})") from None
+        meta, arrays = read_checked(path, _SHAPES, _file_dims)
         if meta.get("format") != FORMAT:
-            raise HeadPursuitError(f"{path}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
+            raise HeadPursuitError(f"{path}: unknown format {shorten(repr(meta.get('format')))}, expected {FORMAT!r}")
+        for name, kind in _META.items():
+            if not isinstance(meta.get(name), kind):
+                raise HeadPursuitError(
+                    f"{path}: metadata {name!r} must be a {kind.__name__}, got {shorten(repr(meta.get(name)))}"
+                )
+        if meta["score_name"] not in SCORES:
+            raise HeadPursuitError(f"{path}: unknown score {shorten(repr(meta['score_name']))}; known: {SCORES}")
+        concept_ids = meta["concept"].get("token_ids", [])
+        if not isinstance(concept_ids, list) or not all(type(i) is int for i in concept_ids):
+            raise HeadPursuitError(
+                f"{path}: concept token_ids must be a list of ints, got {shorten(repr(concept_ids))}"
+            )
+        needed = np.concatenate([arrays["atoms"].ravel(), arrays["lens_ids"].ravel()]).tolist() + concept_ids
+        vocab = parse_vocab(path, meta.get("vocab"), needed)
         ranking = cls(
             score_table={name: arrays.pop(name) for name in SCORES},
-            vocab={int(k): v for k, v in meta["vocab"].items()},
-            concept=meta["concept"],
-            method=meta["method"],
-            score_name=meta["score_name"],
-            options=meta["options"],
-            model_name=meta["model_name"],
-            fingerprint=meta["fingerprint"],
+            vocab=vocab,
+            **{name: meta[name] for name in _META},
             **arrays,
         )
         if model is not None and model.fingerprint != ranking.fingerprint:
@@ -167,6 +192,20 @@ class HeadRanking:
                 f"{ranking.fingerprint}), not for {model.name!r} ({model.fingerprint})"
             )
         return ranking
+
+
+def _file_dims(meta: dict) -> dict:
+    """Array dimensions a ranking file's metadata fixes: its "dims" (files since issue 11), else k and n_null."""
+    dims = meta.get("dims")
+    if dims is None:
+        raw = meta.get("options")
+        options: dict = raw if isinstance(raw, dict) else {}
+        dims = {name: options[name] for name in ("k", "n_null") if name in options}
+    if not isinstance(dims, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in dims.values()
+    ):
+        raise HeadPursuitError(f"ranking metadata 'dims' must map dimension names to ints, got {shorten(repr(dims))}")
+    return dims
 
 
 @contextmanager
@@ -178,20 +217,22 @@ def _progress(enabled: bool, label: str):
 
 
 def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
-    """(tokenised Concept, shipped ConceptSpec or None) from a shipped name, word file, word list,
-    Concept or ConceptSpec."""
+    """(tokenised Concept, shipped ConceptSpec or None) from a shipped name (str), a word file
+    (pathlib.Path or other os.PathLike), a word list, a Concept or a ConceptSpec.
+
+    A plain str is never read as a path: a string that is not a shipped name is an error, so text
+    typed by a user cannot make the engine read a file."""
     spec = None
+    if isinstance(concept, os.PathLike):
+        return Concept.from_file(concept, tokenizer, rule), None
     if isinstance(concept, str):
-        source = concept_source(concept)
-        if source == "shipped":
-            spec = shipped_concepts.get(concept)
-        elif source == "file":
-            return Concept.from_file(concept, tokenizer, rule), None
-        else:
+        if concept not in shipped_concepts.names():
             raise HeadPursuitError(
-                f"unknown concept {concept!r}: shipped concepts are "
-                f"{', '.join(shipped_concepts.names())}; or pass a word list or a word file"
+                f"unknown concept {shorten(repr(concept))}: shipped concepts are "
+                f"{', '.join(shipped_concepts.names())}; or pass a word list, a Concept, or a word file "
+                "as pathlib.Path (a str is never read as a file)"
             )
+        spec = shipped_concepts.get(concept)
     elif isinstance(concept, shipped_concepts.ConceptSpec):
         spec = concept
     if spec is not None:
@@ -210,31 +251,10 @@ def check_score(name) -> str:
     return name
 
 
-def concept_source(text: str) -> str | None:
-    """ "shipped" if ``text`` names a shipped concept, "file" if it is a word file's path, else None."""
-    if text in shipped_concepts.names():
-        return "shipped"
-    return "file" if text and Path(text).is_file() else None
-
-
-def concept_from_text(text) -> str | list[str]:
-    """Typed text -> a concept for ``resolve_concept``: a shipped name or word-file path stays a
-    string; other text becomes words, split on commas, semicolons or newlines if it has any, else
-    on spaces. A list or tuple is kept as its non-blank words."""
-    if isinstance(text, (list, tuple)):
-        words = [str(w).strip() for w in text if str(w).strip()]
-    else:
-        text = str(text).strip()
-        if concept_source(text) is not None:
-            return text
-        sep = r"[,;\n]" if re.search(r"[,;\n]", text) else r"\s+"
-        words = [w.strip() for w in re.split(sep, text) if w.strip()]
-    if not words:
-        raise HeadPursuitError(
-            f"empty concept: type a shipped concept ({', '.join(shipped_concepts.names())}) "
-            "or words separated by commas"
-        )
-    return words
+def _somp_budget(activations: torch.Tensor) -> int:
+    """SOMP's working set in bytes: as large as the stored activations (so that ranking peaks near
+    twice them), within 16 MiB .. pursuit.CHUNK_BYTES."""
+    return int(min(CHUNK_BYTES, max(16 << 20, activations.numel() * activations.element_size())))
 
 
 def _decode_all(tokenizer, ids) -> dict:
@@ -273,10 +293,10 @@ def rank_heads(
     score = score or METHODS[method]
     if score not in SCORES:
         raise HeadPursuitError(f"unknown score {score!r}; accepted: {', '.join(SCORES)}")
-    if not isinstance(k, int) or k < 1:
-        raise HeadPursuitError(f"k (SOMP atoms) must be a positive int, got {k!r}")
-    if not isinstance(n_null, int) or n_null < 1:
-        raise HeadPursuitError(f"n_null must be a positive int (random-word dictionaries), got {n_null!r}")
+    k = check_int(k, "k (SOMP atoms)")
+    n_null = check_int(n_null, "n_null (random-word dictionaries)")
+    n_lens = check_int(n_lens, "n_lens (Logit-Lens tokens per head)")
+    batch_size = check_int(batch_size, "batch_size")
     a = model.adapter
     con, spec = resolve_concept(concept, model.tokenizer, rule)
     if activations is None:
@@ -298,9 +318,8 @@ def rank_heads(
     runs = [np.asarray(con.token_ids)] + nulls
     dictionaries = torch.stack([dictionary_rows(a, ids, normalize, fold_norm) for ids in runs]).to(flat.device)
     with _progress(progress, f"SOMP: {L * Hn} heads x {len(runs)} dictionaries, k={k_eff}"):
-        res = somp(flat, dictionaries, k_eff)
+        res = somp(flat, dictionaries, k_eff, with_coef=False, chunk_bytes=_somp_budget(activations))
     evrs = res.evr[:, :, -1].reshape(len(runs), L, Hn).cpu().numpy()
-    concept_res = SompResult(res.atoms[0], res.coef[0], res.evr[0])
     evr, null_evr = evrs[0], evrs[1:]
     raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
     lens = logit_lens_scores(activations, raw_rows.cpu()).double().numpy()
@@ -308,8 +327,8 @@ def rank_heads(
         mean_writes = activations.mean(2).reshape(L * Hn, d).to(a.unembedding.device, a.unembedding.dtype)
         top = (mean_writes @ a.unembedding.detach().T).float().topk(min(n_lens, a.unembedding.shape[0]), dim=1)
     token_ids = torch.as_tensor(con.token_ids)
-    atoms = token_ids[concept_res.atoms.cpu()].reshape(L, Hn, k_eff).numpy()
-    curves = concept_res.evr.cpu().reshape(L, Hn, k_eff).numpy()
+    atoms = token_ids[res.atoms[0].cpu()].reshape(L, Hn, k_eff).numpy()
+    curves = res.evr[0].cpu().reshape(L, Hn, k_eff).numpy()
     gains = np.diff(curves, axis=-1, prepend=0.0)
     lens_ids = top.indices.cpu().reshape(L, Hn, -1).numpy()
     options = dict(

@@ -214,6 +214,7 @@ def wrap_nnsight(model: HeadModel, *, remote: bool | str = False, url: str | Non
         module=model.module,
         tokenizer=model.tokenizer,
         name=model.name,
+        weights_sha256=model.weights_sha256,
         lm=lm,
         remote=target,
         api_key=_api_key(target, api_key),

