@@ -365,15 +365,27 @@ class HeadPursuit(anywidget.AnyWidget):
     def __repr__(self) -> str:
         return f"HeadPursuit(model={self._model.name!r}, concept={self.concept!r}, status={self.status!r})"
 
+    def set_state(self, sync_data):
+        """Apply an update from the front end; one the validators reject is sent back as the value that
+        stands (so the browser never keeps showing it) and reported in the error line."""
+        try:
+            super().set_state(sync_data)
+        except t.TraitError as exc:
+            self.send_state(list(sync_data))
+            self._show_error(exc)
+
     def regenerate(self) -> None:
         """Schedule baseline (if the prompt changed) and edited answers (if they changed), like a slider
-        move. A running verification yields and starts again after the answers."""
+        move. A running verification yields and starts again after the answers. Nothing once closed."""
+        if not self._initialised():
+            return
         if self._worker.running("verify"):
             self._worker.submit("verify", self._verify)
         self._worker.submit("generate", self._generate, self.debounce)
 
     def close(self) -> None:
-        """Cancel background work and close the widget."""
+        """Cancel background work and close the widget; a closed widget starts no new work."""
+        self._ready = False
         worker = self.__dict__.get("_worker")
         if worker is not None:
             for kind in ("generate", "rank", "verify"):
@@ -390,7 +402,7 @@ class HeadPursuit(anywidget.AnyWidget):
             parse_edits(self._model.adapter, value)
         except HeadPursuitError as exc:
             raise _trait_error("strengths", exc) from None
-        return {key: float(alpha) for key, alpha in value.items()}
+        return {head_key(*parse_head_key(key)): float(alpha) for key, alpha in value.items()}  # "01.02" -> "1.2"
 
     @t.validate("selected")
     def _check_selected(self, proposal):

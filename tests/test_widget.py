@@ -315,3 +315,31 @@ def test_samples_key_hashes_images_by_content():
     assert key == samples_key(["a prompt", (Image.new("RGB", (8, 8), "red"), "What is shown?")])
     assert key != samples_key(["a prompt", (blue, "What is shown?")])
     hash(key)
+
+
+def test_closed_widget_starts_no_generation(widget, monkeypatch):
+    fake = FakeGenerate(n=2)
+    monkeypatch.setattr(widget_mod, "generate", fake)
+    widget.close()
+    widget.prompt = PROMPT
+    widget.strengths = {"1.1": -1.0}
+    widget.regenerate()
+    assert widget.wait(5) and fake.calls == []
+
+
+def test_strength_keys_are_normalised_and_checked_by_the_engine(widget):
+    widget.strengths = {"01.02": -1.0}
+    assert widget.strengths == {"1.2": -1.0}  # the grid marks the head it edits
+    with pytest.raises(traitlets.TraitError, match="strengths"):
+        widget.strengths = {"1.1": 1e39}  # overflows the float32 weights
+    assert widget.strengths == {"1.2": -1.0}
+
+
+def test_rejected_update_from_the_front_end_is_sent_back(widget, monkeypatch):
+    widget.strengths = {"1.1": -1.0}
+    sent_states = []
+    monkeypatch.setattr(HeadPursuit, "send_state", lambda self, key=None: sent_states.append(key))
+    widget.set_state({"strengths": {"1.1": 1e39}})
+    assert widget.strengths == {"1.1": -1.0}
+    assert ["strengths"] in sent_states
+    assert "strengths" in widget.error
