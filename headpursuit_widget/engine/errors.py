@@ -3,3 +3,7 @@
 
 class HeadPursuitError(ValueError):
     """Bad input to the engine: the message says what was wrong and what is accepted."""
+
+
+class Cancelled(HeadPursuitError):
+    """A long computation (refine, verify) was stopped through its `cancel` event."""

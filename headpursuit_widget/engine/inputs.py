@@ -9,7 +9,7 @@ import torch
 
 from .errors import HeadPursuitError
 
-POSITIONS = ("prompt", "image", "all")
+POSITIONS = ("prompt", "image", "all", "last")
 
 
 @dataclass
@@ -35,6 +35,14 @@ def check_prompts(prompts, what: str = "prompts") -> list:
     return prompts
 
 
+def last_position(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, seq) bool, True only at each row's last attended position: where the next token is predicted.
+    Works for left and right padding."""
+    seq = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = torch.where(attention_mask, seq, -1).max(1).values
+    return (seq[None, :] == last[:, None]) & attention_mask
+
+
 def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
     """The prompt, wrapped in the tokenizer's chat template as a user turn when chat is True."""
     if not isinstance(prompt, str):
@@ -51,7 +59,8 @@ def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
 def encode_text(
     hm, prompts: list[str], positions: str = "prompt", chat: bool = False, padding_side: str = "right", reserve: int = 0
 ) -> Batch:
-    """Tokenise text prompts. Positions "prompt"/"all" select every non-pad, non-special token.
+    """Tokenise text prompts. Positions "prompt"/"all" select every non-pad, non-special token; "last" the
+    last non-pad token of each prompt (where the next token is predicted).
 
     Prompts longer than the context window minus `reserve` tokens are cut at the end, with a warning.
     """
@@ -77,6 +86,8 @@ def encode_text(
     enc = tok.pad(enc, padding=True, padding_side=padding_side, return_tensors="pt")
     special = enc.pop("special_tokens_mask").bool()
     select = enc["attention_mask"].bool() & ~special
+    if positions == "last":
+        select = last_position(enc["attention_mask"].bool())
     inputs = {k: v.to(hm.device) for k, v in enc.items()}
     return Batch(inputs=inputs, select=select)
 

@@ -50,7 +50,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, Processo
 from transformers.video_processing_utils import VideoProcessorMixin  # noqa: E402
 
 from .errors import HeadPursuitError  # noqa: E402
-from .inputs import POSITIONS, Batch  # noqa: E402
+from .inputs import POSITIONS, Batch, last_position  # noqa: E402
 
 # Text the user writes for one image, where the processor's own image token is not enough.
 _PLACEHOLDER = {
@@ -293,7 +293,7 @@ def encode_vision(
         )
     special = torch.isin(ids, torch.tensor(sorted(set(tok.all_special_ids)), dtype=ids.dtype))
     text = attn & ~is_image & ~special
-    select = {"image": is_image, "prompt": text, "all": is_image | text}[positions]
+    select = {"image": is_image, "prompt": text, "all": is_image | text, "last": last_position(attn)}[positions]
     dtype = next(model.parameters()).dtype
     inputs = {
         k: v.to(hm.device, dtype) if v.is_floating_point() else v.to(hm.device)
