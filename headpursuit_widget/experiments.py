@@ -11,6 +11,7 @@ Heads are ranked on the concept's rank prompts only; all measures use held-out p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from .engine.inputs import format_prompt
 from .engine.ranking import SCORES, resolve_concept
 
 MEASURES = ("probe_mass", "control", "word_rate", "perplexity")
-RANKED = {"somp": None, **{s: s for s in SCORES}}  # "somp" = the ranking's own (default) score
+RANKED = {"somp": None, **{s: s for s in SCORES}}  # "somp" = the ranking's own selection (refined)
 METHODS = (*RANKED, "random")
 
 
@@ -255,8 +256,9 @@ def _method_heads(ranking, method: str, k: int, n_random: int, seed: int) -> lis
         return [random_heads(ranking, k, seed=seed + d) for d in range(n_random)]
     if method not in RANKED:
         raise HeadPursuitError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
-    view = ranking if RANKED[method] is None else ranking.with_score(RANKED[method])
-    return [view.top(k)]
+    if RANKED[method] is None:
+        return [ranking.top(k)]  # the recommended heads first (refine), then the active score
+    return [dataclasses.replace(ranking.with_score(RANKED[method]), recommended=()).top(k)]  # the score alone
 
 
 def _run(hm, con, conditions, data, budget, progress, desc):
@@ -305,7 +307,8 @@ def suppression_curve(
 ) -> Curve:
     """Edit the top-k heads of each method by `alpha` for each k; measure on held-out prompts.
 
-    methods: "somp" (the ranking's default score), "specificity", "evr", "logit_lens", "random"
+    methods: "somp" (the new default: refined recommended heads, then z), "z", "specificity" (the previous
+    default), "evr" (the paper's raw score), "logit_lens", "random"
     (n_random layer-matched draws of the somp heads). ranking: reuse an hp.rank_heads result
     (else ranked on the concept's rank prompts with rank_kwargs). Returns a Curve over k.
     """

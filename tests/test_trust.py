@@ -153,7 +153,7 @@ def test_refine_orders_candidates_by_flip_effect_measured_independently(tiny_ran
     m, r = tiny_ranking
     r = hp.refine(m, r, n_candidates=5)
     details = r.options["refine"]
-    ctx = contexts.eliciting_contexts("colours", WORDS, part="rank", seed=0)
+    ctx = contexts.eliciting_contexts("colours", WORDS, part="rank", seed=0)[: selection.N_CONTEXTS]
     pairs = control_split(m, half="refine")
     ids = list(r.concept["token_ids"])
     base = experiments.next_token_probs(m, ctx)[:, ids].sum(1).mean().item()

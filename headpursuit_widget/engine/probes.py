@@ -31,9 +31,11 @@ def next_token_logprobs(
     with edit_heads(model, edits), torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
             check_cancel(cancel)
-            batch = encode(model, prompts[start : start + batch_size], positions="last")
-            logits = model.model(**batch.inputs, use_cache=False).logits
-            rows.append(logits[batch.select.to(logits.device)].float().log_softmax(-1).cpu())
+            batch = encode(model, prompts[start : start + batch_size], positions="last", padding_side="left")
+            mask = batch.inputs["attention_mask"]
+            position_ids = (mask.cumsum(1) - 1).clamp_min(0)  # left padding: positions start at each prompt
+            out = model.model(**batch.inputs, position_ids=position_ids, logits_to_keep=1, use_cache=False)
+            rows.append(out.logits[:, -1].float().log_softmax(-1).cpu())
     return torch.cat(rows)
 
 

@@ -21,7 +21,8 @@ from .contexts import eliciting_contexts
 from .controls import control_split
 from .probes import answer_ids, check_cancel, concept_mass, control_logprobs, next_token_logprobs
 
-N_CANDIDATES = 12
+N_CANDIDATES = 8
+N_CONTEXTS = 16  # the first 16 rank contexts: each candidate costs one forward over them and the control half
 DAMAGE_WEIGHT = 4.0  # per nat: a 0.1-nat control drop weighs as much as a 0.67x concept factor
 
 
@@ -49,7 +50,8 @@ def refine(
     The per-candidate measures are kept in ranking.options["refine"].
     """
     con = ranking.concept
-    contexts = eliciting_contexts(con["name"], _words(con), part="rank", seed=ranking.options.get("seed", 0))
+    seed = ranking.options.get("seed", 0)
+    contexts = eliciting_contexts(con["name"], _words(con), part="rank", seed=seed)[:N_CONTEXTS]
     pairs = control_split(model, half="refine", cancel=cancel)
     prompts = contexts + [p for p, _ in pairs]
     ids, n_ctx = answer_ids(model.tokenizer, pairs), len(contexts)

@@ -28,6 +28,7 @@ VERDICTS = ("specific", "not better than random", "damaging")
 MAX_RATIO = 0.35
 MIN_RANDOM = 0.7
 MAX_EXTRA_DROP = 0.15
+N_PROBE = 16  # default probe: eliciting contexts of the "verify" part
 
 
 def verdict_for(mass_ratio: float, random_median: float, control_drop: float, random_control_drop: float) -> str:
@@ -163,4 +164,4 @@ def _default_probe(concept: dict, seed: int) -> list[str]:
         from .. import concepts as shipped_concepts
 
         return list(shipped_concepts.get(concept["name"]).probe_prompts)
-    return eliciting_contexts(concept["name"], _words(concept), part="verify", seed=seed)
+    return eliciting_contexts(concept["name"], _words(concept), part="verify", seed=seed, n=N_PROBE)
