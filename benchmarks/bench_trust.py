@@ -80,6 +80,31 @@ def describe(row) -> str:
     return line + f" [{row['rank_s']:.0f}s]"
 
 
+def summarise(paths) -> str:
+    """Markdown table from saved runs: per concept, median [min, max] over seeds of each number."""
+    rows = [row for path in paths for row in json.loads(Path(path).read_text())["rows"]]
+    lines = [
+        "| concept | seeds | top-4 mass | random mass | control drop | random control drop | significant | "
+        "evaluation: specific | verify verdicts |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def spread(values, fmt="{:.2f}"):
+        return f"{fmt.format(np.median(values))} [{fmt.format(min(values))}, {fmt.format(max(values))}]"
+
+    for name in dict.fromkeys(r["concept"] for r in rows):
+        sel = [r for r in rows if r["concept"] == name]
+        e = [r["refined"] for r in sel]
+        verdicts = ", ".join(r["verify"]["verdict"] for r in sel if "verify" in r)
+        lines.append(
+            f"| {name} | {len(sel)} | {spread([x['mass'] for x in e])}x | {spread([x['random_mass'] for x in e])}x | "
+            f"{spread([x['control_drop'] for x in e])} | {spread([x['random_control_drop'] for x in e])} | "
+            f"{spread([r['n_significant'] for r in sel], '{:.0f}')} | {sum(x['specific'] for x in e)}/{len(sel)} | "
+            f"{verdicts} |"
+        )
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2")
@@ -92,7 +117,11 @@ def main():
     ap.add_argument("--no-verify", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--summarise", nargs="+", metavar="JSON", help="print a markdown table of saved runs and exit")
     args = ap.parse_args()
+    if args.summarise:
+        print(summarise(args.summarise))
+        return
     torch.set_num_threads(args.threads)
     m = hp.load_model(args.model)
     tok = m.tokenizer
@@ -124,12 +153,11 @@ def main():
             row["refine"] = r.options.get("refine")
             rows.append(row)
             print(describe(row), flush=True)
-    if args.out:
-        out = dict(
-            model=args.model, split=args.split, k=args.k, n_random=args.n_random, n_control=len(pairs), rows=rows
-        )
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=1, default=list) + "\n")
+            if args.out:  # after every row: a long run that is stopped keeps what it measured
+                out = dict(model=args.model, split=args.split, k=args.k, n_random=args.n_random, n_control=len(pairs))
+                out["rows"] = rows
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(json.dumps(out, indent=1, default=list) + "\n")
 
 
 if __name__ == "__main__":
