@@ -164,10 +164,12 @@ def test_refine_orders_candidates_by_flip_effect_measured_independently(tiny_ran
         expected = experiments.next_token_probs(m, ctx, edits)[:, ids].sum(1).mean().item() / base
         expected_drop = float((base_ctrl - experiments.control_logprob(m, pairs, edits)).mean())
         assert ratio == pytest.approx(expected, rel=1e-3) and drop == pytest.approx(expected_drop, abs=1e-4)
-        if expected < 1:
-            utility[tuple(head)] = math.log(expected) + selection.DAMAGE_WEIGHT * max(expected_drop, 0)
-    assert list(r.recommended) == sorted(utility, key=utility.get)
-    assert r.top(len(r.recommended)) == list(r.recommended)
+        utility[tuple(head)] = math.log(expected) + selection.DAMAGE_WEIGHT * max(expected_drop, 0)
+    assert list(r.recommended) == sorted((h for h in utility if utility[h] < 0), key=utility.get)
+    rejected = [h for h in utility if utility[h] >= 0]
+    n = m.n_layers * m.n_heads
+    assert r.top(n)[: len(r.recommended)] == list(r.recommended)
+    assert set(r.top(n)[n - len(rejected) :]) == set(rejected)  # measured as harmful: last
 
 
 def test_verify_returns_a_verdict_and_cancel_stops_it(tiny_ranking):

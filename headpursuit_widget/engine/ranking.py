@@ -106,14 +106,17 @@ class HeadRanking:
 
     def top(self, n: int) -> list[tuple[int, int]]:
         """The n heads the project recommends editing, as (layer, head): the refined selection first
-        (`recommended`), then the rest by the active score."""
+        (`recommended`), then the rest by the active score, with the candidates refinement rejected
+        (flipping them cost the control more than it cut the concept) last."""
         total = self.n_layers * self.n_heads
         if not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
             raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
         first = [(int(layer), int(head)) for layer, head in self.recommended][:n]
+        rejected = {tuple(h) for h in self.options.get("refine", {}).get("candidates", [])} - set(self.recommended)
         flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
         rest = [(int(i // self.n_heads), int(i % self.n_heads)) for i in np.argsort(-flat, kind="stable")]
-        return first + [h for h in rest if h not in first][: n - len(first)]
+        rest = [h for h in rest if h not in first and h not in rejected] + [h for h in rest if h in rejected]
+        return first + rest[: n - len(first)]
 
     def _check(self, layer: int, head: int) -> None:
         if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):

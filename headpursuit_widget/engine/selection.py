@@ -6,7 +6,8 @@ heads can cost about a nat of unrelated facts when flipped. refine() flips each 
 concept's eliciting contexts and the even-numbered half of the control facts the model gets right
 (verify() measures on the other halves). A head's utility is
     log(concept mass ratio) + damage_weight * max(control drop, 0)   (lower is better)
-and the recommended heads are the candidates that cut the concept (ratio < 1), best utility first.
+and the recommended heads are the candidates whose cut outweighs their damage (utility < 0), best
+first. Candidates refinement rejected go to the end of ranking.top() (see HeadRanking.top).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def refine(
         ratios.append(float(mass / base_mass) if base_mass > 0 else 1.0)
         drops.append(float((base_control - control).mean()))
     utility = np.log(np.clip(ratios, 1e-12, None)) + damage_weight * np.clip(drops, 0, None)
-    chosen = [heads[i] for i in np.argsort(utility, kind="stable") if ratios[i] < 1]
+    chosen = [heads[i] for i in np.argsort(utility, kind="stable") if utility[i] < 0]
     details = {
         "candidates": [list(h) for h in heads],
         "mass_ratio": ratios,
