@@ -13,13 +13,16 @@ from .engine import (
     HeadPursuitError,
     HeadRanking,
     SompResult,
+    Verification,
     capture,
     edit_heads,
     generate,
     load_model,
     random_heads,
     rank_heads,
+    refine,
     somp,
+    verify,
     wrap,
 )
 
@@ -31,6 +34,7 @@ __all__ = [
     "HeadPursuitError",
     "HeadRanking",
     "SompResult",
+    "Verification",
     "capture",
     "concepts",
     "edit_heads",
@@ -40,7 +44,9 @@ __all__ = [
     "plots",
     "random_heads",
     "rank_heads",
+    "refine",
     "somp",
+    "verify",
     "wrap",
 ]
 _LAZY = {"HeadPursuit": ("widget", "HeadPursuit"), "experiments": ("experiments", None), "plots": ("plots", None)}

@@ -23,10 +23,11 @@ def _read_lines(path: str) -> list[str]:
 def _print_ranking(ranking, n: int) -> None:
     print(
         f"top {n} heads for {ranking.concept['name']!r} by {ranking.score_name} "
-        f"(model {ranking.model_name}, k={ranking.k}, {ranking.options['n_null']} random-word nulls)"
+        f"(model {ranking.model_name}, k={ranking.k}, {ranking.options['n_null']} frequency-matched nulls, "
+        f"{int(ranking.significant.sum())} significant heads)"
     )
     for rank, (layer, head) in enumerate(ranking.top(n), 1):
-        marker = "" if ranking.above_null[layer, head] else "  (not above the random-word null)"
+        marker = "" if ranking.significant[layer, head] else "  (not significant against the null)"
         tokens = ", ".join(repr(t) for t, _ in ranking.tokens(layer, head, 6))
         print(
             f"{rank:3d}. L{layer}H{head}  score {ranking.scores[layer, head]:+.4f}  "

@@ -11,6 +11,7 @@ Heads are ranked on the concept's rank prompts only; all measures use held-out p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .engine.ranking import SCORES, HeadRanking, resolve_concept
 from .engine.shipped import concepts as shipped_concepts
 
 MEASURES = ("probe_mass", "control", "word_rate", "perplexity")
-SELECTIONS = (*SCORES, "random")  # how a curve picks the heads it edits: the top heads by a score, or random
+SELECTIONS = ("recommended", *SCORES, "random")  # how a curve picks the heads it edits (see _selection_heads)
 
 
 def _encode(model, prompts, chat: bool) -> list[list[int]]:
@@ -289,9 +290,11 @@ def _selected_heads(ranking, selection: str, k: int, n_random: int, seed: int) -
     """The heads one selection edits at size k: one draw per score, n_random draws for "random"."""
     if selection == "random":
         return [random_heads(ranking, k, seed=seed + d) for d in range(n_random)]
+    if selection == "recommended":
+        return [ranking.top(k)]  # the refined recommendation first, then the active score
     if selection not in SCORES:
         raise HeadPursuitError(f"unknown selection {selection!r}; accepted: {', '.join(SELECTIONS)}")
-    return [ranking.with_score(selection).top(k)]
+    return [dataclasses.replace(ranking.with_score(selection), recommended=()).top(k)]  # the score alone
 
 
 def _run(model, setup: _Setup, conditions: dict, *, progress: bool, desc: str) -> dict:
@@ -343,7 +346,7 @@ def suppression_curve(
     *,
     ks=(1, 2, 4, 8, 16, 32),
     alpha: float = -1.0,
-    selections=("specificity", "logit_lens", "random"),
+    selections=("recommended", "specificity", "evr", "logit_lens", "random"),
     n_random: int = 10,
     ranking=None,
     budget: Budget | None = None,
@@ -353,10 +356,10 @@ def suppression_curve(
 ) -> Curve:
     """Edit the top-k heads of each selection by `alpha` for each k; measure on held-out prompts.
 
-    selections: any of SCORES (the top heads by that score of the ranking) and "random" (n_random
-    draws matched to the layers of the ranking's top heads by its active score). ranking: reuse an
-    hp.rank_heads result (else ranked on the concept's rank prompts with rank_kwargs).
-    Returns a Curve over k.
+    selections: "recommended" (the default ranking's refined heads: ranking.top), any of SCORES
+    ("z", "specificity" the previous default, "evr" the paper's raw score, "logit_lens": the top heads by
+    that score alone) and "random" (n_random draws matched to the layers of the recommended heads).
+    ranking: reuse an hp.rank_heads result (else ranked with rank_kwargs). Returns a Curve over k.
     """
     setup = _setup(
         model,
@@ -382,7 +385,7 @@ def enhancement_curve(
     k: int,
     *,
     alphas=(1, 2, 3, 5, 8),
-    selections=("specificity", "random"),
+    selections=("recommended", "random"),
     n_random: int = 10,
     ranking=None,
     budget: Budget | None = None,

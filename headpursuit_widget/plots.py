@@ -100,6 +100,42 @@ def curve_figure(curve, measures):
     return gridplot(panels, ncols=2)
 
 
+def verification_figure(v):
+    """Scatter of concept mass ratio (x) against control drop (y): the top heads and each random draw.
+
+    Shaded: where the verdict would be "specific" (ratio <= 0.35, drop <= random drop + 0.15 nats).
+    """
+    from .engine.verify import MAX_EXTRA_DROP, MAX_RATIO
+
+    fig = figure(
+        title=f"{v.concept}: top {v.k} heads vs random heads ({v.verdict})",
+        x_axis_label="concept probability / unedited",
+        y_axis_label="control facts: log-prob drop (nats)",
+        width=420,
+        height=300,
+        tools="save,reset,hover",
+    )
+    fig.quad(
+        left=0,
+        right=MAX_RATIO,
+        bottom=-1,
+        top=v.random_control_drop + MAX_EXTRA_DROP,
+        fill_alpha=0.1,
+        fill_color="green",
+        line_color=None,
+    )
+    rand = ColumnDataSource(
+        {"x": v.random_mass_ratios, "y": v.random_control_drops, "heads": [str(h) for h in v.random_heads]}
+    )
+    fig.scatter("x", "y", source=rand, size=8, color="gray", legend_label="random heads (layer-matched)")
+    top = ColumnDataSource({"x": [v.mass_ratio], "y": [v.control_drop], "heads": [str(v.heads)]})
+    fig.scatter("x", "y", source=top, size=12, color=Category10_10[3], legend_label=f"top {v.k} heads")
+    fig.select_one(HoverTool).tooltips = [("heads", "@heads"), ("ratio", "@x{0.00}"), ("drop", "@y{0.00}")]
+    fig.legend.location = "top_right"
+    fig.legend.label_text_font_size = "8pt"
+    return fig
+
+
 def save_html(obj, path, title: str = "headpursuit") -> Path:
     """Write a bokeh figure/layout to a standalone HTML file (resources inline, no network needed)."""
     path = Path(path)

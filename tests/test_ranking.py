@@ -25,7 +25,7 @@ PROMPTS = [
 
 @pytest.fixture
 def ranking(tiny):
-    return hp.rank_heads(tiny, PROMPTS, WORDS, k=5, n_null=3, progress=False)
+    return hp.rank_heads(tiny, PROMPTS, WORDS, k=5, n_null=3, refine=False, progress=False)
 
 
 def test_scores_agree_with_direct_somp_and_logit_lens(tiny, ranking):
@@ -41,8 +41,10 @@ def test_scores_agree_with_direct_somp_and_logit_lens(tiny, ranking):
         lens = (acts[layer, head] @ raw.T).mean().item()
         assert ranking.score_table["logit_lens"][layer, head] == pytest.approx(lens, rel=1e-4)
     spec = ranking.score_table["evr"] - ranking.null_evr.mean(0)
-    np.testing.assert_allclose(ranking.scores, spec)
-    assert ranking.score_name == "specificity" and ranking.null_evr.shape == (3, 2, 4)
+    np.testing.assert_allclose(ranking.score_table["specificity"], spec)
+    sd = ranking.null_evr.std(0, ddof=1)
+    np.testing.assert_allclose(ranking.scores, spec / (sd * np.sqrt(1 + 1 / 3)))
+    assert ranking.score_name == "z" and ranking.null_evr.shape == (3, 2, 4)
     np.testing.assert_array_equal(ranking.above_null, ranking.score_table["evr"] > ranking.null_evr.max(0))
     curve = ranking.evr_curve(1, 3)
     assert curve.shape == (5,) and np.all(np.diff(curve) >= -1e-12)
@@ -83,7 +85,7 @@ def test_method_logit_lens_and_reused_activations(tiny):
 def test_save_load_roundtrip_without_pickle(tmp_path, tiny, make_tiny, ranking):
     path = ranking.save(tmp_path / "r.npz")
     with np.load(path, allow_pickle=False) as data:  # would raise if anything needed pickle
-        assert json.loads(str(data["meta"]))["format"] == "headpursuit-ranking/1"
+        assert json.loads(str(data["meta"]))["format"] == "headpursuit-ranking/2"
     back = hp.HeadRanking.load(path, model=tiny)
     for name in ranking.score_names:
         np.testing.assert_array_equal(back.score_table[name], ranking.score_table[name])

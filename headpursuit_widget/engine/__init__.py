@@ -9,6 +9,8 @@ from .generation import generate
 from .models import HeadModel, load_model, wrap
 from .pursuit import SompResult, somp
 from .ranking import HeadRanking, rank_heads
+from .selection import refine
+from .verify import Verification, verify
 
 __all__ = [
     "Concept",
@@ -16,12 +18,15 @@ __all__ = [
     "HeadPursuitError",
     "HeadRanking",
     "SompResult",
+    "Verification",
     "capture",
     "edit_heads",
     "generate",
     "load_model",
     "random_heads",
     "rank_heads",
+    "refine",
     "somp",
+    "verify",
     "wrap",
 ]

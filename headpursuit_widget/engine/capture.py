@@ -37,7 +37,7 @@ def capture(
     """Mean head writes, float32 on the CPU, shape (n_layers, n_heads, n_samples, d_model).
 
     samples: list of prompts (or (image, prompt) pairs for a VLM). positions: "prompt" (non-special
-    text tokens), "image" (image-patch tokens, VLMs) or "all". Padding never counts.
+    text tokens), "image" (image-patch tokens, VLMs), "all" or "last" (the last non-pad token). Padding never counts.
     on_progress(fraction): called after each batch with the share of samples done, in (0, 1].
     """
     samples = check_prompts(samples, "samples")

@@ -19,3 +19,7 @@ def check_int(value, what: str, minimum: int = 1) -> int:
         kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise HeadPursuitError(f"{what} must be {kind} (not a bool), got {shorten(repr(value))}")
     return int(value)
+
+
+class Cancelled(HeadPursuitError):
+    """A long computation (refine, verify) was stopped through its `cancel` event."""

@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from .batch import POSITIONS, Batch
+from .batch import POSITIONS, Batch, last_position
 from .errors import HeadPursuitError, shorten
 
 
@@ -71,6 +71,7 @@ def encode_text(
     """Tokenise text prompts. positions="prompt" selects the tokens of the user's own text: never
     special tokens, and with chat=True never the template's tokens or its default system prompt;
     "all" selects every non-pad, non-special token (template text included).
+    "last" selects the last non-pad token of each prompt (where the next token is predicted).
 
     Prompts longer than the context window minus `reserve` tokens are cut at the end, with a warning.
     """
@@ -111,6 +112,8 @@ def encode_text(
     for row, flags in enumerate(keep):
         at = slice(0, len(flags)) if padding_side == "right" else slice(select.shape[1] - len(flags), None)
         select[row, at] = torch.tensor(flags, dtype=torch.bool)
+    if positions == "last":
+        select = last_position(enc["attention_mask"].bool())
     inputs = {k: v.to(model.device) for k, v in enc.items()}
     return Batch(inputs=inputs, select=select)
 

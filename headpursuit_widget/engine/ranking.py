@@ -1,18 +1,23 @@
-"""Ranking heads for a concept: SOMP explained variance, its null-corrected specificity, Logit Lens.
+"""Ranking heads for a concept: SOMP explained variance against a calibrated null, Logit Lens.
 
 Scores (all (n_layers, n_heads)):
+- "z" (default): how far the concept's EVR lies above the EVR of `n_null` frequency-matched
+  random-word dictionaries run through the same SOMP, in null standard deviations (engine/null.py);
+  `significant` marks the heads whose p-value survives Benjamini-Hochberg at q.
+- "specificity": evr minus the mean null EVR (the previous default).
 - "evr": the paper's raw score, EVR after k SOMP atoms of the concept dictionary.
-- "specificity" (default): evr minus the mean EVR of `n_null` dictionaries of as many random
-  word-like tokens, each run through the same SOMP. docs/method.md, "Scores": on SmolLM2 the raw score
-  puts embedding-like layer-0 heads first for ANY word list; the difference removes that without
-  excluding layers by hand. `above_null` marks heads whose evr beats every null draw.
 - "logit_lens": mean concept-token logit of the head's mean write.
+With no prompts, heads are ranked on eliciting contexts (engine/contexts.py) at the last position;
+`refine` (engine/selection.py) then picks the recommended heads by flipping candidates.
+docs/verification.md describes the method and the measurements behind the defaults.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,18 +26,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .baselines import logit_lens_scores, random_dictionaries
+from .baselines import logit_lens_scores
 from .capture import capture
+from .contexts import eliciting_contexts
 from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
+from .null import benjamini_hochberg, frequency_matched_dictionaries, frequency_profile, null_statistics
 from .pursuit import CHUNK_BYTES, somp
 from .ranking_file import parse_vocab, read_checked, write_atomic
 from .shipped import concepts as shipped_concepts
 
-SCORES = ("specificity", "evr", "logit_lens")
-METHODS = {"somp": "specificity", "logit_lens": "logit_lens"}
-FORMAT = "headpursuit-ranking/1"
+SCORES = ("z", "specificity", "evr", "logit_lens")
+METHODS = {"somp": "z", "logit_lens": "logit_lens"}
+FORMAT = "headpursuit-ranking/2"
 # every array of a ranking file, by its dimension names (checked against each other and the metadata)
 _SHAPES = {
     "null_evr": ("n_null", "n_layers", "n_heads"),
@@ -41,6 +48,7 @@ _SHAPES = {
     "curves": ("n_layers", "n_heads", "k"),
     "lens_ids": ("n_layers", "n_heads", "n_lens"),
     "lens_vals": ("n_layers", "n_heads", "n_lens"),
+    "significant": ("n_layers", "n_heads"),
     **{name: ("n_layers", "n_heads") for name in SCORES},
 }
 _ARRAYS = tuple(name for name in _SHAPES if name not in SCORES)  # the fields that are arrays
@@ -53,6 +61,8 @@ _META = {
     "model_name": str,
     "fingerprint": str,
 }
+_NULL_CACHE: OrderedDict = OrderedDict()  # (model, samples, dictionary, k, profile, ...) -> (null_evr, token ids)
+_NULL_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class HeadRanking:
     """Scores of every head for one concept, with each head's SOMP atoms and Logit-Lens tokens.
 
     score_table[name]: (n_layers, n_heads) float64. null_evr: (n_null, n_layers, n_heads).
+    significant: (n_layers, n_heads) bool, Benjamini-Hochberg discoveries of the null test.
+    recommended: heads chosen by refine() as (layer, head), best first; () before refinement.
     atoms/gains/curves: (n_layers, n_heads, k) token ids, EVR gain of each atom, cumulative EVR.
     lens_ids/lens_vals: (n_layers, n_heads, n_lens) top full-vocabulary tokens of the mean write.
     vocab: token id -> string for every id stored here.
@@ -79,6 +91,8 @@ class HeadRanking:
     options: dict
     model_name: str
     fingerprint: str
+    significant: np.ndarray
+    recommended: tuple = ()
 
     @property
     def scores(self) -> np.ndarray:
@@ -95,19 +109,34 @@ class HeadRanking:
         """(n_layers, n_heads) bool: the concept's EVR beats every random-word dictionary's."""
         return self.score_table["evr"] > self.null_evr.max(0)
 
+    @property
+    def null_mean(self) -> np.ndarray:
+        """(n_layers, n_heads) float64: mean EVR of the null dictionaries."""
+        return self.null_evr.mean(0).astype(np.float64)
+
+    @property
+    def null_sd(self) -> np.ndarray:
+        """(n_layers, n_heads) float64: standard deviation of the null dictionaries' EVR."""
+        return self.null_evr.std(0, ddof=1).astype(np.float64)
+
     def with_score(self, name: str) -> HeadRanking:
-        """The same ranking ordered by another score: "specificity", "evr" or "logit_lens"."""
+        """The same ranking ordered by another score: "z", "specificity", "evr" or "logit_lens"."""
         return dataclasses.replace(self, score_name=check_score(name))
 
     def top(self, n: int) -> list[tuple[int, int]]:
-        """The n best heads as (layer, head), best first."""
+        """The n heads the project recommends editing, as (layer, head): the refined selection first
+        (`recommended`), then the rest by the active score, with the candidates refinement rejected
+        (flipping them cost the control more than it cut the concept) last."""
         total = self.n_layers * self.n_heads
         n = check_int(n, f"number of heads (1 to {total})", minimum=0)
         if not 1 <= n <= total:
             raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
+        first = [(int(layer), int(head)) for layer, head in self.recommended][:n]
+        rejected = {tuple(h) for h in self.options.get("refine", {}).get("candidates", [])} - set(self.recommended)
         flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
-        order = np.argsort(-flat, kind="stable")[:n]
-        return [(int(i // self.n_heads), int(i % self.n_heads)) for i in order]
+        rest = [(int(i // self.n_heads), int(i % self.n_heads)) for i in np.argsort(-flat, kind="stable")]
+        rest = [h for h in rest if h not in first and h not in rejected] + [h for h in rest if h in rejected]
+        return first + rest[: n - len(first)]
 
     def _check(self, layer: int, head: int) -> None:
         if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
@@ -149,8 +178,9 @@ class HeadRanking:
             },
             "vocab": {str(k): v for k, v in self.vocab.items()},
             **{name: getattr(self, name) for name in _META},
+            "recommended": [list(h) for h in self.recommended],
         }
-        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        arrays = {name: np.asarray(getattr(self, name)) for name in _ARRAYS}
         arrays.update({name: self.score_table[name] for name in SCORES})
         return write_atomic(Path(path), meta, arrays)
 
@@ -180,10 +210,18 @@ class HeadRanking:
             )
         needed = np.concatenate([arrays["atoms"].ravel(), arrays["lens_ids"].ravel()]).tolist() + concept_ids
         vocab = parse_vocab(path, meta.get("vocab"), needed)
+        recommended = meta.get("recommended", [])
+        if not isinstance(recommended, list) or not all(
+            isinstance(h, list) and len(h) == 2 and all(type(i) is int for i in h) for h in recommended
+        ):
+            raise HeadPursuitError(
+                f"{path}: 'recommended' must be a list of [layer, head], got {shorten(repr(recommended))}"
+            )
         ranking = cls(
             score_table={name: arrays.pop(name) for name in SCORES},
             vocab=vocab,
             **{name: meta[name] for name in _META},
+            recommended=tuple((layer, head) for layer, head in recommended),
             **arrays,
         )
         if model is not None and model.fingerprint != ranking.fingerprint:
@@ -269,24 +307,30 @@ def rank_heads(
     *,
     method: str = "somp",
     score: str | None = None,
-    k: int = 50,
-    n_null: int = 6,
+    k: int = 10,
+    n_null: int = 30,
+    q: float = 0.05,
     activations: torch.Tensor | None = None,
     normalize: bool = True,
     fold_norm: bool = False,
     rule: str = "whole_word",
-    positions: str = "prompt",
+    positions: str | None = None,
     chat: bool = False,
     seed: int = 0,
     n_lens: int = 10,
     batch_size: int = 8,
+    refine: bool = True,
     progress: bool = True,
 ) -> HeadRanking:
-    """Rank every head of `model` (a HeadModel) for `concept` over `prompts` (or the concept's own
-    rank prompts when it is shipped and prompts is None).
+    """Rank every head of `model` (a HeadModel) for `concept`.
 
-    method "somp" (default score "specificity") or "logit_lens"; score= picks any of SCORES.
-    k: SOMP atoms (capped at the dictionary size). activations: a capture() result to reuse.
+    prompts None: eliciting contexts built from the concept's name and words (engine/contexts.py,
+    the "rank" part for `seed`), read at positions "last"; given prompts are read at "prompt"
+    positions unless `positions` says otherwise. method "somp" (default score "z") or "logit_lens";
+    score= picks any of SCORES. k: SOMP atoms (capped at the dictionary size). n_null: frequency-
+    matched null dictionaries (>= 2; 30 for usable p-values). q: false discovery rate of `significant`.
+    activations: a capture() result to reuse. refine: run refine() to pick the recommended heads
+    (forward passes on the rank contexts and half of the control facts).
     """
     if method not in METHODS:
         raise HeadPursuitError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
@@ -294,14 +338,19 @@ def rank_heads(
     if score not in SCORES:
         raise HeadPursuitError(f"unknown score {score!r}; accepted: {', '.join(SCORES)}")
     k = check_int(k, "k (SOMP atoms)")
-    n_null = check_int(n_null, "n_null (random-word dictionaries)")
+    n_null = check_int(n_null, "n_null (null dictionaries; 30 for p-values)", minimum=2)
     n_lens = check_int(n_lens, "n_lens (Logit-Lens tokens per head)")
     batch_size = check_int(batch_size, "batch_size")
     a = model.adapter
     con, spec = resolve_concept(concept, model.tokenizer, rule)
+    contexts = None
+    if prompts is None and activations is None:
+        contexts = eliciting_contexts(con.name, list(con.mapping) or list(con.words), part="rank", seed=seed)
+    elif prompts is not None:
+        contexts = check_prompts(prompts)
+    positions = positions or ("last" if prompts is None else "prompt")
     if activations is None:
-        prompts = check_prompts(prompts if prompts is not None else (spec.rank_prompts if spec else None))
-        activations = capture(model, prompts, positions=positions, chat=chat, batch_size=batch_size, progress=progress)
+        activations = capture(model, contexts, positions=positions, chat=chat, batch_size=batch_size, progress=progress)
     expected = (a.n_layers, a.n_heads, a.d_model)
     if activations.dim() != 4 or (activations.shape[0], activations.shape[1], activations.shape[3]) != expected:
         raise HeadPursuitError(
@@ -314,26 +363,28 @@ def rank_heads(
     m = len(con.token_ids)
     k_eff = min(k, m)
     flat = activations.reshape(L * Hn, n, d).to(a.unembedding.device)  # SOMP runs where the model is
-    nulls = random_dictionaries(model.tokenizer, m, n_null, con.token_ids, seed, rule)
-    runs = [np.asarray(con.token_ids)] + nulls
-    dictionaries = torch.stack([dictionary_rows(a, ids, normalize, fold_norm) for ids in runs]).to(flat.device)
-    with _progress(progress, f"SOMP: {L * Hn} heads x {len(runs)} dictionaries, k={k_eff}"):
-        res = somp(flat, dictionaries, k_eff, with_coef=False, chunk_bytes=_somp_budget(activations))
-    evrs = res.evr[:, :, -1].reshape(len(runs), L, Hn).cpu().numpy()
-    evr, null_evr = evrs[0], evrs[1:]
+    rows = dictionary_rows(a, con.token_ids, normalize, fold_norm).to(flat.device)
+    with _progress(progress, f"SOMP: {L * Hn} heads, k={k_eff}"):
+        concept_res = somp(flat, rows, k_eff, with_coef=False, chunk_bytes=_somp_budget(activations))
+    evr = concept_res.evr[:, -1].reshape(L, Hn).cpu().numpy()
+    profile = frequency_profile(model.tokenizer, con)
+    null_key = (model.fingerprint, _digest(activations), m, k_eff, profile, rule, normalize, fold_norm, n_null, seed)
+    null_evr = _null_evr(model, flat, con, null_key, progress, _somp_budget(activations))
+    null_mean, _, z, p = null_statistics(evr, null_evr)
     raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
     lens = logit_lens_scores(activations, raw_rows.cpu()).double().numpy()
     with torch.no_grad():
         mean_writes = activations.mean(2).reshape(L * Hn, d).to(a.unembedding.device, a.unembedding.dtype)
         top = (mean_writes @ a.unembedding.detach().T).float().topk(min(n_lens, a.unembedding.shape[0]), dim=1)
     token_ids = torch.as_tensor(con.token_ids)
-    atoms = token_ids[res.atoms[0].cpu()].reshape(L, Hn, k_eff).numpy()
-    curves = res.evr[0].cpu().reshape(L, Hn, k_eff).numpy()
+    atoms = token_ids[concept_res.atoms.cpu()].reshape(L, Hn, k_eff).numpy()
+    curves = concept_res.evr.cpu().reshape(L, Hn, k_eff).numpy()
     gains = np.diff(curves, axis=-1, prepend=0.0)
     lens_ids = top.indices.cpu().reshape(L, Hn, -1).numpy()
     options = dict(
         k=k_eff,
         n_null=n_null,
+        q=q,
         normalize=normalize,
         fold_norm=fold_norm,
         rule=rule,
@@ -341,10 +392,12 @@ def rank_heads(
         chat=chat,
         seed=seed,
         n_samples=n,
+        contexts=contexts,
+        automatic_contexts=prompts is None and contexts is not None,
         approximate=a.approximate,
     )
-    return HeadRanking(
-        score_table={"specificity": evr - null_evr.mean(0), "evr": evr, "logit_lens": lens},
+    ranking = HeadRanking(
+        score_table={"z": z, "specificity": evr - null_mean, "evr": evr, "logit_lens": lens},
         null_evr=null_evr,
         atoms=atoms,
         gains=gains,
@@ -359,10 +412,47 @@ def rank_heads(
             "token_strings": list(con.token_strings),
             "rule": con.rule,
             "split_words": con.split_words,
+            "shipped": spec is not None,
         },
         method=method,
         score_name=score,
         options=options,
         model_name=model.name,
         fingerprint=model.fingerprint,
+        significant=benjamini_hochberg(p, q),
     )
+    if refine:
+        from .selection import refine as run_refine
+
+        ranking = run_refine(model, ranking, progress=progress)
+    return ranking
+
+
+def _digest(activations: torch.Tensor) -> str:
+    """A short hash of captured head writes: the identity of the samples for the null cache."""
+    return hashlib.sha1(activations.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _null_evr(model, flat: torch.Tensor, con: Concept, key: tuple, progress: bool, chunk_bytes: int) -> np.ndarray:
+    """(n_null, n_layers, n_heads) EVR of frequency-matched null dictionaries on the same heads and samples.
+
+    Cached per key (model, samples, dictionary size, k, frequency profile, options): a second concept
+    with the same profile reuses the draws unless one of them contains its tokens.
+    """
+    cached = _NULL_CACHE.get(key)
+    if cached is not None and not cached[1].intersection(con.token_ids):
+        _NULL_CACHE.move_to_end(key)
+        return cached[0]
+    _, _, m, k, profile, rule, normalize, fold_norm, n_null, seed = key
+    draws = frequency_matched_dictionaries(
+        model.tokenizer, profile, m, n_draws=n_null, exclude=con.token_ids, seed=seed, rule=rule
+    )
+    dictionaries = torch.stack([dictionary_rows(model.adapter, ids, normalize, fold_norm) for ids in draws])
+    L, Hn = model.adapter.n_layers, model.adapter.n_heads
+    with _progress(progress, f"null: {L * Hn} heads x {n_null} dictionaries, k={k}"):
+        res = somp(flat, dictionaries.to(flat.device), k, with_coef=False, chunk_bytes=chunk_bytes)
+    null_evr = res.evr[:, :, -1].reshape(n_null, L, Hn).cpu().numpy()
+    _NULL_CACHE[key] = (null_evr, {int(i) for ids in draws for i in ids})
+    while len(_NULL_CACHE) > _NULL_CACHE_SIZE:
+        _NULL_CACHE.popitem(last=False)
+    return null_evr

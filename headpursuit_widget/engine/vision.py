@@ -49,7 +49,7 @@ _hide_broken_torchvision()
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, ProcessorMixin  # noqa: E402
 from transformers.video_processing_utils import VideoProcessorMixin  # noqa: E402
 
-from .batch import POSITIONS, Batch  # noqa: E402
+from .batch import POSITIONS, Batch, last_position  # noqa: E402
 from .errors import HeadPursuitError  # noqa: E402
 
 # Text the user writes for one image, where the processor's own image token is not enough.
@@ -293,7 +293,7 @@ def encode_vision(
         )
     special = torch.isin(ids, torch.tensor(sorted(set(tok.all_special_ids)), dtype=ids.dtype))
     text = attn & ~is_image & ~special
-    select = {"image": is_image, "prompt": text, "all": is_image | text}[positions]
+    select = {"image": is_image, "prompt": text, "all": is_image | text, "last": last_position(attn)}[positions]
     dtype = next(module.parameters()).dtype
     inputs = {
         k: v.to(model.device, dtype) if v.is_floating_point() else v.to(model.device)
