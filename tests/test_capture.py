@@ -119,7 +119,7 @@ def _writes_at(m, ids, layer):
     handle = m.adapter.out_projs[layer].register_forward_pre_hook(lambda mod, args: seen.update(z=args[0]))
     try:
         with torch.no_grad():
-            m.model(input_ids=torch.tensor([ids]))
+            m.module(input_ids=torch.tensor([ids]))
     finally:
         handle.remove()
     z = seen["z"][0].reshape(-1, m.n_heads, m.head_dim)
@@ -161,7 +161,7 @@ def test_capture_beyond_memory_is_refused_before_the_model_runs(tiny, monkeypatc
 
     monkeypatch.setattr(memory, "available_bytes", lambda device=None: 10_000)
     ran = []
-    handle = tiny.model.register_forward_pre_hook(lambda *args: ran.append(1))
+    handle = tiny.module.register_forward_pre_hook(lambda *args: ran.append(1))
     try:
         with pytest.raises(hp.HeadPursuitError, match=r"head writes of 40 samples .* capture fewer samples"):
             hp.capture(tiny, ["a prompt"] * 40, progress=False)  # 2 x 4 x 40 x 64 floats: 80 kB

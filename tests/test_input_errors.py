@@ -61,10 +61,10 @@ def test_numpy_and_0d_tensor_alphas_edit_like_floats(tiny, alpha):
     enc = tiny.tokenizer(PROMPTS[:1], return_tensors="pt")
     with torch.no_grad():
         with hp.edit_heads(tiny, {(1, 2): -1.0}):
-            expected = tiny.model(**enc).logits
+            expected = tiny.module(**enc).logits
         with hp.edit_heads(tiny, {(1, 2): alpha}):
-            got = tiny.model(**enc).logits
-        plain = tiny.model(**enc).logits
+            got = tiny.module(**enc).logits
+        plain = tiny.module(**enc).logits
     torch.testing.assert_close(got, expected)
     assert not torch.allclose(got, plain)
 
@@ -91,11 +91,11 @@ def test_bools_are_not_ints(tiny):
 def test_nested_edits_of_the_same_head_are_refused(tiny):
     enc = tiny.tokenizer(PROMPTS[:1], return_tensors="pt")
     with torch.no_grad(), hp.edit_heads(tiny, {(0, 1): -1.0}):
-        flipped = tiny.model(**enc).logits
+        flipped = tiny.module(**enc).logits
         with pytest.raises(hp.HeadPursuitError, match=r"heads \[\(0, 1\)\] are already edited"):
             with hp.edit_heads(tiny, {(0, 1): -1.0, (1, 0): 0.0}):
                 pass
-        torch.testing.assert_close(tiny.model(**enc).logits, flipped)  # the outer edit is intact
+        torch.testing.assert_close(tiny.module(**enc).logits, flipped)  # the outer edit is intact
         with hp.edit_heads(tiny, {(1, 0): 0.0}):  # another head nests fine
             with hp.edit_heads(tiny, {(0, 2): 1.0}):
                 pass

@@ -29,7 +29,7 @@ def fake_copy(cache, make_tiny):
     """cache/smollm2/hf: a tiny model saved as the shipped alias's safetensors copy, with its manifest."""
     hf = cache / "smollm2" / "hf"
     tiny = make_tiny("llama")
-    tiny.model.save_pretrained(hf)
+    tiny.module.save_pretrained(hf)
     tiny.tokenizer.save_pretrained(hf)
     write_manifest(hf, SPEC.sha256)
     return hf
@@ -71,7 +71,7 @@ def test_truncated_copy_and_corrupt_header_are_refused(fake_copy):
 def test_corrupt_safetensors_in_a_local_folder_is_named(tmp_path, make_tiny):
     folder = tmp_path / "mine"
     tiny = make_tiny("llama")
-    tiny.model.save_pretrained(folder)
+    tiny.module.save_pretrained(folder)
     tiny.tokenizer.save_pretrained(folder)
     weights = folder / "model.safetensors"
     weights.write_bytes(b"\xff" * 8 + weights.read_bytes()[8:])  # header length: absurd
@@ -90,7 +90,7 @@ def test_truncated_gguf_is_refused_before_parsing(cache):
 def test_copy_without_manifest_is_not_trusted(cache, make_tiny):
     """A copy made before manifests existed is rebuilt from the (verified) GGUF, never loaded unchecked."""
     hf = cache / "smollm2" / "hf"
-    make_tiny("llama").model.save_pretrained(hf)
+    make_tiny("llama").module.save_pretrained(hf)
     gguf = cache / "smollm2" / SPEC.gguf_name
     gguf.write_bytes(b"not the real file")
     with pytest.raises(hp.HeadPursuitError, match=f"{SPEC.gguf_name} is corrupted"):

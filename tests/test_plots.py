@@ -34,7 +34,7 @@ def test_curve_panels_keep_legends_off_the_data_and_hover_points():
         assert [type(r).__name__ for r in panel.below if isinstance(r, Legend)] == ["Legend"]
         (hover,) = panel.select(HoverTool)
         assert [type(r.glyph) for r in hover.renderers] == [Scatter, Scatter]
-        assert ("method", "@method") in hover.tooltips
+        assert ("selection", "@selection") in hover.tooltips
         assert not panel.select(Label)
 
 

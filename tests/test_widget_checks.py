@@ -156,7 +156,7 @@ def _concept_prob(model, token_ids, edits=None) -> float:
     chat = bool(getattr(tok, "chat_template", None))
     ids = tok.encode(format_prompt(tok, PROMPT, chat), add_special_tokens=not chat)
     with hp.edit_heads(model, edits or {}), torch.no_grad():
-        logits = model.model(torch.tensor([ids])).logits[0, -1].float()
+        logits = model.module(torch.tensor([ids])).logits[0, -1].float()
     return float(logits.softmax(-1)[token_ids].sum())
 
 
