@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import HeadPursuitError, HeadRanking, generate, load_model, random_heads, rank_heads
+from .engine.ranking import SCORES
 from .engine.shipped import DEFAULT_MODEL, SHIPPED
 from .experiments import control_logprob, probe_mass
 
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--words", help="a text file with one concept word per line")
     r.add_argument("--prompts", help="a text file with one ranking prompt per line (default: the concept's own)")
     r.add_argument("--method", default="somp", choices=["somp", "logit_lens"])
-    r.add_argument("--score", choices=["specificity", "evr", "logit_lens"], help="default: by method")
+    r.add_argument("--score", choices=list(SCORES), help="default: by method")
     r.add_argument("--k", type=int, default=50, help="SOMP atoms (default 50)")
     r.add_argument("--n-null", type=int, default=6, help="random-word dictionaries for the null (default 6)")
     r.add_argument("--chat", action="store_true", help="wrap ranking prompts in the chat template")

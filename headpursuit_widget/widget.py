@@ -81,9 +81,7 @@ class HeadPursuit(anywidget.AnyWidget):
         allow_none=True,
         help="bool (n_layers, n_heads) or None: heads whose EVR is significantly above the null (ranking.significant)",
     ).tag(sync=True, **ARRAY)
-    score = t.Unicode("specificity", help="str, default 'specificity': the score the grid shows (see score_names)").tag(
-        sync=True
-    )
+    score = t.Unicode("z", help="str, default 'z': the score the grid shows (see score_names)").tag(sync=True)
     score_names = t.List(t.Unicode(), help="list[str]: the accepted values of score").tag(sync=True)
     selected = t.List(t.Int(), help="[] or [layer, head], default []: the head shown in the side panel").tag(sync=True)
     strengths = t.Dict(
@@ -154,9 +152,9 @@ class HeadPursuit(anywidget.AnyWidget):
         prompt: str | None = None,
         sample_index: int = 0,
         max_new_tokens: int = 32,
-        score: str = "specificity",
-        k: int = 50,
-        n_null: int = 6,
+        score: str = "z",
+        k: int | None = None,
+        n_null: int | None = None,
         positions: str | None = None,
         top_k: int = 4,
         top_alpha: float = -1.0,
@@ -254,11 +252,15 @@ class HeadPursuit(anywidget.AnyWidget):
         ``alpha``, replacing all edits; ``top_note`` says which selection was applied."""
         k = self.top_k if k is None else k
         alpha = self.top_alpha if alpha is None else alpha
-        r = self.ranking
-        if r is None:
+        if self.ranking is None:  # raises if the first ranking failed
             raise HeadPursuitError("no ranking yet: the first ranking is still running (call w.wait() first)")
+        r = self._base  # its own top(): the recommended heads once refined, whatever score the grid shows
         heads = r.top(int(k))
-        which = "recommended (causally refined)" if self._base is self._refined else "ranked by score, not yet refined"
+        which = (
+            "recommended (causally refined)"
+            if self._base is self._refined
+            else f"ranked by {r.score_name}, not yet refined"
+        )
         names = ", ".join(f"L{layer}H{head}" for layer, head in heads)
         with self.hold_sync():
             self.strengths = {head_key(layer, head): float(alpha) for layer, head in heads}
@@ -660,8 +662,8 @@ class HeadPursuit(anywidget.AnyWidget):
         if image is not None or not ids:
             return []
         chat = bool(getattr(self._model.tokenizer, "chat_template", None))
-        base = float(next_token_probs(self._model, [prompt], None, chat)[0, ids].sum())
-        edited = float(next_token_probs(self._model, [prompt], edits, chat)[0, ids].sum()) if edits else base
+        base = float(next_token_probs(self._model, [prompt], chat=chat)[0, ids].sum())
+        edited = float(next_token_probs(self._model, [prompt], edits=edits, chat=chat)[0, ids].sum()) if edits else base
         return [base, edited]
 
     def _stream(self, target: str, prompt: str, max_new: int, edits, cancel: Cancel, image=None) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import warnings
 
-import pending_ranking_api
 import pytest
 import torch
 import transformers as tf
@@ -17,8 +16,6 @@ from support import tiny_tokenizer
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine import shipped
-
-pending_ranking_api.install()  # HeadRanking.significant & co. until the issue-10 engine merges
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -23,8 +23,8 @@ def test_word_file_only_as_a_path_object(tmp_path, tiny):
     words = tmp_path / "words.txt"
     words.write_text("# colours\n" + "\n".join(WORDS) + "\n")
     with pytest.raises(hp.HeadPursuitError, match="a str is never read as a file"):
-        hp.rank_heads(tiny, PROMPTS, str(words), k=3, n_null=1, progress=False)
-    ranking = hp.rank_heads(tiny, PROMPTS, words, k=3, n_null=1, progress=False)
+        hp.rank_heads(tiny, PROMPTS, str(words), k=3, n_null=2, progress=False)
+    ranking = hp.rank_heads(tiny, PROMPTS, words, k=3, n_null=2, progress=False)
     assert ranking.concept["name"] == "words" and ranking.concept["words"] == WORDS
 
 

@@ -76,13 +76,15 @@ def test_suppression_curve_bookkeeping(tiny_ranking):
     curve = ex.suppression_curve(
         model, "colours", ks=(1, 3), n_random=4, ranking=ranking, budget=budget, progress=False
     )
-    assert list(curve.values) == ["specificity", "logit_lens", "random"]
-    assert curve.values["random"]["probe_mass"].shape == (2, 4) and curve.values["specificity"]["control"].shape == (
+    assert list(curve.values) == ["recommended", "specificity", "evr", "logit_lens", "random"]
+    assert curve.values["random"]["probe_mass"].shape == (2, 4) and curve.values["recommended"]["control"].shape == (
         2,
         1,
     )
-    assert curve.heads["specificity"][1] == [ranking.top(3)]
-    assert curve.heads["logit_lens"][0] == [ranking.with_score("logit_lens").top(1)]
+    assert curve.heads["recommended"][1] == [ranking.top(3)]
+    for score in ("specificity", "evr", "logit_lens"):  # the score alone, without the refined recommendation
+        by_score = np.argsort(-ranking.score_table[score].ravel(), kind="stable")[:1]
+        assert curve.heads[score][0] == [[divmod(int(i), ranking.n_heads) for i in by_score]]
     for draw in curve.heads["random"][1]:  # matched to the layer histogram of the top 3
         assert Counter(l for l, _ in draw) == Counter(l for l, _ in ranking.top(3))
     held_out = ex.HeldOut(
@@ -93,16 +95,16 @@ def test_suppression_curve_bookkeeping(tiny_ranking):
     )
     assert curve.baseline == pytest.approx(ex.evaluate(model, "colours", None, held_out=held_out), nan_ok=True)
     edited = ex.evaluate(model, "colours", {h: -1.0 for h in ranking.top(3)}, held_out=held_out)
-    assert curve.values["specificity"]["probe_mass"][1, 0] == pytest.approx(edited["probe_mass"])
+    assert curve.values["recommended"]["probe_mass"][1, 0] == pytest.approx(edited["probe_mass"])
     rel = curve.summary("random", "probe_mass")
     ratios = curve.values["random"]["probe_mass"] / curve.baseline["probe_mass"]
     np.testing.assert_allclose(rel["median"], np.median(ratios, axis=1))
     np.testing.assert_allclose(
-        curve.summary("specificity", "control")["median"],
-        curve.values["specificity"]["control"][:, 0] - curve.baseline["control"],
+        curve.summary("recommended", "control")["median"],
+        curve.values["recommended"]["control"][:, 0] - curve.baseline["control"],
     )
     row = curve.table()[0]
-    assert row["selection"] == "specificity" and row["k"] == 1 and set(ex.MEASURES) <= set(row)
+    assert row["selection"] == "recommended" and row["k"] == 1 and set(ex.MEASURES) <= set(row)
     with pytest.raises(hp.HeadPursuitError, match="unknown selection"):
         ex.suppression_curve(model, "colours", ks=(1,), selections=("nope",), ranking=ranking, budget=budget)
 
@@ -114,11 +116,11 @@ def test_enhancement_curve_alpha_one_is_the_baseline(tiny_ranking, tmp_path):
         model, "colours", 2, alphas=(1, 4), n_random=2, ranking=ranking, budget=budget, progress=False
     )
     assert curve.axis == "alpha" and list(curve.x) == [1.0, 4.0]
-    assert curve.values["specificity"]["probe_mass"][0, 0] == pytest.approx(curve.baseline["probe_mass"], rel=1e-5)
+    assert curve.values["recommended"]["probe_mass"][0, 0] == pytest.approx(curve.baseline["probe_mass"], rel=1e-5)
     assert np.isnan(curve.baseline["word_rate"])  # no generation prompts in this budget
     html = curve.save_html(tmp_path / "enh.html").read_text()
     assert "cdn.bokeh.org" not in html and "Bokeh" in html and len(html) > 100_000  # JS inline
-    assert json_roundtrip(curve.to_dict())["heads"]["specificity"][0][0] == [list(h) for h in ranking.top(2)]
+    assert json_roundtrip(curve.to_dict())["heads"]["recommended"][0][0] == [list(h) for h in ranking.top(2)]
 
 
 def json_roundtrip(obj):

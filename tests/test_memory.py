@@ -14,7 +14,7 @@ def test_giant_word_list_gets_a_clear_error_before_somp(tiny, monkeypatch):
     acts = hp.capture(tiny, PROMPTS, progress=False)
     ran = []
     monkeypatch.setattr(pursuit, "_somp_rows", lambda *args: ran.append(1))
-    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 2 << 20)
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 256 << 10)
     with pytest.raises(hp.HeadPursuitError, match=r"SOMP of 8 signal sets .* atoms needs about .* GiB .* fewer words"):
-        hp.rank_heads(tiny, PROMPTS, words, n_null=1, activations=acts, progress=False)
+        hp.rank_heads(tiny, PROMPTS, words, n_null=2, activations=acts, progress=False)
     assert ran == []

@@ -14,15 +14,18 @@ class _Model:
     fingerprint, name, is_vlm = "fake", "fake-text-model", False
 
 
-def test_prompts_policy():
-    names = hp.concepts.names()
-    first, other = names[0], names[1]
-    s = Session(_Model())
-    assert s.positions == "prompt"
-    assert s.prompts_for(other) == tuple(hp.concepts.get(other).rank_prompts)  # its own prompts
-    assert s.prompts_for(["red", "blue"]) == tuple(hp.concepts.get(first).rank_prompts)  # nothing ranked yet
-    fixed = Session(_Model(), prompts=["a", "b"])
-    assert fixed.prompts_for(other) == ("a", "b") and fixed.prompts_for(["red"]) == ("a", "b")
+def test_samples_policy(tiny):
+    """No prompts: each concept ranks on its own eliciting contexts at the last position, exactly the
+    ones rank_heads(model, None, concept) uses; given prompts: every concept ranks on them."""
+    s = Session(tiny, seed=3)
+    assert s.positions == "last"
+    for concept in ("colours", ["red", "blue", "green"]):
+        expected = hp.rank_heads(tiny, None, concept, seed=3, refine=False, progress=False).options["contexts"]
+        assert list(s.samples_for(concept)) == expected
+    assert s.samples_for("colours") != s.samples_for("animals")
+    fixed = Session(tiny, prompts=["a", "b"])
+    assert fixed.positions == "prompt"
+    assert fixed.samples_for("animals") == ("a", "b") and fixed.samples_for(["red"]) == ("a", "b")
 
 
 def test_resolve_samples_rejects_clearly():

@@ -157,12 +157,12 @@ def test_refine_orders_candidates_by_flip_effect_measured_independently(tiny_ran
     pairs = control_split(m, half="refine")
     ids = list(r.concept["token_ids"])
     base = experiments.next_token_probs(m, ctx)[:, ids].sum(1).mean().item()
-    base_ctrl = experiments.control_logprob(m, pairs)
+    base_ctrl = experiments.control_logprob(m, pairs=pairs)
     utility = {}
     for head, ratio, drop in zip(details["candidates"], details["mass_ratio"], details["control_drop"]):
         edits = {tuple(head): -1.0}
-        expected = experiments.next_token_probs(m, ctx, edits)[:, ids].sum(1).mean().item() / base
-        expected_drop = float((base_ctrl - experiments.control_logprob(m, pairs, edits)).mean())
+        expected = experiments.next_token_probs(m, ctx, edits=edits)[:, ids].sum(1).mean().item() / base
+        expected_drop = float((base_ctrl - experiments.control_logprob(m, pairs=pairs, edits=edits)).mean())
         assert ratio == pytest.approx(expected, rel=1e-3) and drop == pytest.approx(expected_drop, abs=1e-4)
         utility[tuple(head)] = math.log(expected) + selection.DAMAGE_WEIGHT * max(expected_drop, 0)
     assert list(r.recommended) == sorted((h for h in utility if utility[h] < 0), key=utility.get)

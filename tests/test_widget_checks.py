@@ -8,7 +8,6 @@ import dataclasses
 import threading
 
 import numpy as np
-import pending_ranking_api
 import pytest
 import torch
 import traitlets
@@ -32,8 +31,10 @@ def make_widget(tiny_model):
     made = []
 
     def make(**kw):
+        kw.setdefault("prompt", "")  # no opening answer: each test sets the prompt it streams
         w = HeadPursuit(tiny_model, concept=kw.pop("concept", "colours"), max_new_tokens=4, debounce=0.01, **kw)
         made.append(w)
+        assert w.wait(60)  # the constructor returns at once; the first ranking runs on the worker
         return w
 
     yield make
@@ -75,7 +76,7 @@ def check(monkeypatch):
 def test_grid_marks_significant_heads_and_the_panel_shows_the_null(make_widget, tiny_model):
     w = make_widget(verify=False)
     r = hp.rank_heads(tiny_model, None, "colours", progress=False)
-    np.testing.assert_array_equal(w.significant, pending_ranking_api.significant(r))
+    np.testing.assert_array_equal(w.significant, r.significant)
     layer, head = 1, 2
     w.selected = [layer, head]
     draws = r.null_evr[:, layer, head]
@@ -91,7 +92,7 @@ def test_grid_marks_significant_heads_and_the_panel_shows_the_null(make_widget, 
 def test_verdict_comes_from_refine_then_verify_in_the_background(make_widget, check):
     w = make_widget(top_k=2, top_alpha=0.0)
     assert w.wait(60)
-    assert len(check.refined) == 1 and check.refined[0].score_name == "specificity"
+    assert len(check.refined) == 1 and check.refined[0].score_name == "z"
     assert check.verified[-1]["k"] == 2 and check.verified[-1]["alpha"] == 0.0
     assert check.verified[-1]["ranking"].score_name == "evr"  # verify checks the refined ranking
     assert w.verdict == "top 2 heads of colours at x0: checked"
@@ -126,9 +127,9 @@ def test_edit_top_before_refinement_says_which_score_it_followed(make_widget, ti
     w = make_widget(verify=False, top_k=3)
     w.score = "evr"
     w.edit_top()
-    r = hp.rank_heads(tiny_model, None, "colours", progress=False)
+    r = hp.rank_heads(tiny_model, None, "colours", refine=False, progress=False)
     assert w.strengths == {f"{layer}.{head}": -1.0 for layer, head in r.top(3)}  # the default score, not evr
-    assert "ranked by specificity, not yet refined" in w.top_note
+    assert "ranked by z, not yet refined" in w.top_note
 
 
 def test_verification_failure_is_a_line_not_an_error(make_widget, monkeypatch):

@@ -50,7 +50,8 @@ def _same_pixels(a, b) -> bool:
 def test_ranks_on_image_positions_and_fills_the_strip(widget, vlm, samples):
     r = hp.rank_heads(vlm, samples, WORDS, positions="image", progress=False, **RANK)
     np.testing.assert_allclose(widget.scores, r.scores, rtol=1e-5, atol=1e-7)
-    assert widget.ranking.top(3) == r.top(3)
+    top = widget.ranking.top(3)  # near-ties may swap: compare the scores of the top heads
+    np.testing.assert_allclose(sorted(r.scores[h] for h in top), sorted(r.scores[h] for h in r.top(3)), rtol=1e-5)
     assert ACTIVATIONS.holds(vlm, samples, positions="image")
     assert widget.images == [images.to_png(im) for im, _ in samples]
     assert all(png.startswith(b"\x89PNG") for png in widget.images)
@@ -144,7 +145,7 @@ def test_text_models_show_no_strip(make_tiny, samples):
     w = HeadPursuit(tiny, concept="colours", max_new_tokens=2)
     try:
         assert w.images == [] and w.sample_index == 0
-        assert w.session.positions == "prompt"
+        assert w.session.positions == "last"  # text: each concept on its eliciting contexts
         with pytest.raises(traitlets.TraitError, match="vision-language"):
             w.images = [images.to_png(samples[0][0])]
     finally:

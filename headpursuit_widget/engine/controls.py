@@ -13,6 +13,7 @@ import threading
 
 from .errors import HeadPursuitError
 from .probes import facts_known
+from .shipped import concepts as shipped_concepts
 
 HALVES = ("refine", "verify")
 MIN_KNOWN = 4
@@ -25,8 +26,6 @@ def control_split(model, *, half: str, cancel: threading.Event | None = None) ->
         raise HeadPursuitError(f"half must be one of {HALVES}, got {half!r}")
     key = model.fingerprint
     if key not in _KNOWN:
-        from .. import concepts as shipped_concepts
-
         pairs = shipped_concepts.control()
         known = facts_known(model, pairs, cancel=cancel)
         _KNOWN[key] = known if len(known) >= MIN_KNOWN else pairs

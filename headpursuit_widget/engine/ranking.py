@@ -282,6 +282,12 @@ def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
     return Concept.from_words("custom", concept, tokenizer, rule), None
 
 
+def concept_contexts(concept: Concept, *, seed: int = 0) -> list[str]:
+    """The eliciting contexts a tokenised concept is ranked on when no prompts are given (the "rank"
+    part of engine/contexts.py for `seed`): built from its name and the words the dictionary kept."""
+    return eliciting_contexts(concept.name, list(concept.mapping) or list(concept.words), part="rank", seed=seed)
+
+
 def check_score(name) -> str:
     """``name`` if it is one of the score names, else HeadPursuitError listing them."""
     if name not in SCORES:
@@ -319,7 +325,7 @@ def rank_heads(
     seed: int = 0,
     n_lens: int = 10,
     batch_size: int = 8,
-    refine: bool = True,
+    refine: bool | None = None,
     progress: bool = True,
 ) -> HeadRanking:
     """Rank every head of `model` (a HeadModel) for `concept`.
@@ -330,6 +336,7 @@ def rank_heads(
     score= picks any of SCORES. k: SOMP atoms (capped at the dictionary size). n_null: frequency-
     matched null dictionaries (>= 2; 30 for usable p-values). q: false discovery rate of `significant`.
     activations: a capture() result to reuse. refine: run refine() to pick the recommended heads
+    (None: for text models; a VLM's image heads are not measured by text contexts, so it is off there)
     (forward passes on the rank contexts and half of the control facts).
     """
     if method not in METHODS:
@@ -343,11 +350,7 @@ def rank_heads(
     batch_size = check_int(batch_size, "batch_size")
     a = model.adapter
     con, spec = resolve_concept(concept, model.tokenizer, rule)
-    contexts = None
-    if prompts is None and activations is None:
-        contexts = eliciting_contexts(con.name, list(con.mapping) or list(con.words), part="rank", seed=seed)
-    elif prompts is not None:
-        contexts = check_prompts(prompts)
+    contexts = concept_contexts(con, seed=seed) if prompts is None else check_prompts(prompts)
     positions = positions or ("last" if prompts is None else "prompt")
     if activations is None:
         activations = capture(model, contexts, positions=positions, chat=chat, batch_size=batch_size, progress=progress)
@@ -393,7 +396,7 @@ def rank_heads(
         seed=seed,
         n_samples=n,
         contexts=contexts,
-        automatic_contexts=prompts is None and contexts is not None,
+        automatic_contexts=prompts is None,
         approximate=a.approximate,
     )
     ranking = HeadRanking(
@@ -421,7 +424,7 @@ def rank_heads(
         fingerprint=model.fingerprint,
         significant=benjamini_hochberg(p, q),
     )
-    if refine:
+    if refine or (refine is None and not model.is_vlm):
         from .selection import refine as run_refine
 
         ranking = run_refine(model, ranking, progress=progress)

@@ -1,8 +1,10 @@
 """A ranking session: which samples to rank on, one capture per sample set, and ranking.
 
-The widget, experiments and the CLI share it: ``Session(model).rank("colours")`` ranks on the
-concept's shipped prompts; a typed word list then ranks on the same prompts, reusing their
-activations from the process-wide ``ACTIVATIONS`` cache (a few entries, least recently used out).
+The widget, experiments and the CLI share it: ``Session(model).rank("colours")`` ranks as
+``rank_heads(model, None, "colours")`` does (on the concept's eliciting contexts, at the last
+position) but without the causal refinement, which the widget runs in the background; given
+``prompts`` every concept ranks on them instead. Captures are reused from the process-wide
+``ACTIVATIONS`` cache (a few entries, least recently used out).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from .capture import capture
 from .errors import HeadPursuitError
-from .ranking import HeadRanking, rank_heads
+from .ranking import HeadRanking, concept_contexts, rank_heads, resolve_concept
 from .shipped import concepts as shipped_concepts
 from .vision import is_vlm_sample, sample_key, split_samples
 
@@ -115,11 +117,9 @@ def opening_prompt(concept) -> str:
     """A prompt whose answer should use ``concept``: a shipped concept's first held-out
     generation prompt (``eval_prompts[0]``, never a ranking prompt); for words, a request to
     write about the first few of them; for a word file, about its name."""
-    from .. import concepts as shipped
-
     if isinstance(concept, str):
-        if concept in shipped.names():
-            return shipped.get(concept).eval_prompts[0]
+        if concept in shipped_concepts.names():
+            return shipped_concepts.get(concept).eval_prompts[0]
         return f"Write two sentences about {Path(concept).stem.replace('_', ' ')}."
     words = [str(w) for w in concept][:5]
     return f"Write two sentences that use these words: {', '.join(words)}."
@@ -128,10 +128,10 @@ def opening_prompt(concept) -> str:
 class Session:
     """Ranks concepts for one model, capturing each sample set once (through ``cache``).
 
-    ``prompts``: the samples to rank every concept on; None lets each concept choose: a shipped
-    concept ranks on its own prompts, anything else on the prompts of the last ranking (else on
-    the first shipped concept's). ``positions`` defaults to "image" for image samples, else
-    "prompt". ``k``, ``n_null`` and ``seed`` go to ``rank_heads``.
+    ``prompts``: the samples to rank every concept on (positions "prompt", or "image" for image
+    samples); None ranks each concept on its own eliciting contexts at positions "last", as
+    ``rank_heads(model, None, concept)`` does. ``k``, ``n_null`` (None: rank_heads's defaults) and
+    ``seed`` go to ``rank_heads``.
     """
 
     def __init__(
@@ -140,50 +140,50 @@ class Session:
         *,
         prompts=None,
         positions: str | None = None,
-        k: int = 50,
-        n_null: int = 6,
+        k: int | None = None,
+        n_null: int | None = None,
         seed: int = 0,
         cache: ActivationCache = ACTIVATIONS,
     ):
         self.model = model
         self.prompts = tuple(prompts) if prompts is not None else None
-        if positions is None:
-            positions = "image" if self.prompts is not None and any(map(is_vlm_sample, self.prompts)) else "prompt"
-        self.positions = positions
-        self.options: dict[str, Any] = dict(k=k, n_null=n_null, seed=seed)
+        if positions is None and self.prompts is not None:
+            positions = "image" if any(map(is_vlm_sample, self.prompts)) else "prompt"
+        self.positions = positions or "last"
+        self.options: dict[str, Any] = {
+            name: value for name, value in dict(k=k, n_null=n_null, seed=seed).items() if value is not None
+        }
         self.cache = cache
-        self._last_prompts: tuple | None = self.prompts
 
-    def prompts_for(self, concept) -> tuple:
-        """The samples ``concept`` is ranked on (see the class docstring)."""
+    def samples_for(self, concept, *, rule: str = "whole_word") -> tuple:
+        """The samples ``concept`` is ranked on: the session's prompts, else its eliciting contexts."""
         if self.prompts is not None:
             return self.prompts
-        if isinstance(concept, str) and concept in shipped_concepts.names():
-            return tuple(shipped_concepts.get(concept).rank_prompts)
-        return self._last_prompts or tuple(shipped_concepts.get(shipped_concepts.names()[0]).rank_prompts)
+        con, _ = resolve_concept(concept, self.model.tokenizer, rule)
+        return tuple(concept_contexts(con, seed=self.options["seed"]))
 
     def rank(
         self, concept, *, rule: str | None = None, on_progress: Callable[[float], None] | None = None
     ) -> HeadRanking:
-        """``rank_heads`` of ``concept`` on ``prompts_for(concept)`` with cached activations;
-        ``rule`` (a dictionary.RULES name) overrides the session's sub-token rule.
+        """``rank_heads`` of ``concept`` (without refinement) on ``samples_for(concept)`` with cached
+        activations; ``rule`` (a dictionary.RULES name) overrides the default sub-token rule.
 
         ``on_progress(fraction)`` goes from 0.05 to 0.8 as the capture proceeds (not called when
         cached) and is 0.85 when the pursuit starts."""
         report = on_progress or (lambda f: None)
-        prompts = self.prompts_for(concept)
+        options = {**self.options, **({} if rule is None else {"rule": rule})}
+        samples = self.samples_for(concept, rule=options.get("rule", "whole_word"))
         acts = self.cache.capture(
-            self.model, prompts, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
+            self.model, samples, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
         )
         report(0.85)
-        ranking = rank_heads(
+        return rank_heads(
             self.model,
-            list(prompts),
+            None if self.prompts is None else list(samples),
             concept,
             activations=acts,
             positions=self.positions,
+            refine=False,
             progress=False,
-            **{**self.options, **({} if rule is None else {"rule": rule})},
+            **options,
         )
-        self._last_prompts = prompts
-        return ranking

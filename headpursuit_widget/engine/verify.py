@@ -23,6 +23,7 @@ from .controls import control_split
 from .errors import HeadPursuitError
 from .probes import answer_ids, check_cancel, concept_mass, control_logprobs, next_token_logprobs
 from .selection import _words
+from .shipped import concepts as shipped_concepts
 
 VERDICTS = ("specific", "not better than random", "damaging")
 MAX_RATIO = 0.35
@@ -161,7 +162,5 @@ def verify(
 def _default_probe(concept: dict, seed: int) -> list[str]:
     """A shipped concept's probe prompts, else the verify part of its eliciting contexts."""
     if concept.get("shipped"):
-        from .. import concepts as shipped_concepts
-
         return list(shipped_concepts.get(concept["name"]).probe_prompts)
     return eliciting_contexts(concept["name"], _words(concept), part="verify", seed=seed, n=N_PROBE)

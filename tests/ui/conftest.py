@@ -135,13 +135,6 @@ def lab(tmp_path_factory, bundle):
         IPYTHONDIR=str(base / "ipython"),
     )
     env.pop("ANYWIDGET_HMR", None)
-    # kernels get HeadRanking.significant & co. as the Python tests do, until the issue-10 engine merges
-    startup = base / "ipython" / "profile_default" / "startup" / "00-pending-ranking-api.py"
-    startup.parent.mkdir(parents=True)
-    startup.write_text(
-        f"import sys\nsys.path.insert(0, {str(REPO / 'tests')!r})\n"
-        "import pending_ranking_api\npending_ranking_api.install()\nsys.path.pop(0)\n"
-    )
     news = base / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
