@@ -11,7 +11,7 @@ above that state with the kernel's high-water mark (VmHWM, reset through /proc/s
 - capture_peak_mb: peak while capturing the head writes (words250 only: the other cases rank
   synthetic writes of the same shape, since capturing 2,000 prompts takes too long on 2 shared cores
   and SOMP's memory does not depend on the values);
-- rank_peak_mb: peak while ranking with activations= those writes (SOMP for the concept and 6 nulls,
+- rank_peak_mb: peak while ranking with activations= those writes (SOMP for the concept and its 30 nulls, no refinement;
   Logit Lens), the stored writes included;
 - stored_mb: the stored writes, (layers, heads, prompts, d_model) float32.
 
@@ -85,7 +85,7 @@ def child(case: str) -> dict:
     else:
         pool = random_words(m.tokenizer)
         concept = [pool[i] for i in np.random.default_rng(0).choice(len(pool), n_words, replace=False)]
-    hp.rank_heads(m, prompts[:4], "colours", k=5, n_null=1, progress=False)  # warm-up
+    hp.rank_heads(m, prompts[:4], "colours", k=5, n_null=2, refine=False, progress=False)  # warm-up
     gc.collect()
     base = _status_kb("VmRSS")
     _reset_peak()
@@ -98,7 +98,7 @@ def child(case: str) -> dict:
     capture_peak = _status_kb("VmHWM") - base
     _reset_peak()
     start = time.perf_counter()
-    ranking = hp.rank_heads(m, prompts, concept, activations=acts, progress=False)
+    ranking = hp.rank_heads(m, prompts, concept, activations=acts, refine=False, progress=False)
     t_rank = time.perf_counter() - start
     rank_peak = _status_kb("VmHWM") - base
     stored = acts.numel() * acts.element_size() / 2**20
