@@ -24,11 +24,14 @@ def tiny_model(make_tiny):
     return make_tiny("llama")
 
 
+AS_WIDGET = dict(k=50, n_null=6, score="specificity")  # the widget's ranking options until it adopts issue 10
+
+
 @pytest.fixture(scope="module")
 def ranked(tiny_model):
     """A widget on the colours concept and the engine's own ranking of the same prompts."""
     w = HeadPursuit(tiny_model, concept="colours", max_new_tokens=4, debounce=0.01)
-    r = hp.rank_heads(tiny_model, None, "colours", progress=False)
+    r = hp.rank_heads(tiny_model, list(hp.concepts.get("colours").rank_prompts), "colours", progress=False, **AS_WIDGET)
     yield w, r
     w.close()
 
@@ -217,7 +220,7 @@ def test_new_concept_reuses_cached_activations(widget, tiny_model, monkeypatch):
     assert captures == []
     assert widget.concept_words == ["red", "green", "blue", "white"]
     prompts = list(hp.concepts.get("colours").rank_prompts)
-    r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue", "white"], progress=False)
+    r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue", "white"], progress=False, **AS_WIDGET)
     np.testing.assert_allclose(widget.scores, r.scores)
     assert any(0 < p < 1 for p in progress) and widget.progress == 0
 
@@ -235,7 +238,7 @@ def test_new_prompts_capture_once_with_progress_per_batch(tiny_model, monkeypatc
     w = HeadPursuit(tiny_model, concept=["red", "green", "blue"], prompts=prompts)
     assert captures == [20] and fractions == [8 / 20, 16 / 20, 1.0]  # one capture, progress per batch of 8
     acts = real(tiny_model, prompts, progress=False)
-    r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue"], activations=acts, progress=False)
+    r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue"], activations=acts, progress=False, **AS_WIDGET)
     np.testing.assert_allclose(w.scores, r.scores, rtol=1e-5, atol=1e-7)
     w.close()
 
