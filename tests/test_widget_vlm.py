@@ -48,7 +48,7 @@ def _same_pixels(a, b) -> bool:
 
 
 def test_ranks_on_image_positions_and_fills_the_strip(widget, vlm, samples):
-    r = hp.rank_heads(vlm, samples, WORDS, positions="image", progress=False, **RANK)
+    r = hp.rank_heads(vlm, samples, WORDS, positions="image", score="specificity", progress=False, **RANK)
     np.testing.assert_allclose(widget.scores, r.scores, rtol=1e-5, atol=1e-7)
     assert widget.ranking.top(3) == r.top(3)
     assert (vlm.fingerprint, "image", samples_key(samples)) in widget_mod._ACTIVATIONS
@@ -125,7 +125,7 @@ def test_images_with_one_prompt(vlm, samples):
     try:
         assert w.wait(60)
         pairs = [(im, question) for im in pics]
-        r = hp.rank_heads(vlm, pairs, WORDS, positions="image", progress=False, **RANK)
+        r = hp.rank_heads(vlm, pairs, WORDS, positions="image", score="specificity", progress=False, **RANK)
         np.testing.assert_allclose(w.scores, r.scores, rtol=1e-5, atol=1e-7)
         assert len(w.images) == len(pics) and w.prompt == question
         saved = HeadPursuit(vlm, ranking=w.ranking, images=pics)  # a saved ranking: the strip only
