@@ -126,7 +126,7 @@ def test_score_switch_recolours(ranked):
         with pytest.raises(traitlets.TraitError, match="unknown score"):
             w.score = "bogus"
     finally:
-        w.score = "specificity"
+        w.score = "z"
 
 
 def test_selecting_a_head_fills_the_panel(ranked):
@@ -246,7 +246,7 @@ def test_new_prompts_capture_once_with_progress_per_batch(tiny_model, monkeypatc
     assert w.wait(60)
     assert captures == [20] and fractions == [8 / 20, 16 / 20, 1.0]  # one capture, progress per batch of 8
     acts = real(tiny_model, prompts, progress=False)
-    r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue"], activations=acts, progress=False)
+    r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue"], activations=acts, refine=False, progress=False)
     np.testing.assert_allclose(w.scores, r.scores, rtol=1e-5, atol=1e-7)
     w.close()
 

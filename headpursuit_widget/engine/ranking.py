@@ -336,8 +336,8 @@ def rank_heads(
     score= picks any of SCORES. k: SOMP atoms (capped at the dictionary size). n_null: frequency-
     matched null dictionaries (>= 2; 30 for usable p-values). q: false discovery rate of `significant`.
     activations: a capture() result to reuse. refine: run refine() to pick the recommended heads
-    (None: for text models; a VLM's image heads are not measured by text contexts, so it is off there)
-    (forward passes on the rank contexts and half of the control facts).
+    (forward passes on the rank contexts and half of the control facts; text models only: a VLM's image
+    heads are not measured by text contexts). None: on for text models.
     """
     if method not in METHODS:
         raise HeadPursuitError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
@@ -424,7 +424,7 @@ def rank_heads(
         fingerprint=model.fingerprint,
         significant=benjamini_hochberg(p, q),
     )
-    if refine or (refine is None and not model.is_vlm):
+    if (refine or refine is None) and not model.is_vlm:  # refinement measures text next-token predictions
         from .selection import refine as run_refine
 
         ranking = run_refine(model, ranking, progress=progress)

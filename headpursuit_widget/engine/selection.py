@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .contexts import eliciting_contexts
 from .controls import control_split
+from .errors import HeadPursuitError
 from .probes import answer_ids, check_cancel, concept_mass, control_logprobs, next_token_logprobs
 
 N_CANDIDATES = 8
@@ -50,6 +51,10 @@ def refine(
     cancel: a threading.Event; when set, raises engine.errors.Cancelled between forward passes.
     The per-candidate measures are kept in ranking.options["refine"].
     """
+    if model.is_vlm:
+        raise HeadPursuitError(
+            "refine measures text next-token predictions; vision-language models are not supported yet"
+        )
     con = ranking.concept
     seed = ranking.options.get("seed", 0)
     contexts = eliciting_contexts(con["name"], _words(con), part="rank", seed=seed)[:N_CONTEXTS]

@@ -116,6 +116,10 @@ def verify(
         raise HeadPursuitError(f"n_random must be a positive int, got {n_random!r}")
     if model.fingerprint != ranking.fingerprint:
         raise HeadPursuitError(f"the ranking was made for model {ranking.model_name!r}, not for {model.name!r}")
+    if model.is_vlm:
+        raise HeadPursuitError(
+            "verify measures text next-token predictions; vision-language models are not supported yet"
+        )
     con = ranking.concept
     if probe is None:
         probe = _default_probe(con, ranking.options.get("seed", 0))
