@@ -1,4 +1,4 @@
-"""Baselines and nulls: random-word dictionaries, the Logit Lens score, layer-matched random heads."""
+"""Baselines: the word-like pool null dictionaries draw from, the Logit Lens score, layer-matched random heads."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from collections import Counter
 
 import numpy as np
 import torch
-
-from .dictionary import word_token_ids
-from .errors import HeadPursuitError
 
 _WORDLIKE = re.compile(r"^ [A-Za-z]{3,}$")
 _WORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -30,32 +27,6 @@ def random_words(tokenizer) -> list[str]:
     except TypeError:
         pass
     return words
-
-
-def random_dictionaries(
-    tokenizer, size: int, n_draws: int, exclude, seed: int, rule: str = "whole_word"
-) -> list[np.ndarray]:
-    """n_draws arrays of `size` distinct token ids, none of them in `exclude`, built like a concept:
-    random whole words (from the word-like tokens), each expanded into its variants by the same
-    `rule` (word, " word", Word, " Word"), so that a null dictionary has the concept's mix of
-    leading-space, bare and capitalised tokens."""
-    exclude = {int(i) for i in exclude}
-    words = random_words(tokenizer)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_draws):
-        ids: dict[int, None] = {}
-        for index in rng.permutation(len(words)):
-            found = word_token_ids(tokenizer, words[index], rule)
-            if not found or exclude.intersection(found):
-                continue  # no token, or one shared with the concept
-            ids.update(dict.fromkeys(found))
-            if len(ids) >= size:
-                break
-        if len(ids) < size:
-            raise HeadPursuitError(f"the vocabulary has too few word-like tokens to draw random dictionaries of {size}")
-        draws.append(np.fromiter(ids, dtype=np.int64)[:size])
-    return draws
 
 
 def logit_lens_scores(acts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
