@@ -50,7 +50,7 @@ def smollm2():
     return hp.load_model("smollm2")
 
 
-REAL_MODEL_FIXTURES = {"smollm2", "real_tokenizer"}
+REAL_MODEL_FIXTURES = {"smollm2", "real_tokenizer", "real_model_dir"}
 
 
 def pytest_collection_modifyitems(items):
@@ -66,6 +66,12 @@ def real_tokenizer():
     if not (folder / "config.json").exists():
         hp.load_model("smollm2")
     return tf.AutoTokenizer.from_pretrained(str(folder))
+
+
+@pytest.fixture(scope="session")
+def real_model_dir(real_tokenizer):
+    """Folder of the default model's re-saved copy: config, weights and tokenizer."""
+    return str(shipped.resaved_dir("smollm2"))
 
 
 @pytest.fixture(scope="session")

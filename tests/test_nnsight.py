@@ -197,10 +197,10 @@ def test_remote_without_api_key_names_the_variable(monkeypatch):
         hp.load_model("smollm2", backend="nnsight", remote=True)
 
 
-def test_remote_model_keeps_its_weights_on_the_server(tokenizer_dir, monkeypatch):
+def test_remote_model_keeps_its_weights_on_the_server(real_model_dir, monkeypatch):
     """remote=True builds the local copy on the meta device: the layout is there, ranking says why it cannot run."""
     monkeypatch.setenv(nnsight_backend.API_KEY_ENV, "test-key")
-    m = hp.load_model(tokenizer_dir, backend="nnsight", remote=True)
+    m = hp.load_model(real_model_dir, backend="nnsight", remote=True)
     assert (m.n_layers, m.n_heads, m.head_dim, m.d_model) == (30, 9, 64, 576)
     assert not m.weights_here and m.api_key == "test-key" and m.remote is True
     assert len(m.fingerprint) == 16 and m.device == torch.device("cpu")
