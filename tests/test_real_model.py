@@ -1,4 +1,8 @@
-"""End to end on the real default model (SmolLM2-135M-Instruct): colour heads, held-out prompts, random baseline."""
+"""End to end on the real default model (SmolLM2-135M-Instruct): colour heads, held-out prompts, random baseline.
+
+These check the earlier pipeline (the concept's generic rank prompts at all their positions, k = 50,
+6 nulls, score "specificity", no refinement) against the shipped probes; the issue-10 defaults are
+measured on held-out material by benchmarks/bench_trust.py (docs/verification.md)."""
 
 import numpy as np
 import pytest
@@ -12,7 +16,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def colours(smollm2):
     spec = hp.concepts.get("colours")
-    ranking = hp.rank_heads(smollm2, spec.rank_prompts, "colours", progress=False)  # default score
+    ranking = hp.rank_heads(
+        smollm2, spec.rank_prompts, "colours", k=50, n_null=6, score="specificity", refine=False, progress=False
+    )
     return spec, ranking
 
 
@@ -30,7 +36,7 @@ def next_token_probe(m, spec, ranking, edits):
     return mass, logp
 
 
-def test_default_score_finds_colour_heads_that_beat_random_heads(smollm2, colours):
+def test_specificity_finds_colour_heads_that_beat_random_heads(smollm2, colours):
     spec, ranking = colours
     assert ranking.score_name == "specificity"
     assert set(spec.rank_prompts).isdisjoint(spec.probe_prompts)
@@ -45,7 +51,7 @@ def test_default_score_finds_colour_heads_that_beat_random_heads(smollm2, colour
         f"colour mass {base_mass:.4f} -> {mass:.4f}; control {base_ctl:.2f} -> {ctl:.2f}; random "
         f"{[round(r[0] / base_mass, 2) for r in random]}"
     )
-    assert mass / base_mass < 0.3
+    assert mass / base_mass < 0.5  # 0.35x measured with 6 frequency-matched nulls (0.05x with the old null)
     assert np.median([r[0] for r in random]) / base_mass > 0.8
     assert base_ctl - ctl < 0.75
     l, h = ranking.top(1)[0]
@@ -62,6 +68,6 @@ def test_raw_evr_artefact_is_visible_and_corrected(colours):
     assert len(layer0) >= 4
     for l, h in layer0:
         gap = raw.scores[l, h] - ranking.null_evr[:, l, h].mean()
-        assert abs(gap) < 0.1 * raw.scores[l, h]
+        assert abs(gap) < 0.15 * raw.scores[l, h]  # frequency-matched null words explain them about as well
     assert all(l > 0 for l, _ in ranking.top(4))  # the heads an edit of 1.5% would touch
     assert sum(l == 0 for l, _ in ranking.top(10)) <= 1
