@@ -7,10 +7,13 @@ Protocol, per concept of benchmarks/heldout and per resampled ranking-context se
   ratio to unedited (ratio of means); control: mean log-prob of the shipped control facts the model gets
   right, drop in nats; random: median over --n-random layer-matched draws (hp.random_heads);
   significant: r.significant.sum(); verdict: hp.verify(m, r, k=4).verdict with its defaults.
+--split final2 reads benchmarks/heldout/final2 instead: its own word lists, probe questions and control facts
+(the evaluator's control; hp.verify keeps its defaults).
 "specific" by this evaluation: mass <= 0.35, random >= 0.7, control drop <= random drop + 0.15.
 
     python benchmarks/bench_trust.py --split dev            # where every default was chosen
     python benchmarks/bench_trust.py --split final --out docs/measurements/trust-smollm2-final.json
+    python benchmarks/bench_trust.py --split final2       # the fresh test split, run once at the end
 """
 
 from __future__ import annotations
@@ -35,6 +38,18 @@ from headpursuit_widget.engine.probes import (
 
 HELDOUT = Path(__file__).parent / "heldout"
 CONCEPTS = ("colours", "countries", "animals", "numbers", "emotions", "nouns")
+
+
+def heldout_folder(split: str) -> Path:
+    """Where a split's concept files (and, for final2, control.json) are: final2 has its own folder."""
+    return HELDOUT / "final2" if split == "final2" else HELDOUT
+
+
+def control_pairs(split: str) -> list[tuple[str, str]]:
+    """The evaluator's control facts before filtering: final2's own, else the shipped control."""
+    if split != "final2":
+        return hp.concepts.control()
+    return [(p, a) for p, a in json.loads((heldout_folder(split) / "control.json").read_text())["pairs"]]
 
 
 def measure(m, probes, token_ids, pairs, edits):
@@ -108,7 +123,7 @@ def summarise(paths) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2")
-    ap.add_argument("--split", choices=("dev", "final"), default="dev")
+    ap.add_argument("--split", choices=("dev", "final", "final2"), default="dev")
     ap.add_argument("--concepts", default=",".join(CONCEPTS))
     ap.add_argument("--seeds", default="0,1,2", help="ranking-context resamples (rank_heads seed)")
     ap.add_argument("--k", type=int, default=4, help="heads edited")
@@ -125,10 +140,10 @@ def main():
     torch.set_num_threads(args.threads)
     m = hp.load_model(args.model)
     tok = m.tokenizer
-    pairs = facts_known(m, hp.concepts.control())
+    pairs = facts_known(m, control_pairs(args.split))
     rows = []
     for name in args.concepts.split(","):
-        data = json.loads((HELDOUT / f"{name}.json").read_text())
+        data = json.loads((heldout_folder(args.split) / f"{name}.json").read_text())
         concept = hp.Concept.from_words(name, data["words"], tok)
         probes = [p["prompt"] for p in data[args.split]]
         base = measure(m, probes, concept.token_ids, pairs, None)
