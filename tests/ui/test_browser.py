@@ -159,6 +159,7 @@ def quickstart_opening(lab) -> str:
         i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and "hp.HeadPursuit(" in "".join(c["source"])
     )
     nb["cells"] = nb["cells"][: shown + 1]
+    nb["metadata"] = json.loads((Path(__file__).parent / NOTEBOOK).read_text())["metadata"]  # this server's kernel
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell.update(outputs=[], execution_count=None)
