@@ -318,7 +318,7 @@ def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
     docs = artifacts.parent / "docs"
     try:
         # the answers are in before a word of them is marked (status can say "ready" a moment earlier)
-        _wait_text(page, "baseline-text", lambda s: bool(re.search(r"[A-Za-z]", s or "")))
+        _wait_text(page, "baseline-text", lambda s: bool(re.search(r"[A-Za-z]", s or "")), RENDER_TIMEOUT / 1000)
         _wait_text(page, "status", lambda s: s == "ready")
         _select_top_head(page, kernel)
         # the screenshots show the widget as a reader sees it: only the concept's own words marked
@@ -332,7 +332,7 @@ def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
         # then mark a word of each answer as a concept word, so highlighted text is measured whatever was generated
         kernel.eval(
             "w.set_trait('concept_words', [*w.concept_words, *(x for t in (w.baseline_text, w.edited_text) "
-            "for x in __import__('re').findall('[A-Za-z]+', t)[:1]])]) or 0",
+            "for x in __import__('re').findall('[A-Za-z]+', t)[:1])]) or 0",
         )
         page.locator(".hp-root mark.hp-hit").first.wait_for(timeout=60_000)
         results = {}
