@@ -249,11 +249,12 @@ class Curve:
             "heads": self.heads,
         }
 
-    def plot(self, measures=MEASURES):
-        """Bokeh layout, one panel per measure (relative to the unedited model)."""
+    def plot(self, measures=MEASURES, *, theme: str = "auto"):
+        """Bokeh layout, one panel per measure (relative to the unedited model); ``theme`` "light",
+        "dark" or "auto" (plots.py)."""
         from .plots import curve_figure
 
-        return curve_figure(self, measures)
+        return curve_figure(self, measures, theme=theme)
 
     def save_html(self, path, measures=MEASURES):
         """Write the plot as a standalone HTML file with inline bokeh resources."""

@@ -1,19 +1,37 @@
 """Bokeh figures for rankings and experiment curves, rendered with INLINE resources (work offline).
 
 In a notebook, ``show`` loads BokehJS once per kernel (the first call inlines it, later calls only
-embed their figure), so a saved notebook carries one copy of BokehJS, not one per plot."""
+embed their figure), so a saved notebook carries one copy of BokehJS, not one per plot.
+
+Every figure takes ``theme=``: "light", "dark" (bokeh's dark_minimal colours) or "auto", which is
+the HEADPURSUIT_THEME environment variable if set (light or dark), else light: a kernel cannot see
+which theme JupyterLab shows, so a dark-theme user says so once (``os.environ`` or the shell)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from bokeh.embed import file_html
 from bokeh.layouts import gridplot
-from bokeh.models import ColorBar, ColumnDataSource, HoverTool, Label, Legend, LegendItem, LinearColorMapper
+from bokeh.models import (
+    Axis,
+    ColorBar,
+    ColumnDataSource,
+    Grid,
+    HoverTool,
+    Label,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
+    Plot,
+)
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
+
+from .engine.errors import HeadPursuitError
 
 LABELS = {
     "probe_mass": "concept mass / unedited",
@@ -23,12 +41,51 @@ LABELS = {
 }
 GENERATED = ("word_rate", "perplexity")  # measures of generated text: empty when the budget generates none
 _loaded = False  # BokehJS is loaded in this kernel's notebook
+# colours of each theme: text has >= 4.5:1 contrast on the background (WCAG AA; tests/test_plots.py checks)
+THEMES = {
+    "light": {"background": "#ffffff", "text": "#1f1f1f", "muted": "#595959", "line": "#5f5f5f", "grid": "#e5e5e5"},
+    "dark": {"background": "#20262b", "text": "#e0e0e0", "muted": "#b0b0b0", "line": "#a0a0a0", "grid": "#3a4248"},
+}
 
 
-def heatmap(ranking, title: str | None = None):
+def resolve_theme(theme: str = "auto") -> str:
+    """ "light" or "dark": ``theme`` itself, or for "auto" the HEADPURSUIT_THEME variable (light if unset)."""
+    name = os.environ.get("HEADPURSUIT_THEME", "light").strip().lower() if theme == "auto" else theme
+    if name not in THEMES:
+        where = "HEADPURSUIT_THEME" if theme == "auto" else "theme"
+        raise HeadPursuitError(f"{where} must be one of {', '.join(THEMES)} (or theme='auto'), got {name!r}")
+    return name
+
+
+def apply_theme(obj, theme: str = "auto"):
+    """Colour every plot in ``obj`` (a figure or layout) for ``theme``: backgrounds, title, axes, grid
+    lines, legends, colour bars and text labels. Returns ``obj``."""
+    c = THEMES[resolve_theme(theme)]
+    for fig in obj.select({"type": Plot}):
+        fig.background_fill_color = fig.border_fill_color = c["background"]
+        fig.outline_line_color = c["grid"]
+        if fig.title is not None:
+            fig.title.text_color = c["text"]
+        for axis in fig.select({"type": Axis}):
+            axis.axis_label_text_color = axis.major_label_text_color = c["text"]
+            axis.axis_line_color = axis.major_tick_line_color = axis.minor_tick_line_color = c["line"]
+        for grid in fig.select({"type": Grid}):
+            grid.grid_line_color = c["grid"]
+        for legend in fig.select({"type": Legend}):
+            legend.label_text_color = legend.title_text_color = c["text"]
+            legend.background_fill_color, legend.border_line_color = c["background"], c["grid"]
+        for bar in fig.select({"type": ColorBar}):
+            bar.background_fill_color = c["background"]
+            bar.major_label_text_color = bar.title_text_color = c["text"]
+        for label in fig.select({"type": Label}):
+            label.text_color = c["muted"]
+    return obj
+
+
+def heatmap(ranking, title: str | None = None, *, theme: str = "auto"):
     """(n_layers x n_heads) grid of the ranking's active score, layer 0 at the top as in the widget's
     grid; colours span the 2nd to 98th percentile, widened to hold 0 (the widget's scale, js/colors.ts),
-    so one outlier cannot flatten the rest. Hover shows the head's top tokens."""
+    so one outlier cannot flatten the rest. Hover shows the head's top tokens. ``theme``: see the module."""
     scores = np.asarray(ranking.scores, dtype=float)
     L, H = scores.shape
     layers, heads = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
@@ -54,14 +111,14 @@ def heatmap(ranking, title: str | None = None):
     fig.rect("head", "layer", 1, 1, source=src, fill_color={"field": "score", "transform": mapper}, line_color=None)
     fig.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
     fig.select_one(HoverTool).tooltips = [("head", "L@layer H@head"), ("score", "@score{0.0000}"), ("atoms", "@tokens")]
-    return fig
+    return apply_theme(fig, theme)
 
 
-def curve_figure(curve, measures):
+def curve_figure(curve, measures, *, theme: str = "auto"):
     """One panel per measure: a line per head selection, with the IQR band where it has several draws.
 
     The legend sits below the plot area; hovering a point shows its selection, x, median and IQR;
-    a panel with no data (generation off) says so."""
+    a panel with no data (generation off) says so. ``theme``: see the module."""
     panels = []
     for measure in measures:
         fig = figure(
@@ -95,15 +152,16 @@ def curve_figure(curve, measures):
         fig.add_layout(Legend(items=items, orientation="horizontal", label_text_font_size="8pt"), "below")
         if not any(np.isfinite(curve.values[m][measure]).any() for m in curve.values):
             why = "generation off" if measure in GENERATED else "no data"
-            fig.add_layout(Label(x=120, y=120, x_units="screen", y_units="screen", text=why, text_color="gray"))
+            fig.add_layout(Label(x=120, y=120, x_units="screen", y_units="screen", text=why))
         panels.append(fig)
-    return gridplot(panels, ncols=2)
+    return apply_theme(gridplot(panels, ncols=2), theme)
 
 
-def verification_figure(v):
+def verification_figure(v, *, theme: str = "auto"):
     """Scatter of concept mass ratio (x) against control drop (y): the top heads and each random draw.
 
     Shaded: where the verdict would be "specific" (ratio <= 0.35, drop <= random drop + 0.15 nats).
+    ``theme``: see the module.
     """
     from .engine.verify import MAX_EXTRA_DROP, MAX_RATIO
 
@@ -133,7 +191,7 @@ def verification_figure(v):
     fig.select_one(HoverTool).tooltips = [("heads", "@heads"), ("ratio", "@x{0.00}"), ("drop", "@y{0.00}")]
     fig.legend.location = "top_right"
     fig.legend.label_text_font_size = "8pt"
-    return fig
+    return apply_theme(fig, theme)
 
 
 def save_html(obj, path, title: str = "headpursuit") -> Path:

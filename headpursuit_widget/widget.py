@@ -49,6 +49,26 @@ def _trait_error(what: str, exc: HeadPursuitError) -> t.TraitError:
     return t.TraitError(f"{what}: {exc}")
 
 
+def _parsed_or_none(text: str):
+    """``concept_from_text(text)``, or None for text that names no concept."""
+    try:
+        return concept_from_text(text)
+    except HeadPursuitError:
+        return None
+
+
+def _head_stats(r: HeadRanking, layer: int, head: int) -> dict:
+    """The panel's numbers for one head of ``r``: its EVR, the null's mean and sd, significance."""
+    return {
+        "layer": layer,
+        "head": head,
+        "evr": float(r.score_table["evr"][layer, head]),
+        "null_mean": float(r.null_mean[layer, head]),
+        "null_sd": float(r.null_sd[layer, head]),
+        "significant": bool(r.significant[layer, head]),
+    }
+
+
 class HeadPursuit(anywidget.AnyWidget):
     """Find a concept's heads on a layer x head grid, read their tokens, edit them and see
     the edited answer stream next to the unedited one.
@@ -98,6 +118,17 @@ class HeadPursuit(anywidget.AnyWidget):
         np.ndarray, allow_none=True, help="float (k,) or None: the selected head's EVR after each SOMP step"
     ).tag(sync=True, **ARRAY)
     concept = t.Unicode("", help="str: the concept as typed (a shipped name, a word file or words)").tag(sync=True)
+    compare = t.Unicode(
+        "",
+        help="str, default '': a second concept, typed as concept is; the grid then shows the concept's score minus "
+        "this one's (ranked like concept, in the background); '' compares nothing",
+    ).tag(sync=True)
+    scores_minus = t.Unicode(
+        "", help="str: '' when scores are the concept's own; else the compared concept whose scores they subtract"
+    ).tag(sync=True)
+    compare_stats = t.Dict(
+        help="head_stats of the compared concept for the panel's head ({} when none or not compared yet)"
+    ).tag(sync=True)
     concept_names = t.List(t.Unicode(), help="list[str]: the shipped concepts offered").tag(sync=True)
     rule = t.Unicode("whole_word", help="str, default 'whole_word': the sub-token rule words are ranked with").tag(
         sync=True
@@ -185,6 +216,7 @@ class HeadPursuit(anywidget.AnyWidget):
         self._session = Session(model, prompts=prompts, positions=positions, k=k, n_null=n_null, seed=seed)
         self._base: HeadRanking | None = None
         self._refined: HeadRanking | None = None  # _base once hp.refine has recommended its heads
+        self._other: HeadRanking | None = None  # the compared concept's ranking (compare), None when off
         self._rank_error: Exception | None = None  # why the first ranking failed, until one succeeds
         self._baseline_key = self._edited_key = None
         self._verify_on = verify
@@ -390,7 +422,7 @@ class HeadPursuit(anywidget.AnyWidget):
         self._ready = False
         worker = self.__dict__.get("_worker")
         if worker is not None:
-            for kind in ("generate", "rank", "verify"):
+            for kind in ("generate", "rank", "compare", "verify"):
                 worker.cancel(kind, CLOSED)
         super().close()
 
@@ -424,6 +456,19 @@ class HeadPursuit(anywidget.AnyWidget):
             return check_score(proposal["value"])
         except HeadPursuitError as exc:
             raise _trait_error("score", exc) from None
+
+    @t.validate("compare")
+    def _check_compare(self, proposal):
+        text = proposal["value"].strip()
+        if not text:
+            return ""
+        try:
+            parsed = concept_from_text(text)
+        except HeadPursuitError as exc:
+            raise _trait_error("compare", exc) from None
+        if parsed == _parsed_or_none(self.concept):
+            raise t.TraitError(f"compare: {text!r} is the concept itself; type another concept, or '' to compare none")
+        return text
 
     @t.validate("images")
     def _check_images(self, proposal):
@@ -476,6 +521,20 @@ class HeadPursuit(anywidget.AnyWidget):
         self.set_trait("status", "ranking")
         self._worker.cancel("verify", SUPERSEDED)
         self._worker.submit("rank", lambda cancel: self._rank(parsed, cancel))
+        if change["name"] == "rule" and self.compare:
+            self._on_compare(change)  # the compared concept's dictionary follows the rule too
+
+    @t.observe("compare")
+    def _on_compare(self, change):
+        if not self._initialised():
+            return
+        self._worker.cancel("compare", SUPERSEDED)
+        self._other = None
+        self._show_scores()
+        if self.compare:
+            parsed = concept_from_text(self.compare)
+            self.set_trait("status", "ranking")
+            self._worker.submit("compare", lambda cancel: self._rank_other(parsed, cancel))
 
     @t.observe("top_k", "top_alpha")
     def _on_top(self, change):
@@ -536,6 +595,22 @@ class HeadPursuit(anywidget.AnyWidget):
             if self.prompt.strip():
                 self.regenerate()  # the next-token readout counts the new concept's tokens
 
+    def _rank_other(self, concept, cancel: Cancel) -> None:
+        """Rank the compared concept (as _rank ranks the concept); the grid then shows the difference."""
+        self.set_trait("progress", 0.01)
+        try:
+            other = self._session.rank(concept, rule=self.rule, on_progress=lambda f: self.set_trait("progress", f))
+        except Exception as exc:
+            self._show_error(exc, f"compare not ranked (the grid shows {self.concept!r} alone)")
+            return
+
+        def show() -> None:
+            self._other = other
+            self._show_scores()
+            self._set(progress=0.0, status="ready" if self.status == "ranking" else self.status)
+
+        self._worker.publish(cancel, show)
+
     def _stale_grid(self) -> str:
         """Says which concept the grid still shows after a failed one ('' before any ranking)."""
         if self._base is None:
@@ -558,27 +633,25 @@ class HeadPursuit(anywidget.AnyWidget):
                 self.status = "ready"
 
     def _show_scores(self) -> None:
-        r = self._current()
+        """The grid's arrays: the active score, or its difference from the compared concept's."""
+        r, other = self._current(), self._other
+        if r is None:
+            return
         with self.hold_sync():
-            self.scores = np.asarray(r.scores, dtype=np.float64)
+            self.scores = np.asarray(r.scores if other is None else r.difference(other), dtype=np.float64)
+            self.scores_minus = "" if other is None else self.compare
             self.significant = np.asarray(r.significant, dtype=bool)
             self._show_head()
 
     def _show_head(self) -> None:
         r = self._current()
         if r is None or len(self.selected) != 2:
-            self.tokens, self.lens_tokens, self.curve, self.head_stats = [], [], None, {}
+            self.tokens, self.lens_tokens, self.curve, self.head_stats, self.compare_stats = [], [], None, {}, {}
             return
         layer, head = self.selected
         with self.hold_sync():
-            self.head_stats = {
-                "layer": layer,
-                "head": head,
-                "evr": float(r.score_table["evr"][layer, head]),
-                "null_mean": float(r.null_mean[layer, head]),
-                "null_sd": float(r.null_sd[layer, head]),
-                "significant": bool(r.significant[layer, head]),
-            }
+            self.compare_stats = {} if self._other is None else _head_stats(self._other, layer, head)
+            self.head_stats = _head_stats(r, layer, head)
             self.tokens = [[tok, w] for tok, w in r.tokens(layer, head, _PANEL_TOKENS)]
             self.lens_tokens = [[tok, v] for tok, v in r.lens_tokens(layer, head, _PANEL_TOKENS)]
             self.curve = r.evr_curve(layer, head)

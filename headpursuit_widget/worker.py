@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 SUPERSEDED, STOPPED, CLOSED = "superseded", "stopped", "closed"
-PRIORITY = ("rank", "generate", "verify")  # the order pending kinds run in; other kinds after these
+PRIORITY = ("rank", "compare", "generate", "verify")  # the order pending kinds run in; other kinds after these
 
 
 class Cancel(threading.Event):

@@ -1,6 +1,9 @@
-/** Colour scale for head scores: viridis (sampled at 9 stops and interpolated) over a domain clipped
- * at percentiles, so one outlier cannot turn the rest of the grid one colour, and always holding 0. */
-const STOPS: [number, number, number][] = [
+/** Colour scales for head scores: viridis (sampled at 9 stops and interpolated) over a domain clipped
+ * at percentiles, so one outlier cannot turn the rest of the grid one colour, and always holding 0;
+ * for a difference of two concepts' scores, a diverging purple-white-orange scale centred on 0. */
+type Stops = [number, number, number][];
+
+const VIRIDIS: Stops = [
   [68, 1, 84],
   [71, 44, 122],
   [59, 81, 139],
@@ -12,14 +15,37 @@ const STOPS: [number, number, number][] = [
   [253, 231, 37],
 ];
 
-/** `t` in [0, 1] (clamped) to an `rgb(...)` string. */
-export function viridis(t: number): string {
+/** ColorBrewer PuOr (9 classes, colour-blind safe), from purple (negative) through white (0) to orange. */
+const PUOR: Stops = [
+  [84, 39, 136],
+  [128, 115, 172],
+  [178, 171, 210],
+  [216, 218, 235],
+  [247, 247, 247],
+  [254, 224, 182],
+  [253, 184, 99],
+  [224, 130, 20],
+  [179, 88, 6],
+];
+
+/** `t` in [0, 1] (clamped) to an `rgb(...)` string, interpolating `stops`. */
+function interpolate(stops: Stops, t: number): string {
   const x = Number.isFinite(t) ? Math.min(1, Math.max(0, t)) : 0;
-  const pos = x * (STOPS.length - 1);
-  const i = Math.min(STOPS.length - 2, Math.floor(pos));
+  const pos = x * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(pos));
   const f = pos - i;
-  const c = STOPS[i].map((v, k) => Math.round(v + f * (STOPS[i + 1][k] - v)));
+  const c = stops[i].map((v, k) => Math.round(v + f * (stops[i + 1][k] - v)));
   return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+}
+
+/** Viridis at `t` in [0, 1]: a concept's own scores. */
+export function viridis(t: number): string {
+  return interpolate(VIRIDIS, t);
+}
+
+/** PuOr at `t` in [0, 1] (0.5 is white): a difference of two concepts' scores. */
+export function diverging(t: number): string {
+  return interpolate(PUOR, t);
 }
 
 /** Finite min and max of `data` (NaN and infinities ignored); [0, 0] when none. */
@@ -67,14 +93,24 @@ export function robustScale(data: ArrayLike<number>, clip = 0.02): Scale {
   return { lo, hi, clippedLo: min < lo, clippedHi: max > hi };
 }
 
+/** A scale symmetric about 0 for differences: from -m to m, m the larger magnitude of the `clip` and
+ * `1 - clip` quantiles (so 0 sits mid-bar, white), [-1, 1] when every value is 0 or none is finite. */
+export function symmetricScale(data: ArrayLike<number>, clip = 0.02): Scale {
+  const [min, max] = finiteRange(data);
+  const m = Math.max(Math.abs(quantile(data, clip)), Math.abs(quantile(data, 1 - clip)));
+  const half = Number.isFinite(m) && m > 0 ? m : 1;
+  return { lo: -half, hi: half, clippedLo: min < -half, clippedHi: max > half };
+}
+
 /** Position of `v` on `scale`, clamped to [0, 1] (viridis input). */
 export function scalePosition(scale: Scale, v: number): number {
   return Math.min(1, Math.max(0, (v - scale.lo) / (scale.hi - scale.lo)));
 }
 
-/** CSS gradient for the legend bar. */
-export function legendGradient(): string {
-  return `linear-gradient(to right, ${STOPS.map((_, i) => viridis(i / (STOPS.length - 1))).join(", ")})`;
+/** CSS gradient for the legend bar: viridis, or the diverging scale when `diverge`. */
+export function legendGradient(diverge = false): string {
+  const stops = diverge ? PUOR : VIRIDIS;
+  return `linear-gradient(to right, ${stops.map((_, i) => interpolate(stops, i / (stops.length - 1))).join(", ")})`;
 }
 
 /** Format a score for labels. */

@@ -15,6 +15,7 @@ export class ConceptBox {
   private names: HTMLDataListElement;
   private score: HTMLSelectElement;
   private rule: HTMLSelectElement;
+  private compare: HTMLInputElement;
   private static seq = 0;
 
   constructor(private model: ModelLike) {
@@ -35,6 +36,23 @@ export class ConceptBox {
     rank.addEventListener("click", commit);
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter") commit();
+    });
+    this.compare = h("input", {
+      type: "text",
+      list: listId,
+      "data-testid": "compare-input",
+      "aria-label": "compare with concept",
+      title: "a second concept: the grid shows the concept's score minus this one's (empty: off)",
+      placeholder: "compare: another concept",
+    });
+    const commitCompare = () => {
+      if (this.compare.value.trim() === this.model.get("compare")) return;
+      this.model.set("compare", this.compare.value.trim());
+      this.model.save_changes();
+    };
+    this.compare.addEventListener("change", commitCompare);
+    this.compare.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") commitCompare();
     });
     this.score = h("select", { "data-testid": "score-switch", "aria-label": "score" });
     this.score.addEventListener("change", () => {
@@ -57,6 +75,8 @@ export class ConceptBox {
       this.input,
       this.names,
       rank,
+      h("label", { text: " minus " }),
+      this.compare,
       h("label", { text: " Score " }),
       this.score,
       h("label", { text: " Sub-tokens " }),
@@ -67,6 +87,7 @@ export class ConceptBox {
 
   render(): void {
     if (document.activeElement !== this.input) this.input.value = this.model.get("concept");
+    if (document.activeElement !== this.compare) this.compare.value = this.model.get("compare") ?? "";
     this.names.replaceChildren(...(this.model.get("concept_names") ?? []).map((n) => h("option", { value: n })));
     const names = this.model.get("score_names") ?? [];
     this.score.replaceChildren(...names.map((n) => h("option", { value: n, text: SCORE_LABELS[n] ?? n })));

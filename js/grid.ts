@@ -1,7 +1,18 @@
 /** The layer x head grid: one focusable cell per head, coloured by its score (layer 0 at the top,
- * as in plots.heatmap); significant heads carry a dot, which leaves the cell's lightness alone. */
+ * as in plots.heatmap); significant heads carry a dot, which leaves the cell's lightness alone.
+ * When two concepts are compared (`scores_minus`), the cells show the difference of their scores on
+ * a diverging scale centred on 0, and the legend names both concepts. */
 import { decodeArray } from "./codecs";
-import { fmt, legendGradient, robustScale, scalePosition, viridis } from "./colors";
+import {
+  diverging,
+  fmt,
+  legendGradient,
+  robustScale,
+  type Scale,
+  scalePosition,
+  symmetricScale,
+  viridis,
+} from "./colors";
 import { SCORE_LABELS } from "./controls";
 import { h } from "./dom";
 import { headKey, type ModelLike } from "./model";
@@ -14,6 +25,10 @@ export class GridView {
   private legendHi: HTMLElement;
   private legendName: HTMLElement;
   private legendZero: HTMLElement;
+  private legendBar: HTMLElement;
+  private legendLoName: HTMLElement;
+  private legendHiName: HTMLElement;
+  private legendSig: HTMLElement;
   private cells: HTMLElement[] = [];
   private nLayers = 0;
   private nHeads = 0;
@@ -27,19 +42,23 @@ export class GridView {
     this.legendHi = h("span");
     this.legendName = h("span", { class: "hp-legend-name", "data-testid": "legend-name" });
     this.legendZero = h("span", { class: "hp-legend-zero", "data-testid": "legend-zero", text: "0" });
-    const bar = h("span", { class: "hp-legend-bar" }, this.legendZero);
-    bar.style.background = legendGradient();
+    this.legendBar = h("span", { class: "hp-legend-bar", "data-testid": "legend-bar" }, this.legendZero);
     this.legendLo.dataset.testid = "legend-lo";
     this.legendHi.dataset.testid = "legend-hi";
+    this.legendLoName = h("span", { class: "hp-legend-end", "data-testid": "legend-lo-name" });
+    this.legendHiName = h("span", { class: "hp-legend-end", "data-testid": "legend-hi-name" });
+    this.legendSig = h("span", { "data-testid": "legend-sig" });
     const legend = h(
       "div",
       { class: "hp-legend", "data-testid": "legend" },
       this.legendName,
+      this.legendLoName,
       this.legendLo,
-      bar,
+      this.legendBar,
       this.legendHi,
+      this.legendHiName,
       h("span", { class: "hp-swatch hp-sig-swatch" }),
-      "significant (above the null)",
+      this.legendSig,
       h("span", { class: "hp-swatch hp-edited-swatch" }),
       "edited",
     );
@@ -121,13 +140,10 @@ export class GridView {
     const strengths = this.model.get("strengths") ?? {};
     const selected = this.model.get("selected") ?? [];
     const score = this.model.get("score");
-    const scale = robustScale(scores ?? []);
-    const concept = this.model.get("concept");
-    const name = concept.length > 40 ? `${concept.slice(0, 39)}…` : concept;
-    this.legendName.textContent = `${name ? `${name}: ` : ""}${SCORE_LABELS[score] ?? score}`;
-    this.legendLo.textContent = `${scale.clippedLo ? "≤" : ""}${fmt(scale.lo)}`;
-    this.legendHi.textContent = `${scale.clippedHi ? "≥" : ""}${fmt(scale.hi)}`;
-    this.legendZero.style.left = `${100 * scalePosition(scale, 0)}%`;
+    const minus = this.model.get("scores_minus") ?? "";
+    const scale = minus ? symmetricScale(scores ?? []) : robustScale(scores ?? []);
+    const colour = minus ? diverging : viridis;
+    this.legend(scale, score, minus);
     const H = this.nHeads;
     this.cells.forEach((cell, i) => {
       const l = Math.floor(i / H);
@@ -136,16 +152,33 @@ export class GridView {
       const isSig = sig ? sig[i] === 1 : false;
       const alpha = strengths[headKey(l, hd)];
       const isSel = selected.length === 2 && selected[0] === l && selected[1] === hd;
-      cell.style.backgroundColor = Number.isFinite(s) ? viridis(scalePosition(scale, s)) : "";
+      cell.style.backgroundColor = Number.isFinite(s) ? colour(scalePosition(scale, s)) : "";
       cell.classList.toggle("hp-sig", isSig);
       cell.classList.toggle("hp-edited", alpha !== undefined);
       cell.setAttribute("aria-selected", String(isSel));
-      let label = `Layer ${l}, head ${hd}, ${score} ${fmt(s)}`;
+      let label = `Layer ${l}, head ${hd}, ${score}${minus ? " difference" : ""} ${fmt(s)}`;
       label += isSig ? ", significant" : ", not significant";
       if (alpha !== undefined) label += `, edited x${alpha}`;
       cell.setAttribute("aria-label", label);
       if (isSel) this.setFocusIndex(i);
     });
+  }
+
+  /** The legend: whose score, the bar's ends, and for a comparison which concept each end favours. */
+  private legend(scale: Scale, score: string, minus: string): void {
+    const concept = short(this.model.get("concept"));
+    const label = SCORE_LABELS[score] ?? score;
+    this.legendName.textContent = minus
+      ? `${concept} minus ${short(minus)}: ${label}`
+      : `${concept ? `${concept}: ` : ""}${label}`;
+    this.legendLoName.textContent = minus ? `more ${short(minus)}` : "";
+    this.legendHiName.textContent = minus ? `more ${concept}` : "";
+    this.legendLoName.hidden = this.legendHiName.hidden = !minus;
+    this.legendBar.style.background = legendGradient(Boolean(minus));
+    this.legendLo.textContent = `${scale.clippedLo ? "≤" : ""}${fmt(scale.lo)}`;
+    this.legendHi.textContent = `${scale.clippedHi ? "≥" : ""}${fmt(scale.hi)}`;
+    this.legendZero.style.left = `${100 * scalePosition(scale, 0)}%`;
+    this.legendSig.textContent = minus ? `significant for ${concept} (above its null)` : "significant (above the null)";
   }
 
   private setFocusIndex(i: number): void {
@@ -202,6 +235,11 @@ export class GridView {
     this.tooltip.style.left = `${pos.left}px`;
     this.tooltip.style.top = `${pos.top}px`;
   }
+}
+
+/** A concept name cut to 40 characters for the legend. */
+function short(name: string): string {
+  return name.length > 40 ? `${name.slice(0, 39)}…` : name;
 }
 
 type Box = { left: number; top: number; width: number; height: number };

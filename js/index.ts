@@ -86,11 +86,12 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
   const on: [string, () => void][] = [
     ["change:n_layers change:n_heads", () => grid.render()],
     [
-      "change:scores change:significant change:strengths change:selected change:score change:concept",
+      "change:scores change:significant change:strengths change:selected change:score change:concept change:scores_minus",
       () => grid.update(),
     ],
     [
-      "change:selected change:tokens change:lens_tokens change:curve change:scores change:score change:head_stats",
+      "change:selected change:tokens change:lens_tokens change:curve change:scores change:score change:head_stats " +
+        "change:compare_stats change:scores_minus",
       () => panel.render(),
     ],
     ["change:selected change:strengths", () => slider.render()],
@@ -98,7 +99,7 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     ["change:strengths", () => edits.render()],
     ["change:concept_prob", () => readout.render()],
     [
-      "change:concept change:concept_names change:score_names change:score change:rule change:rule_names",
+      "change:concept change:concept_names change:score_names change:score change:rule change:rule_names change:compare",
       () => concept.render(),
     ],
     ["change:status change:progress change:error change:verdict", () => status.render()],

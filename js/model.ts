@@ -37,6 +37,12 @@ export interface WidgetModel {
   head_stats: HeadStats | Record<string, never>;
   curve: EncodedArray | null;
   concept: string;
+  /** A second concept ('' none): when ranked, scores are the concept's minus its (see scores_minus). */
+  compare: string;
+  /** '' when scores are the concept's own; else the compared concept whose scores they subtract. */
+  scores_minus: string;
+  /** The compared concept's stats for the panel's head; {} when none. */
+  compare_stats: HeadStats | Record<string, never>;
   concept_names: string[];
   concept_words: string[];
   /** The sub-token rule typed words are ranked with (one of rule_names). */

@@ -92,7 +92,22 @@ export class TokenPanel {
         text: full.significant ? "significant" : "not significant",
       }),
     );
-    const nul = h("p", { class: "hp-meta", "data-testid": "null-line", text: nullLine(full) });
+    const other = this.model.get("compare_stats") as Partial<HeadStats>;
+    const compared = this.model.get("scores_minus") ?? "";
+    const both = compared !== "" && other.layer === layer && other.head === head;
+    const nul = h("p", {
+      class: "hp-meta",
+      "data-testid": "null-line",
+      text: `${both ? `${this.model.get("concept")}: ` : ""}${nullLine(full)}`,
+    });
+    const otherNul = h("p", {
+      class: "hp-meta",
+      "data-testid": "compare-null-line",
+      text: both
+        ? `${compared}: ${nullLine(other as HeadStats)}${(other as HeadStats).significant ? ", significant" : ", not significant"}`
+        : "",
+    });
+    otherNul.hidden = !both;
     const note = h("p", {
       class: "hp-hint",
       "data-testid": "atoms-note",
@@ -107,7 +122,7 @@ export class TokenPanel {
       tokenList("SOMP atoms (EVR gain)", this.model.get("tokens") ?? [], "atom", "EVR gain", !full.significant),
       tokenList("Logit Lens (logit)", this.model.get("lens_tokens") ?? [], "lens", "logit"),
     );
-    this.body.replaceChildren(title, meta, nul, note, cols, this.curve());
+    this.body.replaceChildren(title, meta, nul, otherNul, note, cols, this.curve());
   }
 
   private curve(): HTMLElement {

@@ -1,5 +1,6 @@
 // @vitest-environment jsdom
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { diverging } from "./colors";
 import { encode, FakeModel, mountFake } from "./fake-model";
 
 let el: HTMLElement;
@@ -106,6 +107,89 @@ describe("grid", () => {
     expect(cells()[n - 1].dataset.head).toBe("63");
     expect(cells()[n - 1].style.backgroundColor).toBe("rgb(253, 231, 37)");
   }, 20_000); // 5120 cells in jsdom on a shared 2-core machine
+});
+
+describe("comparing two concepts", () => {
+  // colours minus animals: differences from -2 to 4. The scale is symmetric, -m to m, with m the larger
+  // magnitude of the 2% and 98% quantiles: sorted -2, -0.5, 0, 0.5, 1, 4, the 98% one is 1 + 0.9 x 3 = 3.7
+  const diffs = [-2, 0, 1, 4, 0.5, -0.5];
+  const m = 3.7;
+  let model: FakeModel;
+  beforeEach(() => {
+    model = setup(
+      new FakeModel({
+        concept: "colours",
+        compare: "animals",
+        scores_minus: "animals",
+        score: "z",
+        scores: encode(diffs, "float32", [2, 3]),
+        significant: encode([0, 0, 0, 1, 0, 0], "uint8", [2, 3]),
+      }),
+    );
+  });
+
+  it("names both concepts in the legend, the lower end the compared one", () => {
+    expect(q("legend-name").textContent).toBe("colours minus animals: z");
+    expect(q("legend-lo-name").textContent).toBe("more animals");
+    expect(q("legend-hi-name").textContent).toBe("more colours");
+    expect(q("legend-lo").textContent).toBe("-3.700");
+    expect(q("legend-hi").textContent).toBe("≥3.700"); // 4 lies beyond the scale: clipped
+    expect(q("legend-zero").style.left).toBe("50%");
+    expect(q("legend-sig").textContent).toBe("significant for colours (above its null)");
+    expect(q("legend-bar").style.background).toContain("rgb(247, 247, 247)");
+  });
+
+  it("colours cells on the diverging scale: 0 white, the ends purple and orange", () => {
+    expect(cells()[1].style.backgroundColor).toBe("rgb(247, 247, 247)");
+    expect(cells()[0].style.backgroundColor).toBe(diverging((-2 + m) / (2 * m)));
+    expect(cells()[2].style.backgroundColor).toBe(diverging((1 + m) / (2 * m)));
+    expect(cells()[3].style.backgroundColor).toBe("rgb(179, 88, 6)"); // clipped to the orange end
+    expect(diverging(0)).toBe("rgb(84, 39, 136)");
+    expect(diverging(0.5)).toBe("rgb(247, 247, 247)");
+    expect(cells()[3].getAttribute("aria-label")).toBe("Layer 1, head 0, z difference 4.000, significant");
+  });
+
+  it("goes back to viridis and one name when the comparison ends", () => {
+    model.set("scores_minus", "");
+    model.set("compare", "");
+    expect(q("legend-name").textContent).toBe("colours: z");
+    expect(q("legend-lo-name").hidden).toBe(true);
+    expect(q("legend-bar").style.background).toContain("rgb(68, 1, 84)");
+    expect(cells()[3].style.backgroundColor).toBe("rgb(253, 231, 37)");
+    expect(q("legend-sig").textContent).toBe("significant (above the null)");
+  });
+
+  it("shows both concepts' EVR against their nulls for the selected head", () => {
+    const stats = (evr: number, significant: boolean) => ({
+      layer: 1,
+      head: 0,
+      evr,
+      null_mean: 0.2,
+      null_sd: 0.1,
+      significant,
+    });
+    model.set("head_stats", stats(0.5, true));
+    model.set("compare_stats", stats(0.25, false));
+    model.set("selected", [1, 0]);
+    expect(q("null-line").textContent).toBe("colours: EVR 0.500 vs null 0.200 ± 0.100 (z 3.0)");
+    expect(q("compare-null-line").textContent).toBe(
+      "animals: EVR 0.250 vs null 0.200 ± 0.100 (z 0.5), not significant",
+    );
+    model.set("compare_stats", {});
+    expect(q("compare-null-line").hidden).toBe(true);
+    expect(q("null-line").textContent).toBe("EVR 0.500 vs null 0.200 ± 0.100 (z 3.0)");
+  });
+
+  it("commits a typed comparison on Enter, and clearing it turns it off", () => {
+    const input = q("compare-input") as HTMLInputElement;
+    expect(input.value).toBe("animals");
+    input.value = " dog, cat ";
+    input.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(model.state.compare).toBe("dog, cat");
+    input.value = "";
+    input.dispatchEvent(new Event("change"));
+    expect(model.state.compare).toBe("");
+  });
 });
 
 describe("token panel and sliders", () => {

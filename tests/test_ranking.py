@@ -74,6 +74,36 @@ def test_top_orders_by_active_score(ranking):
         ranking.with_score("f1")
 
 
+def test_difference_of_two_concepts_is_their_scores_head_by_head(tiny, make_tiny, ranking):
+    import dataclasses
+
+    # a hand-made 2 x 4 case: known scores, known difference
+    a = dataclasses.replace(ranking, score_table={**ranking.score_table, "z": np.arange(8.0).reshape(2, 4)})
+    b = dataclasses.replace(ranking, score_table={**ranking.score_table, "z": np.full((2, 4), 2.5)})
+    np.testing.assert_array_equal(a.difference(b), [[-2.5, -1.5, -0.5, 0.5], [1.5, 2.5, 3.5, 4.5]])
+    np.testing.assert_array_equal(b.difference(a), -a.difference(b))
+    # two real rankings on one model: z(A) - z(B) recomputed from each one's EVR and null draws
+    other = hp.rank_heads(
+        tiny, PROMPTS, ["dog", "cat", "horse", "cow", "sheep", "bird"], k=5, n_null=3, refine=False, progress=False
+    )
+
+    def z(r):
+        n = r.null_evr.shape[0]
+        return (r.score_table["evr"] - r.null_evr.mean(0)) / (r.null_evr.std(0, ddof=1) * np.sqrt(1 + 1 / n))
+
+    np.testing.assert_allclose(ranking.difference(other), z(ranking) - z(other))
+    evr_diff = ranking.score_table["evr"] - other.score_table["evr"]
+    np.testing.assert_allclose(ranking.difference(other, "evr"), evr_diff)
+    np.testing.assert_allclose(ranking.with_score("evr").difference(other), evr_diff)
+    with pytest.raises(hp.HeadPursuitError, match="unknown score"):
+        ranking.difference(other, "f1")
+    with pytest.raises(hp.HeadPursuitError, match="another HeadRanking"):
+        ranking.difference(np.zeros((2, 4)))
+    foreign = hp.rank_heads(make_tiny("qwen2"), PROMPTS, WORDS, k=5, n_null=3, refine=False, progress=False)
+    with pytest.raises(hp.HeadPursuitError, match="different models"):
+        ranking.difference(foreign)
+
+
 def test_method_logit_lens_and_reused_activations(tiny):
     acts = hp.capture(tiny, PROMPTS, progress=False)
     r = hp.rank_heads(tiny, None, WORDS, method="logit_lens", k=4, n_null=2, activations=acts, progress=False)

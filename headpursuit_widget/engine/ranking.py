@@ -123,6 +123,20 @@ class HeadRanking:
         """The same ranking ordered by another score: "z", "specificity", "evr" or "logit_lens"."""
         return dataclasses.replace(self, score_name=check_score(name))
 
+    def difference(self, other: HeadRanking, score: str | None = None) -> np.ndarray:
+        """(n_layers, n_heads) float64: this ranking's ``score`` (the active one by default) minus
+        ``other``'s, head by head: positive where a head scores higher for this concept (under "z",
+        both are in their own null's standard deviations). Both rankings must come from one model."""
+        name = check_score(self.score_name if score is None else score)
+        if not isinstance(other, HeadRanking):
+            raise HeadPursuitError(f"difference needs another HeadRanking, got {type(other).__name__}")
+        if other.fingerprint != self.fingerprint or other.scores.shape != self.scores.shape:
+            raise HeadPursuitError(
+                f"cannot compare rankings of different models: {self.model_name!r} ({self.n_layers} x "
+                f"{self.n_heads} heads) and {other.model_name!r} ({other.n_layers} x {other.n_heads} heads)"
+            )
+        return np.asarray(self.score_table[name], dtype=np.float64) - np.asarray(other.score_table[name], np.float64)
+
     def top(self, n: int) -> list[tuple[int, int]]:
         """The n heads the project recommends editing, as (layer, head): the refined selection first
         (`recommended`), then the rest by the active score, with the candidates refinement rejected

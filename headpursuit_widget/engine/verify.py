@@ -85,11 +85,12 @@ class Verification:
             f"(random {-self.random_control_drop:+.2f}): {self.verdict}"
         )
 
-    def plot(self):
-        """Bokeh figure: concept mass ratio and control drop of the top heads against each random draw."""
+    def plot(self, *, theme: str = "auto"):
+        """Bokeh figure: concept mass ratio and control drop of the top heads against each random draw;
+        ``theme`` "light", "dark" or "auto" (plots.py)."""
         from ..plots import verification_figure
 
-        return verification_figure(self)
+        return verification_figure(self, theme=theme)
 
 
 def verify(

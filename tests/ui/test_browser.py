@@ -3,8 +3,10 @@ on the real default model (SmolLM2-135M-Instruct)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -12,6 +14,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOK = "widget_demo.ipynb"
+QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "quickstart.ipynb"
 RENDER_TIMEOUT = 300_000  # model load + capture + ranking on a busy 2-core machine
 
 
@@ -147,6 +150,49 @@ def test_notebook7_renders_the_widget(lab, page, artifacts):
         kernel.close()
 
 
+@pytest.fixture(scope="module")
+def quickstart_opening(lab) -> str:
+    """notebooks/quickstart.ipynb up to the cell that shows the widget (outputs cleared), in the
+    server's folder: what a reader runs before touching anything."""
+    nb = json.loads(QUICKSTART.read_text())
+    shown = next(
+        i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and "hp.HeadPursuit(" in "".join(c["source"])
+    )
+    nb["cells"] = nb["cells"][: shown + 1]
+    nb["metadata"] = json.loads((Path(__file__).parent / NOTEBOOK).read_text())["metadata"]  # this server's kernel
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell.update(outputs=[], execution_count=None)
+    name = "quickstart_opening.ipynb"
+    (lab.root / name).write_text(json.dumps(nb))
+    return name
+
+
+@pytest.mark.parametrize("front_end", ["lab/tree", "notebooks"], ids=["jupyterlab", "notebook7"])
+def test_first_render_shows_a_baseline_answer(lab, page, quickstart_opening, front_end):
+    """The quickstart's widget, run and left alone, opens on the concept's eliciting prompt and
+    shows its baseline answer: no prompt to type, no slider to move."""
+    from headpursuit_widget import concepts
+
+    page.goto(f"{lab.url}/{front_end}/{quickstart_opening}")
+    run_all_cells(page)
+    wait_for_widget(page)
+    kernel = lab.kernel(quickstart_opening)
+    try:
+        prompt = page.locator('.hp-root [data-testid="prompt-input"]')
+        assert prompt.input_value() == concepts.get("colours").eval_prompts[0]
+        _wait_text(page, "baseline-text", lambda s: bool((s or "").strip()), timeout=RENDER_TIMEOUT / 1000)
+        end = time.monotonic() + 120
+        while kernel.eval("w.status") != "ready" or kernel.eval("w.baseline_text") != _text(page, "baseline-text"):
+            assert time.monotonic() < end, f"the answer never settled: {kernel.eval('[w.status, w.error]')}"
+            time.sleep(0.2)
+        answer = kernel.eval("w.baseline_text")
+        assert answer.strip() and kernel.eval("[w.prompt, w.strengths, w.error]") == [prompt.input_value(), {}, ""]
+        assert [e for e in page.js_errors if "/static/notebook/" not in e] == []  # Notebook 7.6's own start-up error
+    finally:
+        kernel.close()
+
+
 def _select_top_head(page, kernel):
     layer, head = kernel.eval("w.ranking.top(1)[0]")
     page.locator(f'.hp-root [role="gridcell"][data-layer="{layer}"][data-head="{head}"]').click()
@@ -272,22 +318,28 @@ def test_text_contrast_in_light_and_dark_themes(lab, page, artifacts):
     docs = artifacts.parent / "docs"
     try:
         # the answers are in before a word of them is marked (status can say "ready" a moment earlier)
-        _wait_text(page, "baseline-text", lambda s: bool(re.search(r"[A-Za-z]", s or "")))
+        _wait_text(page, "baseline-text", lambda s: bool(re.search(r"[A-Za-z]", s or "")), RENDER_TIMEOUT / 1000)
         _wait_text(page, "status", lambda s: s == "ready")
         _select_top_head(page, kernel)
-        # mark a word of each answer as a concept word, so highlighted text is on screen whatever was generated
+        # the screenshots show the widget as a reader sees it: only the concept's own words marked
+        words = kernel.eval("w.concept_words")
+        for theme in ("JupyterLab Light", "JupyterLab Dark"):
+            _set_theme(page, theme)
+            page.locator(".hp-root").scroll_into_view_if_needed()
+            page.locator(".hp-root").screenshot(
+                path=str(docs / ("widget-dark.png" if "Dark" in theme else "widget.png"))
+            )
+        # then mark a word of each answer as a concept word, so highlighted text is measured whatever was generated
         kernel.eval(
             "w.set_trait('concept_words', [*w.concept_words, *(x for t in (w.baseline_text, w.edited_text) "
-            "for x in __import__('re').findall('[A-Za-z]+', t)[:1]])]) or 0",
+            "for x in __import__('re').findall('[A-Za-z]+', t)[:1])]) or 0",
         )
         page.locator(".hp-root mark.hp-hit").first.wait_for(timeout=60_000)
         results = {}
-        for theme in ("JupyterLab Light", "JupyterLab Dark"):
+        for theme in ("JupyterLab Dark", "JupyterLab Light"):
             _set_theme(page, theme)
             results[theme] = _contrast(page)
-            shot = docs / ("widget-dark.png" if "Dark" in theme else "widget.png")
-            page.locator(".hp-root").scroll_into_view_if_needed()
-            page.locator(".hp-root").screenshot(path=str(shot))
+        kernel.eval(f"w.set_trait('concept_words', {words!r}) or 0")  # the kernel is shared with later tests
         for theme, rows in results.items():
             assert any(sel == ".hp-root mark.hp-hit" for sel, *_ in rows), f"no highlighted word in {theme}"
             low = [row for row in rows if row[1] < 4.5]
