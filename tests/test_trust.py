@@ -166,10 +166,18 @@ def test_refine_orders_candidates_by_flip_effect_measured_independently(tiny_ran
         assert ratio == pytest.approx(expected, rel=1e-3) and drop == pytest.approx(expected_drop, abs=1e-4)
         utility[tuple(head)] = math.log(expected) + selection.DAMAGE_WEIGHT * max(expected_drop, 0)
     assert list(r.recommended) == sorted((h for h in utility if utility[h] < 0), key=utility.get)
-    rejected = [h for h in utility if utility[h] >= 0]
+    drops = {tuple(h): d for h, d in zip(details["candidates"], details["control_drop"])}
+    rejected = sorted((h for h in utility if utility[h] >= 0), key=utility.get)
+    harmless = [h for h in rejected if drops[h] <= selection.HARMLESS_DROP]
+    harmful = [h for h in rejected if drops[h] > selection.HARMLESS_DROP]
     n = m.n_layers * m.n_heads
-    assert r.top(n)[: len(r.recommended)] == list(r.recommended)
-    assert set(r.top(n)[n - len(rejected) :]) == set(rejected)  # measured as harmful: last
+    top = r.top(n)
+    assert sorted(top) == sorted((layer, head) for layer in range(m.n_layers) for head in range(m.n_heads))
+    # recommended, then measured harmless, then never measured (by z), then measured harmful
+    k = len(r.recommended) + len(harmless)
+    assert top[:k] == list(r.recommended) + harmless
+    assert top[n - len(harmful) :] == harmful
+    assert top[k : n - len(harmful)] == [h for h in r.with_score("z").top(n) if h not in utility]
 
 
 def test_verify_returns_a_verdict_and_cancel_stops_it(tiny_ranking):

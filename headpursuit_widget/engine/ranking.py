@@ -35,6 +35,8 @@ from .inputs import check_prompts
 from .null import benjamini_hochberg, frequency_matched_dictionaries, frequency_profile, null_statistics
 from .pursuit import CHUNK_BYTES, somp
 from .ranking_file import parse_vocab, read_checked, write_atomic
+from .selection import refine as run_refine
+from .selection import tested_order
 from .shipped import concepts as shipped_concepts
 
 SCORES = ("z", "specificity", "evr", "logit_lens")
@@ -139,18 +141,20 @@ class HeadRanking:
 
     def top(self, n: int) -> list[tuple[int, int]]:
         """The n heads the project recommends editing, as (layer, head): the refined selection first
-        (`recommended`), then the rest by the active score, with the candidates refinement rejected
-        (flipping them cost the control more than it cut the concept) last."""
+        (`recommended`), then the candidates refinement rejected but measured as harmless to the control,
+        then the heads not measured, by the active score, and the candidates measured as harmful last
+        (engine/selection.py tested_order)."""
         total = self.n_layers * self.n_heads
         n = check_int(n, f"number of heads (1 to {total})", minimum=0)
         if not 1 <= n <= total:
             raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
-        first = [(int(layer), int(head)) for layer, head in self.recommended][:n]
-        rejected = {tuple(h) for h in self.options.get("refine", {}).get("candidates", [])} - set(self.recommended)
+        first = [(int(layer), int(head)) for layer, head in self.recommended]
+        details = self.options.get("refine")
+        harmless, harmful = tested_order(details, first) if details else ([], [])
+        tested = set(first) | set(harmless) | set(harmful)
         flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
         rest = [(int(i // self.n_heads), int(i % self.n_heads)) for i in np.argsort(-flat, kind="stable")]
-        rest = [h for h in rest if h not in first and h not in rejected] + [h for h in rest if h in rejected]
-        return first + rest[: n - len(first)]
+        return (first + harmless + [h for h in rest if h not in tested] + harmful)[:n]
 
     def _check(self, layer: int, head: int) -> None:
         if not (0 <= layer < self.n_layers and 0 <= head < self.n_heads):
@@ -439,8 +443,6 @@ def rank_heads(
         significant=benjamini_hochberg(p, q),
     )
     if (refine or refine is None) and not model.is_vlm:  # refinement measures text next-token predictions
-        from .selection import refine as run_refine
-
         ranking = run_refine(model, ranking, progress=progress)
     return ranking
 

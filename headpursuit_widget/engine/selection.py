@@ -7,7 +7,9 @@ concept's eliciting contexts and the even-numbered half of the control facts the
 (verify() measures on the other halves). A head's utility is
     log(concept mass ratio) + damage_weight * max(control drop, 0)   (lower is better)
 and the recommended heads are the candidates whose cut outweighs their damage (utility < 0), best
-first. Candidates refinement rejected go to the end of ranking.top() (see HeadRanking.top).
+first. ranking.top() then takes the rejected candidates measured as harmless (control drop <=
+HARMLESS_DROP), then untested heads by score, and the candidates measured as harmful last
+(see tested_order), so a head known to cost the control never comes before one not measured.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .probes import answer_ids, check_cancel, concept_mass, control_logprobs, ne
 N_CANDIDATES = 8
 N_CONTEXTS = 16  # the first 16 rank contexts: each candidate costs one forward over them and the control half
 DAMAGE_WEIGHT = 4.0  # per nat: a 0.1-nat control drop weighs as much as a 0.67x concept factor
+HARMLESS_DROP = 0.1  # nats: a rejected candidate that costs the control at most this is "measured harmless"
 
 
 def candidates(ranking, n: int) -> list[tuple[int, int]]:
@@ -34,6 +37,25 @@ def candidates(ranking, n: int) -> list[tuple[int, int]]:
     key = np.where(ranking.significant, 1.0, 0.0).ravel()
     order = np.lexsort((-z.ravel(), -key))[:n]
     return [(int(i // ranking.n_heads), int(i % ranking.n_heads)) for i in order]
+
+
+def utilities(details: dict) -> dict[tuple[int, int], float]:
+    """Each tested candidate's utility from refine()'s stored measures (lower is better)."""
+    ratios = np.clip(np.asarray(details["mass_ratio"], dtype=np.float64), 1e-12, None)
+    drops = np.clip(np.asarray(details["control_drop"], dtype=np.float64), 0, None)
+    values = np.log(ratios) + details["damage_weight"] * drops
+    return {(int(h[0]), int(h[1])): float(u) for h, u in zip(details["candidates"], values)}
+
+
+def tested_order(details: dict, recommended) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The rejected candidates split into (measured harmless, measured harmful), each best utility first.
+
+    details: ranking.options["refine"]; harmless means a control drop <= HARMLESS_DROP nats."""
+    utility = utilities(details)
+    drops = {(int(h[0]), int(h[1])): float(d) for h, d in zip(details["candidates"], details["control_drop"])}
+    chosen = {(int(h[0]), int(h[1])) for h in recommended}
+    rejected = sorted((h for h in utility if h not in chosen), key=utility.get)
+    return [h for h in rejected if drops[h] <= HARMLESS_DROP], [h for h in rejected if drops[h] > HARMLESS_DROP]
 
 
 def refine(
@@ -74,8 +96,6 @@ def refine(
         mass, control = measure({head: -1.0})
         ratios.append(float(mass / base_mass) if base_mass > 0 else 1.0)
         drops.append(float((base_control - control).mean()))
-    utility = np.log(np.clip(ratios, 1e-12, None)) + damage_weight * np.clip(drops, 0, None)
-    chosen = [heads[i] for i in np.argsort(utility, kind="stable") if utility[i] < 0]
     details = {
         "candidates": [list(h) for h in heads],
         "mass_ratio": ratios,
@@ -84,6 +104,8 @@ def refine(
         "n_contexts": n_ctx,
         "n_control": len(pairs),
     }
+    utility = utilities(details)
+    chosen = sorted((h for h in heads if utility[h] < 0), key=utility.get)
     return dataclasses.replace(ranking, recommended=tuple(chosen), options={**ranking.options, "refine": details})
 
 
