@@ -92,10 +92,17 @@ def test_frequency_matched_draws_follow_the_profile_and_exclude_the_concept(toke
 
 
 def test_eliciting_contexts_parts_differ_and_name_the_category():
-    rank = contexts.eliciting_contexts("countries", ["France", "Japan", "Peru", "Chile"], n=6, seed=0)
-    verify = contexts.eliciting_contexts("countries", ["France", "Japan", "Peru", "Chile"], part="verify", n=6)
-    assert rank != verify and all(c.startswith("Q: Name a country.\nA: ") and c.endswith("\nA:") for c in rank)
-    assert contexts.eliciting_contexts("my_list2", ["a", "b"], n=1)[0].startswith("Q: Name a word like ")
+    words = ["France", "Japan", "Peru", "Chile", "Paris"]
+    rank = contexts.eliciting_contexts("countries", words, n=12, seed=0)
+    verify = contexts.eliciting_contexts("countries", words, part="verify", n=12)
+    assert len(set(rank)) == len(set(verify)) == 12 and not set(rank) & set(verify)
+    for ctx in rank + verify:
+        *shots, last = ctx.split("Q: ")[1:]
+        assert last.endswith("\nA:") and "country" in last and 2 <= len(shots) <= 3
+        # no concept word anywhere in the context (a shot answering "Paris" is left out as a listed word)
+        assert not any(w.lower() in ctx.lower().split() for w in words)
+        assert all(s.split("\nA: ")[1].strip() in {w for _, w in contexts.SHOTS} for s in shots)
+    assert contexts.eliciting_contexts("my_list2", ["a", "b"], n=1)[0].split("Q: ")[-1].count("word like ") == 1
     with pytest.raises(hp.HeadPursuitError, match="at least 2 words"):
         contexts.eliciting_contexts("x", ["a"])
 

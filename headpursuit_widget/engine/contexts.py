@@ -1,19 +1,23 @@
 """Eliciting contexts built from a concept's name and words: prompts whose next token is a concept word.
 
 Heads are ranked where the concept is about to be produced (head writes at the last position of
-these contexts, positions="last"). The format is few-shot question answering, chosen on held-out
-dev questions (docs/verification.md): a few example words, then the question again, e.g.
+these contexts, positions="last"). The format is question answering whose examples come from OTHER
+categories, so that no concept word appears in the context, e.g.
 
+    Q: Name a fruit.
+    A: apple
+    Q: Give an example of a metal.
+    A: iron
     Q: Name a colour.
-    A: red
-    Q: Name another colour.
-    A: green
-    Q: Name another colour.
     A:
 
-The category word is the concept's name made singular ("countries" -> "country"); a name that is
-not a plain word ("my_list2") becomes "word like <example>". Rank and verification contexts come from
-different seeds (`part`), so verification never measures on the contexts that were ranked on.
+Why no concept word in the context: with the concept's own words as examples ("Name another
+colour"), heads that copy earlier words of the context write the concept's directions for ANY word
+list, and a list of plain unrelated nouns got as many significant heads as colours (docs/verification.md).
+The category word is the concept's name made singular ("countries" -> "country"); a name that is not a
+plain word ("my_list2") becomes "word like <example>", the only concept word in such a context. Rank
+and verify contexts ask with different phrasings (`part`), so verification never measures on the
+contexts that were ranked on.
 """
 
 from __future__ import annotations
@@ -24,8 +28,31 @@ import re
 from .errors import HeadPursuitError
 
 N_CONTEXTS = 32
-SHOTS = 3
 PARTS = ("rank", "verify")
+# each part asks with its own phrasings, so the two parts never share a context
+ASK = {
+    "rank": ("Name {a} {c}.", "Give an example of {a} {c}.", "Tell me {a} {c}."),
+    "verify": ("Name one {c}.", "Say {a} {c}.", "Pick {a} {c}."),
+}
+# (category, answer) pairs that demonstrate the format; those of the concept's category or words are left out
+SHOTS = (
+    ("fruit", "apple"),
+    ("planet", "Mars"),
+    ("metal", "iron"),
+    ("day of the week", "Monday"),
+    ("musical instrument", "piano"),
+    ("sport", "tennis"),
+    ("city", "Paris"),
+    ("vegetable", "carrot"),
+    ("tool", "hammer"),
+    ("language", "Spanish"),
+    ("month", "July"),
+    ("drink", "coffee"),
+    ("flower", "rose"),
+    ("vehicle", "bicycle"),
+    ("body part", "hand"),
+    ("season", "winter"),
+)
 
 
 def singular(name: str) -> str:
@@ -44,10 +71,16 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def eliciting_contexts(name: str, words, *, part: str = "rank", n: int = N_CONTEXTS, seed: int = 0) -> list[str]:
-    """n few-shot prompts that ask for one more `name` after SHOTS example words.
+def _ask(rng: random.Random, part: str, category: str) -> str:
+    return rng.choice(ASK[part]).format(a=_article(category), c=category)
 
-    words: the concept's words (at least 2). part: "rank" or "verify" (disjoint draws for the same seed).
+
+def eliciting_contexts(name: str, words, *, part: str = "rank", n: int = N_CONTEXTS, seed: int = 0) -> list[str]:
+    """n distinct prompts (fewer only if the shots run out) that ask for one `name` after 2-3 answered
+    questions about other categories.
+
+    words: the concept's words (at least 2; shots whose answer is one of them are left out).
+    part: "rank" or "verify" (different phrasings of the last question, so the parts are disjoint).
     """
     if part not in PARTS:
         raise HeadPursuitError(f"part must be one of {PARTS}, got {part!r}")
@@ -56,12 +89,14 @@ def eliciting_contexts(name: str, words, *, part: str = "rank", n: int = N_CONTE
         raise HeadPursuitError(f"eliciting contexts need at least 2 words for concept {name!r}, got {len(words)}")
     plain = re.fullmatch(r"[A-Za-z]+( [A-Za-z]+)?", name.strip() or "")
     rng = random.Random(f"{seed}/{part}/{name}")
-    shots = min(SHOTS, len(words) - 1)
-    out = []
-    for _ in range(n):
-        examples = rng.sample(words, shots + 1)
-        cat = singular(name) if plain else f"word like {examples[-1]}"
-        lines = [f"Q: Name {_article(cat)} {cat}.\nA: {examples[0]}"]
-        lines += [f"Q: Name another {cat}.\nA: {w}" for w in examples[1:shots]]
-        out.append("\n".join(lines) + f"\nQ: Name another {cat}.\nA:")
-    return out
+    category = singular(name) if plain else None
+    taken = {w.strip().lower() for w in words}
+    shots = [(c, w) for c, w in SHOTS if w.lower() not in taken and c != category]
+    out: dict[str, None] = {}
+    for _ in range(50 * n):  # distinct contexts; 16 shots x 2-3 places x 3 phrasings leave plenty
+        if len(out) == n:
+            break
+        cat = category or f"word like {rng.choice(words)}"
+        demo = "".join(f"Q: {_ask(rng, part, c)}\nA: {w}\n" for c, w in rng.sample(shots, min(len(shots), rng.choice((2, 3)))))
+        out[demo + f"Q: {_ask(rng, part, cat)}\nA:"] = None
+    return list(out)
