@@ -433,7 +433,7 @@ def _digest(activations: torch.Tensor) -> str:
     """A short hash of captured head writes: the identity of the samples for the null cache. Hashes
     the tensor's own buffer (no copy of the writes on the CPU)."""
     data = activations.detach().cpu().contiguous().numpy()
-    return hashlib.sha1(data.reshape(-1).view(np.uint8)).hexdigest()[:16]
+    return hashlib.sha1(data.reshape(-1).view(np.uint8).data).hexdigest()[:16]
 
 
 def _null_evr(model, flat: torch.Tensor, con: Concept, key: tuple, progress: bool, chunk_bytes: int) -> np.ndarray:
