@@ -7,8 +7,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 import headpursuit_widget as hp
+from headpursuit_widget.engine.baselines import logit_lens_top
 from headpursuit_widget.engine.dictionary import dictionary_rows
 from headpursuit_widget.engine.ranking import _SHAPES
 
@@ -58,6 +60,16 @@ def test_lens_tokens_are_the_top_of_the_full_vocabulary(tiny, ranking):
     got = ranking.lens_tokens(1, 2, n=3)
     assert [t for t, _ in got] == [tiny.tokenizer.decode([i]) for i in top.indices.tolist()]
     np.testing.assert_allclose([v for _, v in got], top.values.numpy(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 4 * 3 * 100, 1 << 30])
+def test_lens_top_over_vocabulary_slices_is_the_full_topk(chunk_bytes):
+    gen = torch.Generator().manual_seed(0)
+    writes, unembedding = torch.randn(3, 16, generator=gen), torch.randn(1000, 16, generator=gen)
+    values, indices = logit_lens_top(writes, unembedding, 7, chunk_bytes=chunk_bytes)
+    full = (writes @ unembedding.T).topk(7, dim=1)
+    np.testing.assert_array_equal(indices.numpy(), full.indices.numpy())
+    np.testing.assert_allclose(values.numpy(), full.values.numpy(), rtol=1e-6)
 
 
 def test_top_orders_by_active_score(ranking):

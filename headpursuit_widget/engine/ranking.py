@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .baselines import logit_lens_scores
+from .baselines import logit_lens_scores, logit_lens_top
 from .capture import capture
 from .contexts import eliciting_contexts
 from .dictionary import Concept, dictionary_rows
@@ -314,9 +314,9 @@ def check_score(name) -> str:
 
 
 def _somp_budget(activations: torch.Tensor) -> int:
-    """SOMP's working set in bytes: as large as the stored activations (so that ranking peaks near
-    twice them), within 16 MiB .. pursuit.CHUNK_BYTES."""
-    return int(min(CHUNK_BYTES, max(16 << 20, activations.numel() * activations.element_size())))
+    """SOMP's working set in bytes: half the stored activations (so that ranking, with the dictionaries
+    and the Logit-Lens slices beside it, stays within twice them), within 16 MiB .. pursuit.CHUNK_BYTES."""
+    return int(min(CHUNK_BYTES, max(16 << 20, activations.numel() * activations.element_size() // 2)))
 
 
 def _decode_all(tokenizer, ids) -> dict:
@@ -394,14 +394,12 @@ def rank_heads(
     null_mean, _, z, p = null_statistics(evr, null_evr)
     raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
     lens = logit_lens_scores(activations, raw_rows.cpu()).double().numpy()
-    with torch.no_grad():
-        mean_writes = activations.mean(2).reshape(L * Hn, d).to(a.unembedding.device, a.unembedding.dtype)
-        top = (mean_writes @ a.unembedding.detach().T).float().topk(min(n_lens, a.unembedding.shape[0]), dim=1)
+    lens_vals, lens_ids = logit_lens_top(activations.mean(2).reshape(L * Hn, d), a.unembedding, n_lens)
     token_ids = torch.as_tensor(con.token_ids)
     atoms = token_ids[concept_res.atoms.cpu()].reshape(L, Hn, k_eff).numpy()
     curves = concept_res.evr.cpu().reshape(L, Hn, k_eff).numpy()
     gains = np.diff(curves, axis=-1, prepend=0.0)
-    lens_ids = top.indices.cpu().reshape(L, Hn, -1).numpy()
+    lens_ids = lens_ids.cpu().reshape(L, Hn, -1).numpy()
     options = dict(
         k=k_eff,
         n_null=n_null,
@@ -424,7 +422,7 @@ def rank_heads(
         gains=gains,
         curves=curves,
         lens_ids=lens_ids,
-        lens_vals=top.values.cpu().reshape(L, Hn, -1).numpy().astype(np.float64),
+        lens_vals=lens_vals.cpu().reshape(L, Hn, -1).numpy().astype(np.float64),
         vocab=_decode_all(model.tokenizer, np.concatenate([atoms.ravel(), lens_ids.ravel(), token_ids.numpy()])),
         concept={
             "name": con.name,
@@ -448,8 +446,10 @@ def rank_heads(
 
 
 def _digest(activations: torch.Tensor) -> str:
-    """A short hash of captured head writes: the identity of the samples for the null cache."""
-    return hashlib.sha1(activations.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    """A short hash of captured head writes: the identity of the samples for the null cache. Hashes
+    the tensor's own buffer (no copy of the writes on the CPU)."""
+    data = activations.detach().cpu().contiguous().numpy()
+    return hashlib.sha1(data.reshape(-1).view(np.uint8).data).hexdigest()[:16]
 
 
 def _null_evr(model, flat: torch.Tensor, con: Concept, key: tuple, progress: bool, chunk_bytes: int) -> np.ndarray:
@@ -466,11 +466,13 @@ def _null_evr(model, flat: torch.Tensor, con: Concept, key: tuple, progress: boo
     draws = frequency_matched_dictionaries(
         model.tokenizer, profile, m, n_draws=n_null, exclude=con.token_ids, seed=seed, rule=rule
     )
-    dictionaries = torch.stack([dictionary_rows(model.adapter, ids, normalize, fold_norm) for ids in draws])
     L, Hn = model.adapter.n_layers, model.adapter.n_heads
-    with _progress(progress, f"null: {L * Hn} heads x {n_null} dictionaries, k={k}"):
-        res = somp(flat, dictionaries.to(flat.device), k, with_coef=False, chunk_bytes=chunk_bytes)
-    null_evr = res.evr[:, :, -1].reshape(n_null, L, Hn).cpu().numpy()
+    null_evr = np.empty((n_null, L, Hn))
+    with tqdm(draws, desc=f"null: {L * Hn} heads x {n_null} dictionaries, k={k}", disable=not progress) as bar:
+        for i, ids in enumerate(bar):  # one dictionary at a time: memory does not grow with n_null
+            rows = dictionary_rows(model.adapter, ids, normalize, fold_norm).to(flat.device)
+            res = somp(flat, rows, k, with_coef=False, chunk_bytes=chunk_bytes)
+            null_evr[i] = res.evr[:, -1].reshape(L, Hn).cpu().numpy()
     _NULL_CACHE[key] = (null_evr, {int(i) for ids in draws for i in ids})
     while len(_NULL_CACHE) > _NULL_CACHE_SIZE:
         _NULL_CACHE.popitem(last=False)
