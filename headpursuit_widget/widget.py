@@ -73,11 +73,12 @@ class HeadPursuit(anywidget.AnyWidget):
     """Find a concept's heads on a layer x head grid, read their tokens, edit them and see
     the edited answer stream next to the unedited one.
 
-    ``HeadPursuit(model, concept="colours")`` returns at once and ranks on the concept's shipped
-    prompts in the background (``status`` "ranking", ``progress``; ``w.wait()`` blocks until done);
-    ``HeadPursuit(model, ranking=r, prompt=...)`` shows a ranking made earlier. A typed
-    word list is ranked on the prompts in use (``prompts=``, else those of the last shipped
-    concept, else of the first shipped concept), reusing their cached activations.
+    ``HeadPursuit(model, concept="colours")`` returns at once and ranks in the background on the
+    concept's eliciting contexts (engine/contexts.py; ``status`` "ranking", ``progress``;
+    ``w.wait()`` blocks until done), then refines and verifies the top heads (``verdict``);
+    ``HeadPursuit(model, ranking=r, prompt=...)`` shows a ranking made earlier. With ``prompts=``
+    every concept, typed word lists included, ranks on those prompts (one cached capture).
+    ``compare="animals"`` shows the concept's scores minus another concept's.
     For a vision-language model, ``samples=[(image, prompt), ...]`` (or ``images=[...]`` with
     ``prompt=``) ranks over the image tokens (``positions="image"`` by default) and fills the
     image strip: the answers are generated on the picked sample's image (``sample_index``) with
@@ -193,6 +194,7 @@ class HeadPursuit(anywidget.AnyWidget):
         seed: int = 0,
         rule: str = "whole_word",
         verify: bool = True,
+        compare: str = "",
     ):
         for attr in ("fingerprint", "n_layers", "n_heads", "tokenizer", "adapter"):
             if not hasattr(model, attr):
@@ -253,6 +255,12 @@ class HeadPursuit(anywidget.AnyWidget):
         if ranking is not None:
             self._check_heads()
             self.regenerate()
+        if compare:
+            try:
+                self.compare = compare  # validated like the box; ranked in the background after the concept
+            except t.TraitError:
+                self.close()  # stop the ranking already started: nobody holds this widget
+                raise
 
     # ---- public API -------------------------------------------------------------------
     @property
@@ -332,9 +340,10 @@ class HeadPursuit(anywidget.AnyWidget):
         )
 
     def to_json(self) -> str:
-        """The whole setup as plain JSON: model name, concept, prompt, strengths, selected head,
-        score, top_k, top_alpha, max_new_tokens. ``HeadPursuit.from_json(model, text)`` restores it."""
-        setup = {"format": SETUP_FORMAT, "model": self._model.name}
+        """The whole setup as plain JSON: model name, concept, compared concept, prompt, strengths,
+        selected head, score, top_k, top_alpha, max_new_tokens. ``HeadPursuit.from_json(model, text)``
+        restores it."""
+        setup = {"format": SETUP_FORMAT, "model": self._model.name, "compare": self.compare}
         setup.update({name: getattr(self, name) for name in _SETUP_FIELDS})
         return json.dumps(setup, indent=1)
 
@@ -354,7 +363,10 @@ class HeadPursuit(anywidget.AnyWidget):
         if setup["model"] != model.name:
             raise HeadPursuitError(f"the setup was saved for model {setup['model']!r}, not for {model.name!r}")
         options = {name: setup[name] for name in ("prompt", "score", "top_k", "top_alpha", "max_new_tokens")}
-        w = cls(model, concept=setup["concept"], **options, **kwargs)
+        compare = setup.get("compare", "")  # setups saved before compare existed have none
+        if not isinstance(compare, str):
+            raise HeadPursuitError(f"the setup's compare must be a concept as text ('' for none), got {compare!r}")
+        w = cls(model, concept=setup["concept"], compare=compare, **options, **kwargs)
         with w.hold_trait_notifications():
             w.strengths = setup["strengths"]
             w.selected = setup["selected"]

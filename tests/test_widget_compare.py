@@ -81,3 +81,23 @@ def test_a_compare_that_fails_to_rank_leaves_the_concept_alone(widget):
     assert widget.status == "error" and "compare not ranked" in widget.error
     assert widget.scores_minus == "" and widget.compare_stats == {}
     np.testing.assert_array_equal(widget.scores, before)
+
+
+def test_compare_from_the_constructor_and_through_a_saved_setup(widget):
+    """compare= ranks the second concept like typing it in the box; to_json/from_json keep it."""
+    m = widget.model
+    w = HeadPursuit(m, concept="colours", compare="animals", prompt="", debounce=0.01, verify=False)
+    try:
+        assert w.wait(60) and w.error == "" and w.scores_minus == "animals"
+        expected = _rank(m, "colours").score_table["z"] - _rank(m, "animals").score_table["z"]
+        np.testing.assert_allclose(w.scores, expected)
+        back = HeadPursuit.from_json(m, w.to_json(), debounce=0.01, verify=False)
+        try:
+            assert back.wait(60) and back.compare == "animals" and back.scores_minus == "animals"
+            np.testing.assert_allclose(back.scores, w.scores)
+        finally:
+            back.close()
+    finally:
+        w.close()
+    with pytest.raises(traitlets.TraitError, match="is the concept itself"):
+        HeadPursuit(m, concept="colours", compare="colours", prompt="", verify=False)

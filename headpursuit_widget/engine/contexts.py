@@ -97,6 +97,8 @@ def eliciting_contexts(name: str, words, *, part: str = "rank", n: int = N_CONTE
         if len(out) == n:
             break
         cat = category or f"word like {rng.choice(words)}"
-        demo = "".join(f"Q: {_ask(rng, part, c)}\nA: {w}\n" for c, w in rng.sample(shots, min(len(shots), rng.choice((2, 3)))))
+        demo = "".join(
+            f"Q: {_ask(rng, part, c)}\nA: {w}\n" for c, w in rng.sample(shots, min(len(shots), rng.choice((2, 3))))
+        )
         out[demo + f"Q: {_ask(rng, part, cat)}\nA:"] = None
     return list(out)
