@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import torch
 
-from ..adapters import norm_eps
+from ..adapters import norm_eps, norm_gain
 from ..edits import head_scale
 from ..errors import HeadPursuitError
 from ..models import HeadModel
@@ -59,6 +59,7 @@ class NNsightHeadModel(HeadModel):
     _plans: list = field(init=False, repr=False, default_factory=list)
 
     backend = "nnsight"
+    ranks_from_statistics = True  # ranking never brings head writes back (engine/statistics.py)
 
     def __post_init__(self):
         super().__post_init__()
@@ -69,6 +70,7 @@ class NNsightHeadModel(HeadModel):
         self._projs: list[Any] = [self.lm.get(paths[id(p)]) for p in a.out_projs]
         self._norms: list[Any] = [self.lm.get(paths[id(n)]) if n is not None else None for n in a.post_norms]
         self._eps = [norm_eps(n) if n is not None else 0.0 for n in a.post_norms]
+        self._unembed = self.lm.get(paths[id(_owner(self.module, a.unembedding))])
 
     @property
     def device(self) -> torch.device:
@@ -164,6 +166,97 @@ class NNsightHeadModel(HeadModel):
         self.bytes_returned += stacked.numel() * stacked.element_size()
         return stacked
 
+    def _write_gains(self, fold_norm: bool) -> tuple[list, Any]:
+        """(per-layer post-attention norm gains or None, the final norm's gain for fold_norm or None),
+        (d_model,) float32, computed here: they need the norms' weights in this process."""
+        a = self.adapter
+        if not self.weights_here and (a.approximate or (fold_norm and a.final_norm is not None)):
+            raise HeadPursuitError(
+                f"ranking {self.name!r} with its weights on the server supports models without post-attention "
+                "norms (not Gemma-2/3) and fold_norm=False: the norm gains are read from local weights"
+            )
+        gains = [norm_gain(n, a.d_model) if n is not None else None for n in a.post_norms]
+        fold = norm_gain(a.final_norm, a.d_model) if fold_norm and a.final_norm is not None else None
+        return gains, fold
+
+    def head_statistics(
+        self,
+        inputs: dict,
+        weight: torch.Tensor,
+        row_ids: torch.Tensor,
+        *,
+        normalize: bool,
+        fold_norm: bool,
+        totals=None,
+    ) -> dict[str, torch.Tensor]:
+        """What SOMP and the Logit Lens need from one batch, computed inside the trace (engine/statistics.py).
+
+        weight (batch, seq) as for mean_z; row_ids (m,) the unembedding rows scored against (made as
+        dictionary_rows makes them). Each head's mean write x = mean z @ W_O[h] (times the norm gain
+        on Gemma-2/3) is formed in float64 next to the model and returns only as:
+        proj (n_layers, batch, n_heads, m) float32: x . each row; sq (n_layers, batch, n_heads) float64:
+        |x|^2; zsum (n_layers, n_heads*head_dim) float64: the batch's sum of mean z.
+        totals: for the last batch, (zsum of the earlier batches (n_layers, n_heads*head_dim) float64,
+        number of samples in all batches, n_lens, blocks (G, m') long: positions in row_ids of each of G
+        dictionaries); it adds mean_sq (n_layers, n_heads) float64: |mean write over all samples|^2,
+        lens_ids/lens_vals (n_layers, n_heads, n_lens): the mean write's top tokens over the whole
+        vocabulary, gram (G, m', m') float64: each dictionary's Gram matrix, and row_norms (m,) float32:
+        the rows' norms before normalisation.
+        """
+        nnsight = import_nnsight()
+        a, lm, projs, norms, eps, scales = self.adapter, self.lm, self._projs, self._norms, self._eps, self._scales()
+        unembed, gains, fold = self._unembed, *self._write_gains(fold_norm)
+        shape, transpose = (a.n_heads, a.head_dim, a.d_model), a.kind == "linear"
+        before, n_total, n_lens, blocks = totals if totals is not None else (None, 0, 0, None)
+        with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
+            with tracer.invoke(**inputs, use_cache=False):
+                u = unembed.weight
+                raw = u[row_ids.to(u.device)].float()
+                if fold is not None:
+                    raw = raw * fold.to(raw.device)
+                norm = raw.norm(dim=1, keepdim=True)
+                rows = (raw / norm.clamp_min(1e-12) if normalize else raw).double()
+                proj, sq, zsum, mean_sq, lens_ids, lens_vals = [], [], [], [], [], []
+                for layer in range(len(projs)):
+                    z = projs[layer].input
+                    if layer in scales:
+                        z = z * scales[layer].to(z.device)
+                        projs[layer].input = z
+                    z = z.float()
+                    w = weight.to(z.device)
+                    if norms[layer] is not None:
+                        x = norms[layer].input.float()
+                        w = w / torch.sqrt(x.pow(2).mean(-1) + eps[layer])
+                    zmean = torch.einsum("bt,btk->bk", w, z).double()
+                    wo = projs[layer].weight
+                    wo = (wo.T if transpose else wo).double().reshape(shape)
+                    write = torch.einsum("bhk,hkd->bhd", zmean.reshape(zmean.shape[0], *shape[:2]), wo)
+                    if gains[layer] is not None:
+                        write = write * gains[layer].to(write.device).double()
+                    proj.append((write @ rows.T.to(write.device)).float().cpu())
+                    sq.append(write.pow(2).sum(-1).cpu())
+                    zsum.append(zmean.sum(0).cpu())
+                    if before is not None:
+                        zbar = (zmean.sum(0) + before[layer].to(zmean.device)) / n_total
+                        mean = torch.einsum("hk,hkd->hd", zbar.reshape(shape[:2]), wo)
+                        if gains[layer] is not None:
+                            mean = mean * gains[layer].to(mean.device).double()
+                        mean_sq.append(mean.pow(2).sum(-1).cpu())
+                        top = (mean.to(u.device, u.dtype) @ u.T).float().topk(n_lens, dim=1)
+                        lens_ids.append(top.indices.cpu())
+                        lens_vals.append(top.values.cpu())
+                saved: Any = {"proj": torch.stack(proj), "sq": torch.stack(sq), "zsum": torch.stack(zsum)}
+                if before is not None:
+                    dictionaries = rows[blocks.to(rows.device)]
+                    saved["mean_sq"] = torch.stack(mean_sq)
+                    saved["gram"] = (dictionaries @ dictionaries.transpose(1, 2)).cpu()
+                    saved["lens_ids"], saved["lens_vals"] = torch.stack(lens_ids), torch.stack(lens_vals)
+                    saved["row_norms"] = norm[:, 0].cpu()
+                saved = nnsight.save(saved)
+                tracer.stop()
+        self.bytes_returned += sum(t.numel() * t.element_size() for t in saved.values())
+        return dict(saved)
+
     def generate(self, **kwargs):
         """transformers' generate inside an nnsight trace; edits in effect apply at every step.
 
@@ -201,6 +294,11 @@ class NNsightHeadModel(HeadModel):
                 streamer.put(sequences[:, step])
             streamer.end()
         return ids
+
+
+def _owner(module: torch.nn.Module, weight: torch.Tensor) -> torch.nn.Module:
+    """The submodule whose own `weight` is this tensor (the unembedding: lm_head, or the tied embedding)."""
+    return next(m for m in module.modules() if m._parameters.get("weight") is weight)
 
 
 def wrap_nnsight(model: HeadModel, *, remote: bool | str = False, url: str | None = None, api_key: str | None = None):
