@@ -3,10 +3,13 @@
 Every comparison runs in-process (remote=False) and through nnsight's local simulation of a remote
 request (remote="local": the trace is serialised and run with this package hidden, as on NDIF).
 Edits are checked against the weights edited directly (head h's block of o_proj columns scaled).
+Ranking on nnsight runs from SOMP statistics computed inside the traces (engine/statistics.py) and is
+checked against the hf backend's ranking from captured head writes.
 """
 
 from __future__ import annotations
 
+import copy
 import socket
 import sys
 
@@ -16,6 +19,7 @@ import torch
 import headpursuit_widget as hp
 from headpursuit_widget.engine.backends import nnsight_backend
 from headpursuit_widget.engine.inputs import encode
+from headpursuit_widget.engine.null import frequency_matched_dictionaries, frequency_profile
 
 nnsight = pytest.importorskip("nnsight")
 
@@ -70,18 +74,42 @@ def step_logits(hm, prompts, edits, steps):
     return out.sequences[:, batch.inputs["input_ids"].shape[1] :], torch.stack(out.logits)
 
 
+def check_ranking(hf, nn, prompts, concept, **options):
+    """nn (ranking from in-trace statistics) ranks as hf (from captured head writes); returns hf's ranking.
+
+    4 null draws, not 2: z divides by the null's sd, which 2 draws can put near 1e-3, and would
+    magnify the float32 rounding of hf's head writes (1e-8 in EVR) past 1e-5."""
+    r_hf = hp.rank_heads(hf, prompts, concept, n_null=4, k=8, progress=False, **options)
+    r_nn = hp.rank_heads(nn, prompts, concept, n_null=4, k=8, progress=False, **options)
+    for name in r_hf.score_names:
+        assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
+    assert abs(r_nn.null_evr - r_hf.null_evr).max() < 1e-5 and abs(r_nn.lens_vals - r_hf.lens_vals).max() < 1e-4
+    assert abs(r_nn.curves - r_hf.curves).max() < 1e-5
+    assert r_nn.top(5) == r_hf.top(5) and r_nn.recommended == r_hf.recommended
+    assert (r_nn.atoms == r_hf.atoms).all() and (r_nn.lens_ids == r_hf.lens_ids).all()
+    return r_hf
+
+
 def check_capture_and_ranking(hf, nn, prompts, concept):
     acts_hf = hp.capture(hf, prompts, progress=False)
     acts_nn = hp.capture(nn, prompts, progress=False)
     assert acts_nn.shape == acts_hf.shape and acts_hf.abs().max() > 0
     assert (acts_nn - acts_hf).abs().max() < 1e-5
-    r_hf = hp.rank_heads(hf, prompts, concept, n_null=2, k=8, progress=False)
-    r_nn = hp.rank_heads(nn, prompts, concept, n_null=2, k=8, progress=False)
-    for name in r_hf.score_names:
-        assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
-    assert r_nn.top(5) == r_hf.top(5)
-    assert (r_nn.atoms == r_hf.atoms).all() and (r_nn.lens_ids == r_hf.lens_ids).all()
-    return r_hf
+    return check_ranking(hf, nn, prompts, concept)
+
+
+def statistics_rows(hm, concept, n_null):
+    """(distinct rows, dictionary size) of a ranking's concept + null dictionaries, drawn as rank_heads draws them."""
+    con, _ = hp.engine.ranking.resolve_concept(concept, hm.tokenizer)
+    draws = frequency_matched_dictionaries(
+        hm.tokenizer,
+        frequency_profile(hm.tokenizer, con),
+        len(con.token_ids),
+        n_draws=n_null,
+        exclude=con.token_ids,
+        seed=0,
+    )
+    return len(set(con.token_ids).union(*map(set, draws))), len(con.token_ids)
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma2", "qwen3"])
@@ -89,7 +117,38 @@ def test_capture_and_ranking_equal_hf(make_tiny, family, mode):
     hf = make_tiny(family)
     nn = as_nnsight(hf, mode)
     check_capture_and_ranking(hf, nn, PROMPTS, "colours")
-    assert nn.bytes_returned == len(PROMPTS) * 2 * nn.n_layers * nn.n_heads * nn.head_dim * 4  # twice captured
+    mean_z = len(PROMPTS) * nn.n_layers * nn.n_heads * nn.head_dim * 4  # the capture
+    n_rows, m = statistics_rows(nn, "colours", 4)
+    expected = nnsight_backend.statistics_bytes(
+        nn.n_layers, nn.n_heads, nn.head_dim, n_rows=n_rows, n_prompts=4, n_batches=1, dictionaries=(5, m), n_lens=10
+    )
+    assert nn.bytes_returned == mean_z + expected["total"]  # nothing else came back from the ranking's traces
+
+
+def test_ranking_statistics_agree_with_writes_over_batches_and_options(make_tiny, mode):
+    """Several batches (the running sums), normalize/fold_norm off and on, chosen positions: same as hf."""
+    hf = make_tiny("qwen3")
+    nn = as_nnsight(hf, mode)
+    check_ranking(hf, nn, PROMPTS + ["Purple grapes", "An orange cat"], "colours", batch_size=4, refine=False)
+    check_ranking(
+        hf, nn, PROMPTS, ["red", "green", "blue"], normalize=False, fold_norm=True, positions="all", batch_size=3
+    )
+
+
+def test_model_with_weights_on_the_server_ranks_like_hf(make_tiny):
+    """A client whose copy of the model is on the meta device (as remote=True builds it) ranks from the
+    statistics its (simulated) server computes: no local W_O or unembedding is read."""
+    hf = make_tiny("llama")
+    nn = as_nnsight(hf, "local")
+    client = nnsight_backend.NNsightHeadModel(
+        module=copy.deepcopy(hf.module).to("meta"), tokenizer=hf.tokenizer, name=hf.name, lm=nn.lm, remote="local"
+    )
+    assert not client.weights_here
+    check_ranking(hf, client, PROMPTS, "colours")
+    with pytest.raises(hp.HeadPursuitError, match="keeps its weights on the server"):
+        hp.capture(client, PROMPTS, progress=False)
+    with pytest.raises(hp.HeadPursuitError, match="fold_norm=False"):
+        hp.rank_heads(client, PROMPTS, "colours", n_null=2, fold_norm=True, progress=False)
 
 
 def test_capture_under_edits_equals_baked_weights(make_tiny, mode):

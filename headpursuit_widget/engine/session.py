@@ -173,9 +173,11 @@ class Session:
         report = on_progress or (lambda f: None)
         options = {**self.options, **({} if rule is None else {"rule": rule})}
         samples = self.samples_for(concept, rule=options.get("rule", "whole_word"))
-        acts = self.cache.capture(
-            self.model, samples, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
-        )
+        acts = None  # a model that ranks from statistics computes them in its traces: no head writes to cache
+        if not self.model.ranks_from_statistics:
+            acts = self.cache.capture(
+                self.model, samples, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
+            )
         report(0.85)
         return rank_heads(
             self.model,

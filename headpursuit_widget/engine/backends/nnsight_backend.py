@@ -5,7 +5,8 @@ Every trace body below uses only torch and nnsight envoys, so the same code runs
 is serialised and deserialised with this package hidden, as on a server), on NDIF (remote=True) or
 on a self-hosted NDIF-protocol server (url=...). Head edits scale the head's slice of o_proj's input inside the
 trace, at every generation step. Capture returns, per batch, only the mean z of every head,
-(n_layers, batch, n_heads*head_dim): W_O is applied here, from the local weights.
+(n_layers, batch, n_heads*head_dim): W_O is applied here, from the local weights. Ranking needs no
+local weights: head_statistics computes SOMP's statistics inside the trace (engine/statistics.py).
 """
 
 from __future__ import annotations
@@ -142,9 +143,9 @@ class NNsightHeadModel(HeadModel):
         """
         if not self.weights_here:
             raise HeadPursuitError(
-                f"capture and ranking need W_O and the unembedding of {self.name!r} in this process, but a model "
-                "loaded with remote=True or url= keeps its weights on the server (generate and edits work); "
-                "rank on a local copy (backend='nnsight' without remote, or remote='local') - see docs/scale.md"
+                f"capture returns head writes, which need W_O of {self.name!r} in this process, but a model "
+                "loaded with remote=True or url= keeps its weights on the server; rank_heads (without "
+                "activations=), generate and edits work on it - see docs/scale.md"
             )
         lm, projs, norms, eps, scales = self.lm, self._projs, self._norms, self._eps, self._scales()
         with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
@@ -392,6 +393,30 @@ def _load_remote(repo_id: str, target, api_key: str | None, **load_kwargs) -> NN
     )
 
 
-def bytes_per_prompt(n_layers: int, n_heads: int, head_dim: int, dtype_bytes: int = 4) -> int:
-    """Bytes of mean z that one prompt adds to a capture's returned statistics."""
-    return n_layers * n_heads * head_dim * dtype_bytes
+def statistics_bytes(
+    n_layers: int,
+    n_heads: int,
+    head_dim: int,
+    *,
+    n_rows: int,
+    n_prompts: int,
+    n_batches: int,
+    dictionaries: tuple,
+    n_lens: int,
+) -> dict[str, int]:
+    """Bytes that head_statistics returns for one ranking: {"per_prompt", "per_batch", "once", "total"}.
+
+    n_rows: distinct dictionary rows (m_u); dictionaries: (G, m), G dictionaries of m rows. Per prompt:
+    a float32 projection on every row and a float64 |x|^2 per head; per batch: the float64 sum of mean
+    z; once: |mean write|^2 (float64), n_lens top tokens (int64 + float32) per head, the G float64 Gram
+    matrices and the float32 row norms.
+    """
+    heads = n_layers * n_heads
+    g, m = dictionaries
+    out = {
+        "per_prompt": heads * (4 * n_rows + 8),
+        "per_batch": 8 * heads * head_dim,
+        "once": heads * (8 + 12 * n_lens) + 8 * g * m * m + 4 * n_rows,
+    }
+    out["total"] = n_prompts * out["per_prompt"] + n_batches * out["per_batch"] + out["once"]
+    return out
