@@ -10,8 +10,11 @@ checked against the hf backend's ranking from captured head writes.
 from __future__ import annotations
 
 import copy
+import http.server
+import json
 import socket
 import sys
+import threading
 
 import pytest
 import torch
@@ -19,7 +22,7 @@ import torch
 import headpursuit_widget as hp
 from headpursuit_widget.engine.backends import nnsight_backend
 from headpursuit_widget.engine.inputs import encode
-from headpursuit_widget.engine.null import frequency_matched_dictionaries, frequency_profile
+from headpursuit_widget.engine.ranking import null_dictionaries, resolve_concept
 
 nnsight = pytest.importorskip("nnsight")
 
@@ -99,16 +102,9 @@ def check_capture_and_ranking(hf, nn, prompts, concept):
 
 
 def statistics_rows(hm, concept, n_null):
-    """(distinct rows, dictionary size) of a ranking's concept + null dictionaries, drawn as rank_heads draws them."""
-    con, _ = hp.engine.ranking.resolve_concept(concept, hm.tokenizer)
-    draws = frequency_matched_dictionaries(
-        hm.tokenizer,
-        frequency_profile(hm.tokenizer, con),
-        len(con.token_ids),
-        n_draws=n_null,
-        exclude=con.token_ids,
-        seed=0,
-    )
+    """(distinct rows, dictionary size) of a ranking's concept + null dictionaries."""
+    con, _ = resolve_concept(concept, hm.tokenizer)
+    draws = null_dictionaries(hm.tokenizer, con, n_null=n_null)
     return len(set(con.token_ids).union(*map(set, draws))), len(con.token_ids)
 
 
@@ -275,6 +271,37 @@ def test_unreachable_server_says_what_to_set():
         hp.load_model("smollm2", backend="nnsight", url=f"http://127.0.0.1:{port}")
     with pytest.raises(hp.HeadPursuitError, match="http:// or https://"):
         hp.load_model("smollm2", backend="nnsight", url="localhost:8000")
+
+
+def test_nnsight_serve_url_says_it_speaks_another_protocol():
+    """A server publishing nnsight-serve's trace route (the FastAPI app of nnsight.modeling.vllm.serve,
+    which needs vllm and fastapi, so a stand-in publishes its /openapi.json here) is named as such."""
+    paths = {"paths": {"/health": {}, nnsight_backend.SERVE_ROUTE: {}}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(paths if self.path == "/openapi.json" else {"status": "ok"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(hp.HeadPursuitError, match=r"is an nnsight-serve \(vLLM\) server.*NDIF's request protocol"):
+            hp.load_model("smollm2", backend="nnsight", url=url)
+        paths["paths"] = {"/health": {}}  # any other server passes the check
+        nnsight_backend._check_reachable(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def test_bad_backend_options_are_rejected(make_tiny):

@@ -436,17 +436,9 @@ class _Setup:
     n_lens: int
     progress: bool
 
-    def null_draws(self, tokenizer, profile) -> list[np.ndarray]:
+    def null_draws(self, tokenizer) -> list[np.ndarray]:
         """The n_null frequency-matched random-word dictionaries (token ids) for this concept."""
-        return frequency_matched_dictionaries(
-            tokenizer,
-            profile,
-            len(self.con.token_ids),
-            n_draws=self.n_null,
-            exclude=self.con.token_ids,
-            seed=self.seed,
-            rule=self.rule,
-        )
+        return null_dictionaries(tokenizer, self.con, n_null=self.n_null, seed=self.seed, rule=self.rule)
 
 
 @dataclass(frozen=True)
@@ -499,7 +491,7 @@ def _fit_statistics(model, contexts: list, setup: _Setup, *, positions: str, cha
     if len(contexts) < 2:
         raise HeadPursuitError("SOMP centres over samples: give at least 2 prompts")
     con, k = setup.con, setup.k
-    draws = setup.null_draws(model.tokenizer, frequency_profile(model.tokenizer, con))
+    draws = setup.null_draws(model.tokenizer)
     stats = capture_statistics(
         model,
         contexts,
@@ -531,6 +523,15 @@ def _fit_statistics(model, contexts: list, setup: _Setup, *, positions: str, cha
     )
 
 
+def null_dictionaries(tokenizer, con: Concept, *, n_null: int, seed: int = 0, rule: str = "whole_word") -> list:
+    """The n_null frequency-matched random-word dictionaries rank_heads scores a tokenised concept against:
+    arrays of len(con.token_ids) token ids (engine/null.py)."""
+    profile = frequency_profile(tokenizer, con)
+    return frequency_matched_dictionaries(
+        tokenizer, profile, len(con.token_ids), n_draws=n_null, exclude=con.token_ids, seed=seed, rule=rule
+    )
+
+
 def _digest(activations: torch.Tensor) -> str:
     """A short hash of captured head writes: the identity of the samples for the null cache."""
     return hashlib.sha1(activations.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
@@ -546,7 +547,7 @@ def _null_evr(model, flat: torch.Tensor, setup: _Setup, key: tuple, chunk_bytes:
     if cached is not None and not cached[1].intersection(setup.con.token_ids):
         _NULL_CACHE.move_to_end(key)
         return cached[0]
-    draws = setup.null_draws(model.tokenizer, key[4])
+    draws = setup.null_draws(model.tokenizer)
     dictionaries = torch.stack([dictionary_rows(model.adapter, ids, setup.normalize, setup.fold_norm) for ids in draws])
     L, Hn = model.adapter.n_layers, model.adapter.n_heads
     with _progress(setup.progress, f"null: {L * Hn} heads x {setup.n_null} dictionaries, k={setup.k}"):

@@ -12,6 +12,7 @@ local weights: head_statistics computes SOMP's statistics inside the trace (engi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -29,6 +30,7 @@ from ..errors import HeadPursuitError
 from ..models import HeadModel
 
 API_KEY_ENV = "NDIF_API_KEY"
+SERVE_ROUTE = "/v1/nnsight/generate"  # where nnsight-serve (nnsight.modeling.vllm.serve) takes traces
 INSTALL_HINT = "pip install 'headpursuit-widget[nnsight]'"
 REMOTE_MODES = (False, True, "local")
 # nnsight warns when an open `tracer.all()` loop outlives the generation: that is how it ends here.
@@ -344,19 +346,36 @@ def _check_remote(remote, url: str | None, api_key: str | None) -> bool | str:
 
 
 def _check_reachable(url: str, timeout: float = 5.0) -> None:
-    """Raise a HeadPursuitError naming what to set when nothing answers at url."""
+    """Raise a HeadPursuitError naming what to set when nothing answers at url, or when an nnsight-serve
+    (vLLM) server answers there: this backend speaks NDIF's request protocol, which it does not."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise HeadPursuitError(f"url must be an http:// or https:// address of an nnsight server, got {url!r}")
     try:
         urllib.request.urlopen(url, timeout=timeout).close()
     except urllib.error.HTTPError:
-        return  # something answers; the request itself says whether it serves nnsight
+        pass  # something answers; the request itself says whether it serves nnsight
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise HeadPursuitError(
             f"no nnsight server answers at {url} ({reason}): start the server there, or set url= to the "
             "address of a running one (for NDIF itself use remote=True)"
         ) from None
+    if SERVE_ROUTE in _routes(url, timeout):
+        raise HeadPursuitError(
+            f"{url} is an nnsight-serve (vLLM) server, which backend='nnsight' cannot use: url= speaks NDIF's "
+            "request protocol (NDIF or a self-hosted NDIF), while nnsight-serve runs traces of nnsight's vLLM "
+            "client (nnsight.modeling.vllm.VLLM(repo).trace(..., serve=url)); point url= at an NDIF-protocol "
+            "server, use remote=True, or run the widget on the GPU box (docs/scale.md)"
+        )
+
+
+def _routes(url: str, timeout: float) -> set:
+    """The paths a FastAPI server at url publishes in /openapi.json (empty when it publishes none)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/openapi.json", timeout=timeout) as response:
+            return set(json.loads(response.read()).get("paths", {}))
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return set()
 
 
 def load_nnsight(
