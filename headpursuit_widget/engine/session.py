@@ -4,7 +4,8 @@ The widget, experiments and the CLI share it: ``Session(model).rank("colours")``
 ``rank_heads(model, None, "colours")`` does (on the concept's eliciting contexts, at the last
 position) but without the causal refinement, which the widget runs in the background; given
 ``prompts`` every concept ranks on them instead. Captures are reused from the process-wide
-``ACTIVATIONS`` cache (a few entries, least recently used out).
+``ACTIVATIONS`` cache (a few entries, least recently used out); a model that ranks from statistics
+(the nnsight backend, engine/statistics.py) computes them in its traces for each concept instead.
 """
 
 from __future__ import annotations
