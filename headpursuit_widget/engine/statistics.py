@@ -4,8 +4,9 @@ SOMP reads a head's centred samples Xc (n, d) only through P = D Xc^T (every dic
 sample), the energy |Xc|^2 and the dictionary's Gram matrix D D^T (engine/pursuit.py, somp_gram); the
 Logit-Lens score reads the mean of P over samples, and the lens tokens the mean write's logits.
 A model that ranks from statistics (the nnsight backend: HeadModel.head_statistics) returns, per
-batch, each head's uncentred projections onto the union of every dictionary's rows (concept and
-null dictionaries: one pass, the null adds rows), each sample's |x|^2 and the batch's sum of mean z;
+batch, each head's projections onto the union of every dictionary's rows (concept and null
+dictionaries: one pass, the null adds rows), centred on the batch (float32) with the batch mean's
+(float64), each sample's |x|^2 and the batch's sum of mean z;
 the last batch also returns the mean write's |.|^2 and top tokens, each dictionary's Gram matrix and
 the row norms.
 Centring happens here: P - mean(P), and |Xc|^2 = sum |x|^2 - n |mean x|^2 (float64 throughout).
@@ -81,7 +82,8 @@ def capture_statistics(
             last = model.head_statistics(
                 inputs, weight, row_ids, normalize=normalize, fold_norm=fold_norm, totals=totals
             )
-            proj[:, :, rows] = last["proj"].permute(0, 2, 3, 1).reshape(L * H, m, -1).double()
+            spread = last["proj"].permute(0, 2, 3, 1).reshape(L * H, m, -1).double()
+            proj[:, :, rows] = spread + last["shift"].reshape(L * H, m, 1)
             sq[:, rows] = last["sq"].permute(0, 2, 1).reshape(L * H, -1)
             zsum += last["zsum"]
     assert last is not None  # samples is not empty

@@ -197,8 +197,10 @@ class NNsightHeadModel(HeadModel):
         weight (batch, seq) as for mean_z; row_ids (m,) the unembedding rows scored against (made as
         dictionary_rows makes them). Each head's mean write x = mean z @ W_O[h] (times the norm gain
         on Gemma-2/3) is formed in float64 next to the model and returns only as:
-        proj (n_layers, batch, n_heads, m) float32: x . each row; sq (n_layers, batch, n_heads) float64:
-        |x|^2; zsum (n_layers, n_heads*head_dim) float64: the batch's sum of mean z.
+        shift (n_layers, n_heads, m) float64: the batch's mean x . each row; proj (n_layers, batch,
+        n_heads, m) float32: (x - the batch's mean x) . each row (so float32 rounds the spread only, not
+        the part all samples share); sq (n_layers, batch, n_heads) float64: |x|^2; zsum (n_layers,
+        n_heads*head_dim) float64: the batch's sum of mean z.
         totals: for the last batch, (zsum of the earlier batches (n_layers, n_heads*head_dim) float64,
         number of samples in all batches, n_lens, blocks (G, m') long: positions in row_ids of each of G
         dictionaries); it adds mean_sq (n_layers, n_heads) float64: |mean write over all samples|^2,
@@ -219,7 +221,7 @@ class NNsightHeadModel(HeadModel):
                     raw = raw * fold.to(raw.device)
                 norm = raw.norm(dim=1, keepdim=True)
                 rows = (raw / norm.clamp_min(1e-12) if normalize else raw).double()
-                proj, sq, zsum, mean_sq, lens_ids, lens_vals = [], [], [], [], [], []
+                proj, shift, sq, zsum, mean_sq, lens_ids, lens_vals = [], [], [], [], [], [], []
                 for layer in range(len(projs)):
                     z = projs[layer].input
                     if layer in scales:
@@ -236,7 +238,9 @@ class NNsightHeadModel(HeadModel):
                     write = torch.einsum("bhk,hkd->bhd", zmean.reshape(zmean.shape[0], *shape[:2]), wo)
                     if gains[layer] is not None:
                         write = write * gains[layer].to(write.device).double()
-                    proj.append((write @ rows.T.to(write.device)).float().cpu())
+                    centre = write.mean(0)  # float32 keeps the spread, not the common part
+                    shift.append((centre @ rows.T.to(write.device)).cpu())
+                    proj.append(((write - centre) @ rows.T.to(write.device)).float().cpu())
                     sq.append(write.pow(2).sum(-1).cpu())
                     zsum.append(zmean.sum(0).cpu())
                     if before is not None:
@@ -248,7 +252,8 @@ class NNsightHeadModel(HeadModel):
                         top = (mean.to(u.device, u.dtype) @ u.T).float().topk(n_lens, dim=1)
                         lens_ids.append(top.indices.cpu())
                         lens_vals.append(top.values.cpu())
-                saved: Any = {"proj": torch.stack(proj), "sq": torch.stack(sq), "zsum": torch.stack(zsum)}
+                saved: Any = {"proj": torch.stack(proj), "shift": torch.stack(shift), "sq": torch.stack(sq)}
+                saved["zsum"] = torch.stack(zsum)
                 if before is not None:
                     dictionaries = rows[blocks.to(rows.device)]
                     saved["mean_sq"] = torch.stack(mean_sq)
@@ -427,14 +432,14 @@ def statistics_bytes(
 
     n_rows: distinct dictionary rows (m_u); dictionaries: (G, m), G dictionaries of m rows. Per prompt:
     a float32 projection on every row and a float64 |x|^2 per head; per batch: the float64 sum of mean
-    z; once: |mean write|^2 (float64), n_lens top tokens (int64 + float32) per head, the G float64 Gram
-    matrices and the float32 row norms.
+    z and the batch mean's float64 projections; once: |mean write|^2 (float64), n_lens top tokens
+    (int64 + float32) per head, the G float64 Gram matrices and the float32 row norms.
     """
     heads = n_layers * n_heads
     g, m = dictionaries
     out = {
         "per_prompt": heads * (4 * n_rows + 8),
-        "per_batch": 8 * heads * head_dim,
+        "per_batch": 8 * heads * (head_dim + n_rows),
         "once": heads * (8 + 12 * n_lens) + 8 * g * m * m + 4 * n_rows,
     }
     out["total"] = n_prompts * out["per_prompt"] + n_batches * out["per_batch"] + out["once"]
