@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,16 +97,18 @@ def float64_writes(hf, prompts, positions):
 def check_ranking(hf, nn, prompts, concept, **options):
     """nn (ranking from in-trace statistics) ranks as hf (from captured head writes); returns hf's ranking.
 
-    Every score, z included, is checked against the float64 reference (SOMP on float64 writes). Against
-    hf, whose writes are float32, every score but z: z = (evr - null mean) / null sd magnifies that
-    rounding (1e-8 in EVR) by 1/sd, which reaches 1e4 on SmolLM2 heads whose writes barely vary."""
+    Against the float64 reference (SOMP on float64 writes): every score within 1e-5, z within 1e-5 of
+    max(1, |z|). Against hf, whose writes are float32: every score but z. z = (evr - null mean) / null
+    sd magnifies rounding in EVR (1e-8 for hf's writes, 1e-10 for the float32 projections that cross
+    the wire) by 1/sd, which reaches 1e4 on SmolLM2 heads whose writes barely vary (z near 140)."""
     kw = dict(n_null=4, k=8, progress=False, **options)
     r_hf = hp.rank_heads(hf, prompts, concept, **kw)
     r_nn = hp.rank_heads(nn, prompts, concept, **kw)
     acts = float64_writes(hf, prompts, options.get("positions", "prompt"))
     r_ref = hp.rank_heads(hf, prompts, concept, activations=acts, **{**kw, "refine": False})
     for name in r_hf.score_names:
-        assert abs(r_nn.score_table[name] - r_ref.score_table[name]).max() < 1e-5, name
+        scale = np.maximum(1.0, abs(r_ref.score_table[name])) if name == "z" else 1.0
+        assert (abs(r_nn.score_table[name] - r_ref.score_table[name]) < 1e-5 * scale).all(), name
         if name != "z":
             assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
     assert abs(r_nn.null_evr - r_hf.null_evr).max() < 1e-5 and abs(r_nn.lens_vals - r_hf.lens_vals).max() < 1e-4
