@@ -1,11 +1,14 @@
 """The nnsight backend against the hf backend on the default model, in one process (needs the nnsight extra).
 
-    python benchmarks/bench_nnsight.py [--repeats 3] [--prompts 42] [--remote local] [--json out.json]
+    python benchmarks/bench_nnsight.py [--repeats 3] [--prompts 42] [--remote local] [--parts rank,bytes]
+        [--json out.json]
 
-1. rank_heads (capture + SOMP, colours, its first --prompts rank prompts): nnsight / hf time, target <= 1.3
+1. rank_heads (colours, its first --prompts rank prompts; hf: capture + SOMP on the writes, nnsight: SOMP
+   statistics computed in the traces + SOMP from them): nnsight / hf time, target <= 1.3
 2. per-token greedy generation with 16 edited heads (alpha 1, forced length): nnsight / hf, target <= 1.3
-3. bytes the traces return per prompt (measured from the capture), and the same figure for a
-   70B-shaped model (80 layers x 64 heads x head_dim 128, d_model 8192) against per-head writes.
+3. bytes the traces return per prompt, measured (a capture's mean z; a ranking's SOMP statistics, checked
+   against nnsight_backend.statistics_bytes), and the same figures for a 70B-shaped model (80 layers x
+   64 heads x head_dim 128, d_model 8192, the same dictionaries) against per-head writes.
 Both backends share one set of weights; timings interleave the two and report medians.
 """
 
@@ -19,6 +22,8 @@ import time
 import torch
 
 import headpursuit_widget as hp
+from headpursuit_widget.engine.backends.nnsight_backend import statistics_bytes
+from headpursuit_widget.engine.ranking import null_dictionaries, resolve_concept
 
 SHAPE_70B = {"n_layers": 80, "n_heads": 64, "head_dim": 128, "d_model": 8192}
 
@@ -58,19 +63,35 @@ def bench_generation(hf, nn, edits, repeats, n_tokens=32):
     }
 
 
-def bytes_returned(nn, prompts):
-    """Measured bytes per prompt of one capture, and the 70B-shape figures (float32)."""
+def bytes_returned(nn, prompts, batch_size=8, n_null=30):
+    """Measured bytes per prompt of a capture and of a ranking's statistics, and the 70B-shape figures."""
     before = nn.bytes_returned
-    hp.capture(nn, prompts, progress=False)
-    measured = (nn.bytes_returned - before) / len(prompts)
-    per_value = measured / (nn.n_layers * nn.n_heads * nn.head_dim)
+    hp.capture(nn, prompts, batch_size=batch_size, progress=False)
+    mean_z = (nn.bytes_returned - before) / len(prompts)
+    before = nn.bytes_returned
+    hp.rank_heads(nn, prompts, "colours", n_null=n_null, batch_size=batch_size, refine=False, progress=False)
+    measured = nn.bytes_returned - before
+    con, _ = resolve_concept("colours", nn.tokenizer)
+    dictionaries = [con.token_ids, *null_dictionaries(nn.tokenizer, con, n_null=n_null)]
+    shape = {
+        "n_rows": len(set().union(*map(set, dictionaries))),
+        "n_prompts": len(prompts),
+        "n_batches": -(-len(prompts) // batch_size),
+        "dictionaries": (len(dictionaries), len(con.token_ids)),
+        "n_lens": 10,
+    }
+    smollm2 = statistics_bytes(nn.n_layers, nn.n_heads, nn.head_dim, **shape)
     s = SHAPE_70B
+    big = statistics_bytes(s["n_layers"], s["n_heads"], s["head_dim"], **shape)
     return {
-        "measured_bytes_per_prompt": measured,
-        "bytes_per_value": per_value,
+        "capture_mean_z_bytes_per_prompt": mean_z,
+        "ranking_bytes_measured": measured,
+        "ranking_bytes_formula": smollm2,
+        "dictionary_rows": {k: shape[k] for k in ("n_rows", "dictionaries")},
         "smollm2_writes_bytes_per_prompt": nn.n_layers * nn.n_heads * nn.d_model * 4,
         "shape_70b": s,
-        "70b_mean_z_bytes_per_prompt": s["n_layers"] * s["n_heads"] * s["head_dim"] * per_value,
+        "70b_mean_z_bytes_per_prompt": s["n_layers"] * s["n_heads"] * s["head_dim"] * 4,
+        "70b_statistics_bytes": big,
         "70b_writes_bytes_per_prompt": s["n_layers"] * s["n_heads"] * s["d_model"] * 4,
     }
 
@@ -80,19 +101,25 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--prompts", type=int, default=42, help="how many of the colours rank prompts to rank on")
     p.add_argument("--remote", choices=["none", "local"], default="none", help="nnsight side: in-process or simulated")
+    p.add_argument("--parts", default="rank,generation,bytes", help="comma-separated: rank, generation, bytes")
     p.add_argument("--json")
     args = p.parse_args()
     hf = hp.load_model("smollm2")
     nn = hp.wrap(hf.module, hf.tokenizer, name=hf.name, backend="nnsight", remote=args.remote == "local" and "local")
     prompts = list(hp.concepts.get("colours").rank_prompts)[: args.prompts]
-    ranking = hp.rank_heads(hf, prompts, "colours", progress=False)
-    edits = dict.fromkeys(ranking.top(16), 1.0)  # alpha 1: same tokens on both sides, full edit cost
+
+    def edits():  # alpha 1: same tokens on both sides, full edit cost
+        return dict.fromkeys(hp.rank_heads(hf, prompts, "colours", progress=False).top(16), 1.0)
+
     results = {"threads": torch.get_num_threads(), "prompts": len(prompts), "nnsight_remote": args.remote}
-    for name, fn in [
-        ("rank", lambda: bench_rank(hf, nn, prompts, args.repeats)),
-        ("generation_16_edited_heads", lambda: bench_generation(hf, nn, edits, args.repeats)),
-        ("bytes_returned", lambda: bytes_returned(nn, prompts)),
+    parts = set(args.parts.split(","))
+    for part, name, fn in [
+        ("rank", "rank", lambda: bench_rank(hf, nn, prompts, args.repeats)),
+        ("generation", "generation_16_edited_heads", lambda: bench_generation(hf, nn, edits(), args.repeats)),
+        ("bytes", "bytes_returned", lambda: bytes_returned(nn, prompts)),
     ]:
+        if part not in parts:
+            continue
         results[name] = fn()
         print(name, json.dumps(results[name], indent=1), flush=True)
     if args.json:

@@ -3,19 +3,28 @@
 Every comparison runs in-process (remote=False) and through nnsight's local simulation of a remote
 request (remote="local": the trace is serialised and run with this package hidden, as on NDIF).
 Edits are checked against the weights edited directly (head h's block of o_proj columns scaled).
+Ranking on nnsight runs from SOMP statistics computed inside the traces (engine/statistics.py) and is
+checked against the hf backend's ranking from captured head writes.
 """
 
 from __future__ import annotations
 
+import copy
+import http.server
+import json
 import socket
 import sys
+import threading
 
+import numpy as np
 import pytest
 import torch
 
 import headpursuit_widget as hp
+from headpursuit_widget.engine.adapters import norm_gain
 from headpursuit_widget.engine.backends import nnsight_backend
 from headpursuit_widget.engine.inputs import encode
+from headpursuit_widget.engine.ranking import null_dictionaries, resolve_concept
 
 nnsight = pytest.importorskip("nnsight")
 
@@ -70,18 +79,59 @@ def step_logits(hm, prompts, edits, steps):
     return out.sequences[:, batch.inputs["input_ids"].shape[1] :], torch.stack(out.logits)
 
 
+def float64_writes(hf, prompts, positions):
+    """Every head write in float64, (n_layers, n_heads, n, d_model), from the mean z the trace reads, made
+    as capture makes them but without rounding to float32: the slow reference for the statistics."""
+    a = hf.adapter
+    batch = encode(hf, prompts, positions=positions)
+    z = as_nnsight(hf, False).mean_z(batch.inputs, batch.select.float() / batch.select.sum(1, keepdim=True)).double()
+    writes = []
+    for layer in range(a.n_layers):
+        zl = z[layer].reshape(len(prompts), a.n_heads, a.head_dim)
+        w = torch.einsum("nhk,hkd->hnd", zl, a.head_weights(layer).double())
+        gain = a.post_norms[layer]
+        writes.append(w if gain is None else w * norm_gain(gain, a.d_model).double())
+    return torch.stack(writes)
+
+
+def check_ranking(hf, nn, prompts, concept, **options):
+    """nn (ranking from in-trace statistics) ranks as hf (from captured head writes); returns hf's ranking.
+
+    Against the float64 reference (SOMP on float64 writes): every score within 1e-5, z within 1e-5 of
+    max(1, |z|). Against hf, whose writes are float32: every score but z. z = (evr - null mean) / null
+    sd magnifies rounding in EVR (1e-8 for hf's writes, 1e-10 for the float32 projections that cross
+    the wire) by 1/sd, which reaches 1e4 on SmolLM2 heads whose writes barely vary (z near 140)."""
+    kw = dict(n_null=4, k=8, progress=False, **options)
+    r_hf = hp.rank_heads(hf, prompts, concept, **kw)
+    r_nn = hp.rank_heads(nn, prompts, concept, **kw)
+    acts = float64_writes(hf, prompts, options.get("positions", "prompt"))
+    r_ref = hp.rank_heads(hf, prompts, concept, activations=acts, **{**kw, "refine": False})
+    for name in r_hf.score_names:
+        scale = np.maximum(1.0, abs(r_ref.score_table[name])) if name == "z" else 1.0
+        assert (abs(r_nn.score_table[name] - r_ref.score_table[name]) < 1e-5 * scale).all(), name
+        if name != "z":
+            assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
+    assert abs(r_nn.null_evr - r_hf.null_evr).max() < 1e-5 and abs(r_nn.lens_vals - r_hf.lens_vals).max() < 1e-4
+    assert abs(r_nn.curves - r_hf.curves).max() < 1e-5
+    assert r_nn.top(5) == r_hf.top(5) and r_nn.recommended == r_hf.recommended
+    assert (r_nn.atoms == r_hf.atoms).all() and (r_nn.lens_ids == r_hf.lens_ids).all()
+    assert (r_nn.atoms == r_ref.atoms).all()
+    return r_hf
+
+
 def check_capture_and_ranking(hf, nn, prompts, concept):
     acts_hf = hp.capture(hf, prompts, progress=False)
     acts_nn = hp.capture(nn, prompts, progress=False)
     assert acts_nn.shape == acts_hf.shape and acts_hf.abs().max() > 0
     assert (acts_nn - acts_hf).abs().max() < 1e-5
-    r_hf = hp.rank_heads(hf, prompts, concept, n_null=2, k=8, progress=False)
-    r_nn = hp.rank_heads(nn, prompts, concept, n_null=2, k=8, progress=False)
-    for name in r_hf.score_names:
-        assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
-    assert r_nn.top(5) == r_hf.top(5)
-    assert (r_nn.atoms == r_hf.atoms).all() and (r_nn.lens_ids == r_hf.lens_ids).all()
-    return r_hf
+    return check_ranking(hf, nn, prompts, concept)
+
+
+def statistics_rows(hm, concept, n_null):
+    """(distinct rows, dictionary size) of a ranking's concept + null dictionaries."""
+    con, _ = resolve_concept(concept, hm.tokenizer)
+    draws = null_dictionaries(hm.tokenizer, con, n_null=n_null)
+    return len(set(con.token_ids).union(*map(set, draws))), len(con.token_ids)
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma2", "qwen3"])
@@ -89,7 +139,38 @@ def test_capture_and_ranking_equal_hf(make_tiny, family, mode):
     hf = make_tiny(family)
     nn = as_nnsight(hf, mode)
     check_capture_and_ranking(hf, nn, PROMPTS, "colours")
-    assert nn.bytes_returned == len(PROMPTS) * 2 * nn.n_layers * nn.n_heads * nn.head_dim * 4  # twice captured
+    mean_z = len(PROMPTS) * nn.n_layers * nn.n_heads * nn.head_dim * 4  # the capture
+    n_rows, m = statistics_rows(nn, "colours", 4)
+    expected = nnsight_backend.statistics_bytes(
+        nn.n_layers, nn.n_heads, nn.head_dim, n_rows=n_rows, n_prompts=4, n_batches=1, dictionaries=(5, m), n_lens=10
+    )
+    assert nn.bytes_returned == mean_z + expected["total"]  # nothing else came back from the ranking's traces
+
+
+def test_ranking_statistics_agree_with_writes_over_batches_and_options(make_tiny, mode):
+    """Several batches (the running sums), normalize/fold_norm off and on, chosen positions: same as hf."""
+    hf = make_tiny("qwen3")
+    nn = as_nnsight(hf, mode)
+    check_ranking(hf, nn, PROMPTS + ["Purple grapes", "An orange cat"], "colours", batch_size=4, refine=False)
+    check_ranking(
+        hf, nn, PROMPTS, ["red", "green", "blue"], normalize=False, fold_norm=True, positions="all", batch_size=3
+    )
+
+
+def test_model_with_weights_on_the_server_ranks_like_hf(make_tiny):
+    """A client whose copy of the model is on the meta device (as remote=True builds it) ranks from the
+    statistics its (simulated) server computes: no local W_O or unembedding is read."""
+    hf = make_tiny("llama")
+    nn = as_nnsight(hf, "local")
+    client = nnsight_backend.NNsightHeadModel(
+        module=copy.deepcopy(hf.module).to("meta"), tokenizer=hf.tokenizer, name=hf.name, lm=nn.lm, remote="local"
+    )
+    assert not client.weights_here
+    check_ranking(hf, client, PROMPTS, "colours")
+    with pytest.raises(hp.HeadPursuitError, match="keeps its weights on the server"):
+        hp.capture(client, PROMPTS, progress=False)
+    with pytest.raises(hp.HeadPursuitError, match="fold_norm=False"):
+        hp.rank_heads(client, PROMPTS, "colours", n_null=2, fold_norm=True, progress=False)
 
 
 def test_capture_under_edits_equals_baked_weights(make_tiny, mode):
@@ -216,6 +297,37 @@ def test_unreachable_server_says_what_to_set():
         hp.load_model("smollm2", backend="nnsight", url=f"http://127.0.0.1:{port}")
     with pytest.raises(hp.HeadPursuitError, match="http:// or https://"):
         hp.load_model("smollm2", backend="nnsight", url="localhost:8000")
+
+
+def test_nnsight_serve_url_says_it_speaks_another_protocol():
+    """A server publishing nnsight-serve's trace route (the FastAPI app of nnsight.modeling.vllm.serve,
+    which needs vllm and fastapi, so a stand-in publishes its /openapi.json here) is named as such."""
+    paths = {"paths": {"/health": {}, nnsight_backend.SERVE_ROUTE: {}}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(paths if self.path == "/openapi.json" else {"status": "ok"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(hp.HeadPursuitError, match=r"is an nnsight-serve \(vLLM\) server.*NDIF's request protocol"):
+            hp.load_model("smollm2", backend="nnsight", url=url)
+        paths["paths"] = {"/health": {}}  # any other server passes the check
+        nnsight_backend._check_reachable(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def test_bad_backend_options_are_rejected(make_tiny):

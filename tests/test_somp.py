@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import headpursuit_widget as hp
+from headpursuit_widget.engine import pursuit
 from headpursuit_widget.testing import reference_somp
 
 
@@ -108,3 +109,29 @@ def test_memory_guard_uses_available_memory(monkeypatch):
 def test_bool_k_is_refused():
     with pytest.raises(hp.HeadPursuitError, match="positive int"):
         hp.somp(torch.randn(3, 8), torch.randn(5, 8), True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_somp_from_statistics_matches_slow_reference(seed):
+    """somp_gram sees only D Hc^T, |Hc|^2 and D D^T (never H or D) and picks what the reference picks
+    from H and D, duplicate atoms and a large common offset (the mean a head's write often carries) included."""
+    g = np.random.default_rng(seed)
+    D = g.normal(size=(30, 16))
+    D = np.vstack([D, D[:3]])
+    H = g.normal(size=(4, 12, 16)) + 20 * g.normal(size=(4, 1, 16))
+    Hc = H - H.mean(1, keepdims=True)
+    P = torch.tensor(np.einsum("md,bnd->bmn", D, Hc))
+    res = pursuit.somp_gram(P, torch.tensor((Hc**2).sum((1, 2))), torch.tensor(D @ D.T), 9)
+    assert res.coef is None and res.atoms.shape == res.evr.shape == (4, 9)
+    for b in range(4):
+        atoms, _, evr = reference_somp(H[b], D, 9)
+        assert res.atoms[b].tolist() == atoms
+        np.testing.assert_allclose(res.evr[b].numpy(), evr, atol=1e-10)
+
+
+def test_somp_from_statistics_rejects_mismatched_shapes():
+    P, energy, gram = torch.randn(2, 5, 3), torch.ones(2), torch.eye(5)
+    with pytest.raises(hp.HeadPursuitError, match=r"P \(B, m, n\), energy \(B,\) and gram \(m, m\)"):
+        pursuit.somp_gram(P, energy, torch.eye(4), 2)
+    with pytest.raises(hp.HeadPursuitError, match="larger than the dictionary"):
+        pursuit.somp_gram(P, energy, gram, 6)

@@ -87,33 +87,52 @@ def capture(
         return hook
 
     handles: list = []
-    with model.lock, hooks_removed(handles):
+    with model.lock, hooks_removed(handles), torch.inference_mode():
         for layer, proj in enumerate(a.out_projs if model.backend == "hf" else []):  # other backends: in the trace
             handles.append(proj.register_forward_pre_hook(on_out_proj(layer)))
             if a.post_norms[layer] is not None:
                 handles.append(a.post_norms[layer].register_forward_pre_hook(on_post_norm(layer)))
-        bar = tqdm(total=len(samples), desc="capturing head writes", unit="sample", disable=not progress)
-        with bar, torch.inference_mode():
-            for start in range(0, len(samples), batch_size):
-                chunk = samples[start : start + batch_size]
-                batch = encode(model, chunk, positions=positions, chat=chat)
-                counts = batch.select.sum(1)
-                empty = (counts == 0).nonzero().flatten().tolist()
-                if empty:
-                    raise HeadPursuitError(
-                        f"samples {[start + i for i in empty]} have no {positions!r} positions to average over"
-                    )
-                state["weight"] = (batch.select.float() / counts[:, None]).to(model.device)
-                state["rows"] = slice(start, start + len(chunk))
-                if model.backend != "hf":
-                    for layer, zmean in enumerate(model.mean_z(batch.inputs, state["weight"])):
-                        write(layer, zmean)
-                else:
-                    try:
-                        model.forward(**batch.inputs, use_cache=False)
-                    except _Done:
-                        pass
-                bar.update(len(chunk))
-                if on_progress is not None:
-                    on_progress((start + len(chunk)) / len(samples))
+        for rows, inputs, weight in weighted_batches(
+            model,
+            samples,
+            positions=positions,
+            chat=chat,
+            batch_size=batch_size,
+            progress=progress,
+            on_progress=on_progress,
+        ):
+            state["weight"], state["rows"] = weight, rows
+            if model.backend != "hf":
+                for layer, zmean in enumerate(model.mean_z(inputs, weight)):
+                    write(layer, zmean)
+            else:
+                try:
+                    model.forward(**inputs, use_cache=False)
+                except _Done:
+                    pass
     return out
+
+
+def weighted_batches(model, samples, *, positions: str, chat: bool, batch_size: int, progress: bool, on_progress=None):
+    """Yield (rows, inputs, weight) per batch of samples, with a progress bar.
+
+    rows: the slice of `samples` in the batch; inputs: the model's keyword inputs; weight (batch, seq)
+    float32 on the model's device: 1/count at the selected positions, rows summing to 1.
+    on_progress(fraction) is called after each batch with the share of samples done, in (0, 1].
+    """
+    bar = tqdm(total=len(samples), desc="capturing head writes", unit="sample", disable=not progress)
+    with bar:
+        for start in range(0, len(samples), batch_size):
+            chunk = samples[start : start + batch_size]
+            batch = encode(model, chunk, positions=positions, chat=chat)
+            counts = batch.select.sum(1)
+            empty = (counts == 0).nonzero().flatten().tolist()
+            if empty:
+                raise HeadPursuitError(
+                    f"samples {[start + i for i in empty]} have no {positions!r} positions to average over"
+                )
+            weight = (batch.select.float() / counts[:, None]).to(model.device)
+            yield slice(start, start + len(chunk)), batch.inputs, weight
+            bar.update(len(chunk))
+            if on_progress is not None:
+                on_progress((start + len(chunk)) / len(samples))

@@ -98,6 +98,8 @@ class HeadModel:
         return digest.hexdigest()[:16]
 
     backend = "hf"  # where forward passes run: "hf" (in-process hooks) or "nnsight" (traces)
+    # True: rank_heads asks the model for SOMP statistics (head_statistics) instead of capturing head writes
+    ranks_from_statistics = False
 
     def forward(self, **inputs):
         """One forward pass (the model's output object, with .logits); head edits in effect apply."""

@@ -8,6 +8,11 @@ rank-one step: C <- C - (q D^T)(R q)^T, where q D^T comes from the chosen atom's
 matrix, d_j D^T (computed when needed: the m x m Gram matrix is never stored).
 One step costs O(B * (n + d) * m) instead of O(B * n * d * m). An atom that lies in the span of those
 already chosen (data rank exhausted, duplicate rows) adds nothing and keeps the fit exact.
+
+The steps read the data only through P = D Hc^T (every atom . every centred sample), its energy
+||Hc||^2 and rows of the Gram matrix G = D D^T, so `somp_gram` runs the same pursuit from those
+statistics alone (residual correlations XD^T - (XD_S^T) G_SS^-1 G_S,: and residual energy ||X||^2 minus
+what the chosen atoms explain, kept in the orthonormal basis above): what a remote model returns.
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ def somp(
             if center:
                 Hc -= Hc.mean(1, keepdim=True)
             P = Dg @ Hc.transpose(1, 2)  # (R, m, n): every atom . every sample
-            part = _somp_rows(P, Dg, Hc.pow(2).sum((1, 2)), k, rel_tol, with_coef)
+            part = _somp_rows(P, lambda j, D=Dg: D[j] @ D.T, Hc.pow(2).sum((1, 2)), k, rel_tol, with_coef)
             atoms[g, start : start + rows], evr[g, start : start + rows] = part[0], part[2]
             if coef is not None:
                 coef[g, start : start + rows] = part[1]
@@ -110,11 +115,37 @@ def _plan(n_dict: int, B: int, n: int, d: int, m: int, k: int, with_coef: bool, 
     return rows, shared + rows * per_row + results
 
 
-def _somp_rows(P, D, energy, k: int, rel_tol: float, with_coef: bool = True):
+def somp_gram(
+    P: torch.Tensor, energy: torch.Tensor, gram: torch.Tensor, k: int, *, rel_tol: float = 1e-10
+) -> SompResult:
+    """SOMP from statistics alone, as `somp(H, D, k, with_coef=False)` computes it for B signal sets.
+
+    P (B, m, n): every atom's product with every centred sample (D @ Hc^T); energy (B,): squared
+    Frobenius norm of each centred set; gram (m, m): the dictionary's Gram matrix D @ D^T. Nothing of
+    size d is needed: the residual correlations and energy follow from these (see the module doc).
+    Returns atoms (B, k), evr (B, k), no coefficients; computed in float64.
+    """
+    k = check_int(k, "k (atoms to select)")
+    if P.dim() != 3 or energy.shape != P.shape[:1] or gram.shape != (P.shape[1], P.shape[1]):
+        raise HeadPursuitError(
+            f"somp_gram needs P (B, m, n), energy (B,) and gram (m, m); got {tuple(P.shape)}, "
+            f"{tuple(energy.shape)} and {tuple(gram.shape)}"
+        )
+    if k > P.shape[1]:
+        raise HeadPursuitError(f"k={k} is larger than the dictionary ({P.shape[1]} atoms)")
+    G = gram.to(torch.float64)
+    atoms, _, evr = _somp_rows(
+        P.to(torch.float64, copy=True), lambda j: G[j], energy.to(torch.float64), k, rel_tol, False
+    )
+    return SompResult(atoms, None, evr)
+
+
+def _somp_rows(P, gram_rows, energy, k: int, rel_tol: float, with_coef: bool = True):
     """SOMP on rows of the batch, each one signal set against the same dictionary.
 
-    P (R, m, n): atoms . centred samples; D (m, d): the float64 dictionary; energy (R,): squared
-    norm of the centred samples. -> atoms (R, k), coef (R, n, k) or None, evr (R, k).
+    P (R, m, n): atoms . centred samples, float64, updated in place; gram_rows(j) -> (R, m): the rows j
+    (R,) of the dictionary's Gram matrix; energy (R,): squared norm of the centred samples.
+    -> atoms (R, k), coef (R, n, k) or None, evr (R, k).
     """
     R, m, n = P.shape
     C = P  # atoms . residual, updated in place
@@ -131,7 +162,7 @@ def _somp_rows(P, D, energy, k: int, rel_tol: float, with_coef: bool = True):
         atoms[:, s] = j
         taken.scatter_(1, j[:, None], True)
         proj = QD[:, :s].gather(2, j[:, None, None].expand(R, s, 1))[:, :, 0]  # (R, s): d_j on q_1..q_s
-        gj = D[j] @ D.T  # (R, m): d_j . every atom, one row of the Gram matrix
+        gj = gram_rows(j)  # (R, m): d_j . every atom, one row of the Gram matrix
         gjj = gj.gather(1, j[:, None])[:, 0]
         norm2 = gjj - proj.pow(2).sum(1)
         inv = torch.where(norm2 > rel_tol * gjj.clamp_min(1e-300), norm2.clamp_min(1e-300).rsqrt(), 0.0)

@@ -33,11 +33,12 @@ from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
 from .null import benjamini_hochberg, frequency_matched_dictionaries, frequency_profile, null_statistics
-from .pursuit import CHUNK_BYTES, somp
+from .pursuit import CHUNK_BYTES, somp, somp_gram
 from .ranking_file import parse_vocab, read_checked, write_atomic
 from .selection import refine as run_refine
 from .selection import tested_order
 from .shipped import concepts as shipped_concepts
+from .statistics import capture_statistics
 
 SCORES = ("z", "specificity", "evr", "logit_lens")
 METHODS = {"somp": "z", "logit_lens": "logit_lens"}
@@ -353,7 +354,9 @@ def rank_heads(
     positions unless `positions` says otherwise. method "somp" (default score "z") or "logit_lens";
     score= picks any of SCORES. k: SOMP atoms (capped at the dictionary size). n_null: frequency-
     matched null dictionaries (>= 2; 30 for usable p-values). q: false discovery rate of `significant`.
-    activations: a capture() result to reuse. refine: run refine() to pick the recommended heads
+    activations: a capture() result to reuse; without it a model that ranks from statistics (the
+    nnsight backend) computes SOMP's statistics inside its traces instead of returning head writes
+    (engine/statistics.py), giving the same scores. refine: run refine() to pick the recommended heads
     (forward passes on the rank contexts and half of the control facts; text models only: a VLM's image
     heads are not measured by text contexts). None: on for text models.
     """
@@ -370,36 +373,26 @@ def rank_heads(
     con, spec = resolve_concept(concept, model.tokenizer, rule)
     contexts = concept_contexts(con, seed=seed) if prompts is None else check_prompts(prompts)
     positions = positions or ("last" if prompts is None else "prompt")
-    if activations is None:
-        activations = capture(model, contexts, positions=positions, chat=chat, batch_size=batch_size, progress=progress)
-    expected = (a.n_layers, a.n_heads, a.d_model)
-    if activations.dim() != 4 or (activations.shape[0], activations.shape[1], activations.shape[3]) != expected:
-        raise HeadPursuitError(
-            f"activations must be (n_layers, n_heads, n_samples, d_model) = "
-            f"({expected[0]}, {expected[1]}, n, {expected[2]}), got {tuple(activations.shape)}"
-        )
-    L, Hn, n, d = activations.shape
-    if n < 2:
-        raise HeadPursuitError("SOMP centres over samples: give at least 2 prompts")
-    m = len(con.token_ids)
-    k_eff = min(k, m)
-    flat = activations.reshape(L * Hn, n, d).to(a.unembedding.device)  # SOMP runs where the model is
-    rows = dictionary_rows(a, con.token_ids, normalize, fold_norm).to(flat.device)
-    with _progress(progress, f"SOMP: {L * Hn} heads, k={k_eff}"):
-        concept_res = somp(flat, rows, k_eff, with_coef=False, chunk_bytes=_somp_budget(activations))
-    evr = concept_res.evr[:, -1].reshape(L, Hn).cpu().numpy()
-    profile = frequency_profile(model.tokenizer, con)
-    null_key = (model.fingerprint, _digest(activations), m, k_eff, profile, rule, normalize, fold_norm, n_null, seed)
-    null_evr = _null_evr(model, flat, con, null_key, progress, _somp_budget(activations))
+    k_eff = min(k, len(con.token_ids))
+    setup = _Setup(con, k_eff, n_null, seed, rule, normalize, fold_norm, n_lens, progress)
+    if activations is None and model.ranks_from_statistics:
+        fit = _fit_statistics(model, contexts, setup, positions=positions, chat=chat, batch_size=batch_size)
+    else:
+        if activations is None:
+            activations = capture(
+                model, contexts, positions=positions, chat=chat, batch_size=batch_size, progress=progress
+            )
+        fit = _fit_writes(model, activations, setup)
+    L, Hn, n = a.n_layers, a.n_heads, fit.n_samples
+    curves = fit.curves.cpu().reshape(L, Hn, k_eff).numpy()
+    evr = curves[..., -1]
+    null_evr = fit.null_evr.cpu().reshape(n_null, L, Hn).numpy()
     null_mean, _, z, p = null_statistics(evr, null_evr)
-    raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=fold_norm)
-    lens = logit_lens_scores(activations, raw_rows.cpu()).double().numpy()
-    lens_vals, lens_ids = logit_lens_top(activations.mean(2).reshape(L * Hn, d), a.unembedding, n_lens)
+    lens = fit.lens.cpu().reshape(L, Hn).double().numpy()
     token_ids = torch.as_tensor(con.token_ids)
-    atoms = token_ids[concept_res.atoms.cpu()].reshape(L, Hn, k_eff).numpy()
-    curves = concept_res.evr.cpu().reshape(L, Hn, k_eff).numpy()
+    atoms = token_ids[fit.atoms.cpu()].reshape(L, Hn, k_eff).numpy()
     gains = np.diff(curves, axis=-1, prepend=0.0)
-    lens_ids = lens_ids.cpu().reshape(L, Hn, -1).numpy()
+    lens_ids = fit.lens_ids.cpu().reshape(L, Hn, -1).numpy()
     options = dict(
         k=k_eff,
         n_null=n_null,
@@ -422,7 +415,7 @@ def rank_heads(
         gains=gains,
         curves=curves,
         lens_ids=lens_ids,
-        lens_vals=lens_vals.cpu().reshape(L, Hn, -1).numpy().astype(np.float64),
+        lens_vals=fit.lens_vals.cpu().reshape(L, Hn, -1).numpy().astype(np.float64),
         vocab=_decode_all(model.tokenizer, np.concatenate([atoms.ravel(), lens_ids.ravel(), token_ids.numpy()])),
         concept={
             "name": con.name,
@@ -445,6 +438,114 @@ def rank_heads(
     return ranking
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What both ways of fitting share: the concept, k, the null draws' options and n_lens."""
+
+    con: Concept
+    k: int
+    n_null: int
+    seed: int
+    rule: str
+    normalize: bool
+    fold_norm: bool
+    n_lens: int
+    progress: bool
+
+    def null_draws(self, tokenizer) -> list[np.ndarray]:
+        """The n_null frequency-matched random-word dictionaries (token ids) for this concept."""
+        return null_dictionaries(tokenizer, self.con, n_null=self.n_null, seed=self.seed, rule=self.rule)
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One concept's fit on every head (rows layer-major, L*H): atoms (L*H, k) positions in the concept's
+    token ids, curves (L*H, k) cumulative EVR, null_evr (n_null, L*H) final EVR of each null dictionary,
+    lens (L*H,) Logit-Lens score, lens_ids / lens_vals (L*H, n_lens), n_samples."""
+
+    atoms: torch.Tensor
+    curves: torch.Tensor
+    null_evr: torch.Tensor
+    lens: torch.Tensor
+    lens_ids: torch.Tensor
+    lens_vals: torch.Tensor
+    n_samples: int
+
+
+def _fit_writes(model, activations: torch.Tensor, setup: _Setup) -> _Fit:
+    """The fit from captured head writes (n_layers, n_heads, n, d_model), with the local weights."""
+    a = model.adapter
+    expected = (a.n_layers, a.n_heads, a.d_model)
+    if activations.dim() != 4 or (activations.shape[0], activations.shape[1], activations.shape[3]) != expected:
+        raise HeadPursuitError(
+            f"activations must be (n_layers, n_heads, n_samples, d_model) = "
+            f"({expected[0]}, {expected[1]}, n, {expected[2]}), got {tuple(activations.shape)}"
+        )
+    L, Hn, n, d = activations.shape
+    if n < 2:
+        raise HeadPursuitError("SOMP centres over samples: give at least 2 prompts")
+    con, k = setup.con, setup.k
+    flat = activations.reshape(L * Hn, n, d).to(a.unembedding.device)  # SOMP runs where the model is
+    rows = dictionary_rows(a, con.token_ids, setup.normalize, setup.fold_norm).to(flat.device)
+    with _progress(setup.progress, f"SOMP: {L * Hn} heads, k={k}"):
+        concept_res = somp(flat, rows, k, with_coef=False, chunk_bytes=_somp_budget(activations))
+    profile = frequency_profile(model.tokenizer, con)
+    options = (setup.rule, setup.normalize, setup.fold_norm, setup.n_null, setup.seed)
+    null_key = (model.fingerprint, _digest(activations), len(con.token_ids), k, profile, *options)
+    null_evr = _null_evr(model, flat, setup, null_key, _somp_budget(activations))
+    raw_rows = dictionary_rows(a, con.token_ids, normalize=False, fold_norm=setup.fold_norm)
+    lens = logit_lens_scores(activations, raw_rows.cpu()).reshape(L * Hn)
+    lens_vals, lens_ids = logit_lens_top(activations.mean(2).reshape(L * Hn, d), a.unembedding, setup.n_lens)
+    return _Fit(concept_res.atoms, concept_res.evr, null_evr, lens, lens_ids, lens_vals, n)
+
+
+def _fit_statistics(model, contexts: list, setup: _Setup, *, positions: str, chat: bool, batch_size: int) -> _Fit:
+    """The fit from SOMP statistics computed next to the model (engine/statistics.py): one pass over
+    the union of the concept's and the null dictionaries' rows; nothing of size d_model comes back."""
+    if len(contexts) < 2:
+        raise HeadPursuitError("SOMP centres over samples: give at least 2 prompts")
+    con, k = setup.con, setup.k
+    draws = setup.null_draws(model.tokenizer)
+    stats = capture_statistics(
+        model,
+        contexts,
+        [con.token_ids, *draws],
+        normalize=setup.normalize,
+        fold_norm=setup.fold_norm,
+        n_lens=setup.n_lens,
+        positions=positions,
+        chat=chat,
+        batch_size=batch_size,
+        progress=setup.progress,
+    )
+    L, Hn = model.adapter.n_layers, model.adapter.n_heads
+    with _progress(setup.progress, f"SOMP from statistics: {L * Hn} heads x {1 + setup.n_null} dictionaries, k={k}"):
+        res = [somp_gram(stats.proj[:, idx], stats.energy, gram, k) for idx, gram in zip(stats.blocks, stats.grams)]
+    concept_res, null_evr = res[0], torch.stack([r.evr[:, -1] for r in res[1:]])
+    idx = stats.blocks[0]
+    scale = stats.row_norms[idx] if setup.normalize else torch.ones(len(idx), dtype=torch.float64)
+    lens = (stats.proj_mean[:, idx] * scale).mean(1)
+    n_lens = stats.lens_ids.shape[-1]
+    return _Fit(
+        concept_res.atoms,
+        concept_res.evr,
+        null_evr,
+        lens,
+        stats.lens_ids.reshape(L * Hn, n_lens),
+        stats.lens_vals.reshape(L * Hn, n_lens),
+        len(contexts),
+    )
+
+
+def null_dictionaries(tokenizer, con: Concept, *, n_null: int, seed: int = 0, rule: str = "whole_word") -> list:
+    """The n_null frequency-matched random-word dictionaries rank_heads scores a tokenised concept against:
+    arrays of len(con.token_ids) token ids (engine/null.py)."""
+    profile = frequency_profile(tokenizer, con)
+    return frequency_matched_dictionaries(
+        tokenizer, profile, len(con.token_ids), n_draws=n_null, exclude=con.token_ids, seed=seed, rule=rule
+    )
+
+
 def _digest(activations: torch.Tensor) -> str:
     """A short hash of captured head writes: the identity of the samples for the null cache. Hashes
     the tensor's own buffer (no copy of the writes on the CPU)."""
@@ -452,27 +553,25 @@ def _digest(activations: torch.Tensor) -> str:
     return hashlib.sha1(data.reshape(-1).view(np.uint8).data).hexdigest()[:16]
 
 
-def _null_evr(model, flat: torch.Tensor, con: Concept, key: tuple, progress: bool, chunk_bytes: int) -> np.ndarray:
-    """(n_null, n_layers, n_heads) EVR of frequency-matched null dictionaries on the same heads and samples.
+def _null_evr(model, flat: torch.Tensor, setup: _Setup, key: tuple, chunk_bytes: int) -> torch.Tensor:
+    """(n_null, L*H) EVR of frequency-matched null dictionaries on the same heads and samples.
 
     Cached per key (model, samples, dictionary size, k, frequency profile, options): a second concept
     with the same profile reuses the draws unless one of them contains its tokens.
     """
     cached = _NULL_CACHE.get(key)
-    if cached is not None and not cached[1].intersection(con.token_ids):
+    if cached is not None and not cached[1].intersection(setup.con.token_ids):
         _NULL_CACHE.move_to_end(key)
         return cached[0]
-    _, _, m, k, profile, rule, normalize, fold_norm, n_null, seed = key
-    draws = frequency_matched_dictionaries(
-        model.tokenizer, profile, m, n_draws=n_null, exclude=con.token_ids, seed=seed, rule=rule
-    )
+    draws = setup.null_draws(model.tokenizer)
     L, Hn = model.adapter.n_layers, model.adapter.n_heads
-    null_evr = np.empty((n_null, L, Hn))
-    with tqdm(draws, desc=f"null: {L * Hn} heads x {n_null} dictionaries, k={k}", disable=not progress) as bar:
-        for i, ids in enumerate(bar):  # one dictionary at a time: memory does not grow with n_null
-            rows = dictionary_rows(model.adapter, ids, normalize, fold_norm).to(flat.device)
-            res = somp(flat, rows, k, with_coef=False, chunk_bytes=chunk_bytes)
-            null_evr[i] = res.evr[:, -1].reshape(L, Hn).cpu().numpy()
+    rows_evr = []
+    desc = f"null: {L * Hn} heads x {setup.n_null} dictionaries, k={setup.k}"
+    with tqdm(draws, desc=desc, disable=not setup.progress) as bar:
+        for ids in bar:  # one dictionary at a time: memory does not grow with n_null
+            rows = dictionary_rows(model.adapter, ids, setup.normalize, setup.fold_norm).to(flat.device)
+            rows_evr.append(somp(flat, rows, setup.k, with_coef=False, chunk_bytes=chunk_bytes).evr[:, -1].cpu())
+    null_evr = torch.stack(rows_evr)
     _NULL_CACHE[key] = (null_evr, {int(i) for ids in draws for i in ids})
     while len(_NULL_CACHE) > _NULL_CACHE_SIZE:
         _NULL_CACHE.popitem(last=False)

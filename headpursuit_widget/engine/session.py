@@ -4,7 +4,8 @@ The widget, experiments and the CLI share it: ``Session(model).rank("colours")``
 ``rank_heads(model, None, "colours")`` does (on the concept's eliciting contexts, at the last
 position) but without the causal refinement, which the widget runs in the background; given
 ``prompts`` every concept ranks on them instead. Captures are reused from the process-wide
-``ACTIVATIONS`` cache (a few entries, least recently used out).
+``ACTIVATIONS`` cache (a few entries, least recently used out); a model that ranks from statistics
+(the nnsight backend, engine/statistics.py) computes them in its traces for each concept instead.
 """
 
 from __future__ import annotations
@@ -173,9 +174,11 @@ class Session:
         report = on_progress or (lambda f: None)
         options = {**self.options, **({} if rule is None else {"rule": rule})}
         samples = self.samples_for(concept, rule=options.get("rule", "whole_word"))
-        acts = self.cache.capture(
-            self.model, samples, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
-        )
+        acts = None  # a model that ranks from statistics computes them in its traces: no head writes to cache
+        if not self.model.ranks_from_statistics:
+            acts = self.cache.capture(
+                self.model, samples, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
+            )
         report(0.85)
         return rank_heads(
             self.model,

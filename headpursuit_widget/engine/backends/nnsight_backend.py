@@ -5,12 +5,14 @@ Every trace body below uses only torch and nnsight envoys, so the same code runs
 is serialised and deserialised with this package hidden, as on a server), on NDIF (remote=True) or
 on a self-hosted NDIF-protocol server (url=...). Head edits scale the head's slice of o_proj's input inside the
 trace, at every generation step. Capture returns, per batch, only the mean z of every head,
-(n_layers, batch, n_heads*head_dim): W_O is applied here, from the local weights.
+(n_layers, batch, n_heads*head_dim): W_O is applied here, from the local weights. Ranking needs no
+local weights: head_statistics computes SOMP's statistics inside the trace (engine/statistics.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -22,12 +24,13 @@ from typing import Any, cast
 
 import torch
 
-from ..adapters import norm_eps
+from ..adapters import norm_eps, norm_gain
 from ..edits import head_scale
 from ..errors import HeadPursuitError
 from ..models import HeadModel
 
 API_KEY_ENV = "NDIF_API_KEY"
+SERVE_ROUTE = "/v1/nnsight/generate"  # where nnsight-serve (nnsight.modeling.vllm.serve) takes traces
 INSTALL_HINT = "pip install 'headpursuit-widget[nnsight]'"
 REMOTE_MODES = (False, True, "local")
 # nnsight warns when an open `tracer.all()` loop outlives the generation: that is how it ends here.
@@ -59,6 +62,7 @@ class NNsightHeadModel(HeadModel):
     _plans: list = field(init=False, repr=False, default_factory=list)
 
     backend = "nnsight"
+    ranks_from_statistics = True  # ranking never brings head writes back (engine/statistics.py)
 
     def __post_init__(self):
         super().__post_init__()
@@ -69,6 +73,7 @@ class NNsightHeadModel(HeadModel):
         self._projs: list[Any] = [self.lm.get(paths[id(p)]) for p in a.out_projs]
         self._norms: list[Any] = [self.lm.get(paths[id(n)]) if n is not None else None for n in a.post_norms]
         self._eps = [norm_eps(n) if n is not None else 0.0 for n in a.post_norms]
+        self._unembed = self.lm.get(paths[id(_owner(self.module, a.unembedding))])
 
     @property
     def device(self) -> torch.device:
@@ -140,9 +145,9 @@ class NNsightHeadModel(HeadModel):
         """
         if not self.weights_here:
             raise HeadPursuitError(
-                f"capture and ranking need W_O and the unembedding of {self.name!r} in this process, but a model "
-                "loaded with remote=True or url= keeps its weights on the server (generate and edits work); "
-                "rank on a local copy (backend='nnsight' without remote, or remote='local') - see docs/scale.md"
+                f"capture returns head writes, which need W_O of {self.name!r} in this process, but a model "
+                "loaded with remote=True or url= keeps its weights on the server; rank_heads (without "
+                "activations=), generate and edits work on it - see docs/scale.md"
             )
         lm, projs, norms, eps, scales = self.lm, self._projs, self._norms, self._eps, self._scales()
         with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
@@ -163,6 +168,102 @@ class NNsightHeadModel(HeadModel):
                 tracer.stop()
         self.bytes_returned += stacked.numel() * stacked.element_size()
         return stacked
+
+    def _write_gains(self, fold_norm: bool) -> tuple[list, Any]:
+        """(per-layer post-attention norm gains or None, the final norm's gain for fold_norm or None),
+        (d_model,) float32, computed here: they need the norms' weights in this process."""
+        a = self.adapter
+        if not self.weights_here and (a.approximate or (fold_norm and a.final_norm is not None)):
+            raise HeadPursuitError(
+                f"ranking {self.name!r} with its weights on the server supports models without post-attention "
+                "norms (not Gemma-2/3) and fold_norm=False: the norm gains are read from local weights"
+            )
+        gains = [norm_gain(n, a.d_model) if n is not None else None for n in a.post_norms]
+        fold = norm_gain(a.final_norm, a.d_model) if fold_norm and a.final_norm is not None else None
+        return gains, fold
+
+    def head_statistics(
+        self,
+        inputs: dict,
+        weight: torch.Tensor,
+        row_ids: torch.Tensor,
+        *,
+        normalize: bool,
+        fold_norm: bool,
+        totals=None,
+    ) -> dict[str, torch.Tensor]:
+        """What SOMP and the Logit Lens need from one batch, computed inside the trace (engine/statistics.py).
+
+        weight (batch, seq) as for mean_z; row_ids (m,) the unembedding rows scored against (made as
+        dictionary_rows makes them). Each head's mean write x = mean z @ W_O[h] (times the norm gain
+        on Gemma-2/3) is formed in float64 next to the model and returns only as:
+        shift (n_layers, n_heads, m) float64: the batch's mean x . each row; proj (n_layers, batch,
+        n_heads, m) float32: (x - the batch's mean x) . each row (so float32 rounds the spread only, not
+        the part all samples share); sq (n_layers, batch, n_heads) float64: |x|^2; zsum (n_layers,
+        n_heads*head_dim) float64: the batch's sum of mean z.
+        totals: for the last batch, (zsum of the earlier batches (n_layers, n_heads*head_dim) float64,
+        number of samples in all batches, n_lens, blocks (G, m') long: positions in row_ids of each of G
+        dictionaries); it adds mean_sq (n_layers, n_heads) float64: |mean write over all samples|^2,
+        lens_ids/lens_vals (n_layers, n_heads, n_lens): the mean write's top tokens over the whole
+        vocabulary, gram (G, m', m') float64: each dictionary's Gram matrix, and row_norms (m,) float32:
+        the rows' norms before normalisation.
+        """
+        nnsight = import_nnsight()
+        a, lm, projs, norms, eps, scales = self.adapter, self.lm, self._projs, self._norms, self._eps, self._scales()
+        unembed, gains, fold = self._unembed, *self._write_gains(fold_norm)
+        shape, transpose = (a.n_heads, a.head_dim, a.d_model), a.kind == "linear"
+        before, n_total, n_lens, blocks = totals if totals is not None else (None, 0, 0, None)
+        with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
+            with tracer.invoke(**inputs, use_cache=False):
+                u = unembed.weight
+                raw = u[row_ids.to(u.device)].float()
+                if fold is not None:
+                    raw = raw * fold.to(raw.device)
+                norm = raw.norm(dim=1, keepdim=True)
+                rows = (raw / norm.clamp_min(1e-12) if normalize else raw).double()
+                proj, shift, sq, zsum, mean_sq, lens_ids, lens_vals = [], [], [], [], [], [], []
+                for layer in range(len(projs)):
+                    z = projs[layer].input
+                    if layer in scales:
+                        z = z * scales[layer].to(z.device)
+                        projs[layer].input = z
+                    z = z.float()
+                    w = weight.to(z.device)
+                    if norms[layer] is not None:
+                        x = norms[layer].input.float()
+                        w = w / torch.sqrt(x.pow(2).mean(-1) + eps[layer])
+                    zmean = torch.einsum("bt,btk->bk", w, z).double()
+                    wo = projs[layer].weight
+                    wo = (wo.T if transpose else wo).double().reshape(shape)
+                    write = torch.einsum("bhk,hkd->bhd", zmean.reshape(zmean.shape[0], *shape[:2]), wo)
+                    if gains[layer] is not None:
+                        write = write * gains[layer].to(write.device).double()
+                    centre = write.mean(0)  # float32 keeps the spread, not the common part
+                    shift.append((centre @ rows.T.to(write.device)).cpu())
+                    proj.append(((write - centre) @ rows.T.to(write.device)).float().cpu())
+                    sq.append(write.pow(2).sum(-1).cpu())
+                    zsum.append(zmean.sum(0).cpu())
+                    if before is not None:
+                        zbar = (zmean.sum(0) + before[layer].to(zmean.device)) / n_total
+                        mean = torch.einsum("hk,hkd->hd", zbar.reshape(shape[:2]), wo)
+                        if gains[layer] is not None:
+                            mean = mean * gains[layer].to(mean.device).double()
+                        mean_sq.append(mean.pow(2).sum(-1).cpu())
+                        top = (mean.to(u.device, u.dtype) @ u.T).float().topk(n_lens, dim=1)
+                        lens_ids.append(top.indices.cpu())
+                        lens_vals.append(top.values.cpu())
+                saved: Any = {"proj": torch.stack(proj), "shift": torch.stack(shift), "sq": torch.stack(sq)}
+                saved["zsum"] = torch.stack(zsum)
+                if before is not None:
+                    dictionaries = rows[blocks.to(rows.device)]
+                    saved["mean_sq"] = torch.stack(mean_sq)
+                    saved["gram"] = (dictionaries @ dictionaries.transpose(1, 2)).cpu()
+                    saved["lens_ids"], saved["lens_vals"] = torch.stack(lens_ids), torch.stack(lens_vals)
+                    saved["row_norms"] = norm[:, 0].cpu()
+                saved = nnsight.save(saved)
+                tracer.stop()
+        self.bytes_returned += sum(t.numel() * t.element_size() for t in saved.values())
+        return dict(saved)
 
     def generate(self, **kwargs):
         """transformers' generate inside an nnsight trace; edits in effect apply at every step.
@@ -201,6 +302,11 @@ class NNsightHeadModel(HeadModel):
                 streamer.put(sequences[:, step])
             streamer.end()
         return ids
+
+
+def _owner(module: torch.nn.Module, weight: torch.Tensor) -> torch.nn.Module:
+    """The submodule whose own `weight` is this tensor (the unembedding: lm_head, or the tied embedding)."""
+    return next(m for m in module.modules() if m._parameters.get("weight") is weight)
 
 
 def wrap_nnsight(model: HeadModel, *, remote: bool | str = False, url: str | None = None, api_key: str | None = None):
@@ -245,19 +351,36 @@ def _check_remote(remote, url: str | None, api_key: str | None) -> bool | str:
 
 
 def _check_reachable(url: str, timeout: float = 5.0) -> None:
-    """Raise a HeadPursuitError naming what to set when nothing answers at url."""
+    """Raise a HeadPursuitError naming what to set when nothing answers at url, or when an nnsight-serve
+    (vLLM) server answers there: this backend speaks NDIF's request protocol, which it does not."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise HeadPursuitError(f"url must be an http:// or https:// address of an nnsight server, got {url!r}")
     try:
         urllib.request.urlopen(url, timeout=timeout).close()
     except urllib.error.HTTPError:
-        return  # something answers; the request itself says whether it serves nnsight
+        pass  # something answers; the request itself says whether it serves nnsight
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise HeadPursuitError(
             f"no nnsight server answers at {url} ({reason}): start the server there, or set url= to the "
             "address of a running one (for NDIF itself use remote=True)"
         ) from None
+    if SERVE_ROUTE in _routes(url, timeout):
+        raise HeadPursuitError(
+            f"{url} is an nnsight-serve (vLLM) server, which backend='nnsight' cannot use: url= speaks NDIF's "
+            "request protocol (NDIF or a self-hosted NDIF), while nnsight-serve runs traces of nnsight's vLLM "
+            "client (nnsight.modeling.vllm.VLLM(repo).trace(..., serve=url)); point url= at an NDIF-protocol "
+            "server, use remote=True, or run the widget on the GPU box (docs/scale.md)"
+        )
+
+
+def _routes(url: str, timeout: float) -> set:
+    """The paths a FastAPI server at url publishes in /openapi.json (empty when it publishes none)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/openapi.json", timeout=timeout) as response:
+            return set(json.loads(response.read()).get("paths", {}))
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return set()
 
 
 def load_nnsight(
@@ -294,6 +417,30 @@ def _load_remote(repo_id: str, target, api_key: str | None, **load_kwargs) -> NN
     )
 
 
-def bytes_per_prompt(n_layers: int, n_heads: int, head_dim: int, dtype_bytes: int = 4) -> int:
-    """Bytes of mean z that one prompt adds to a capture's returned statistics."""
-    return n_layers * n_heads * head_dim * dtype_bytes
+def statistics_bytes(
+    n_layers: int,
+    n_heads: int,
+    head_dim: int,
+    *,
+    n_rows: int,
+    n_prompts: int,
+    n_batches: int,
+    dictionaries: tuple,
+    n_lens: int,
+) -> dict[str, int]:
+    """Bytes that head_statistics returns for one ranking: {"per_prompt", "per_batch", "once", "total"}.
+
+    n_rows: distinct dictionary rows (m_u); dictionaries: (G, m), G dictionaries of m rows. Per prompt:
+    a float32 projection on every row and a float64 |x|^2 per head; per batch: the float64 sum of mean
+    z and the batch mean's float64 projections; once: |mean write|^2 (float64), n_lens top tokens
+    (int64 + float32) per head, the G float64 Gram matrices and the float32 row norms.
+    """
+    heads = n_layers * n_heads
+    g, m = dictionaries
+    out = {
+        "per_prompt": heads * (4 * n_rows + 8),
+        "per_batch": 8 * heads * (head_dim + n_rows),
+        "once": heads * (8 + 12 * n_lens) + 8 * g * m * m + 4 * n_rows,
+    }
+    out["total"] = n_prompts * out["per_prompt"] + n_batches * out["per_batch"] + out["once"]
+    return out
