@@ -54,7 +54,7 @@ def tested_order(details: dict, recommended) -> tuple[list[tuple[int, int]], lis
     utility = utilities(details)
     drops = {(int(h[0]), int(h[1])): float(d) for h, d in zip(details["candidates"], details["control_drop"])}
     chosen = {(int(h[0]), int(h[1])) for h in recommended}
-    rejected = sorted((h for h in utility if h not in chosen), key=utility.get)
+    rejected = sorted((h for h in utility if h not in chosen), key=utility.__getitem__)
     return [h for h in rejected if drops[h] <= HARMLESS_DROP], [h for h in rejected if drops[h] > HARMLESS_DROP]
 
 
@@ -105,7 +105,7 @@ def refine(
         "n_control": len(pairs),
     }
     utility = utilities(details)
-    chosen = sorted((h for h in heads if utility[h] < 0), key=utility.get)
+    chosen = sorted((h for h in heads if utility[h] < 0), key=utility.__getitem__)
     return dataclasses.replace(ranking, recommended=tuple(chosen), options={**ranking.options, "refine": details})
 
 

@@ -212,7 +212,7 @@ class NNsightHeadModel(HeadModel):
         a, lm, projs, norms, eps, scales = self.adapter, self.lm, self._projs, self._norms, self._eps, self._scales()
         unembed, gains, fold = self._unembed, *self._write_gains(fold_norm)
         shape, transpose = (a.n_heads, a.head_dim, a.d_model), a.kind == "linear"
-        before, n_total, n_lens, blocks = totals if totals is not None else (None, 0, 0, None)
+        before, n_total, n_lens, blocks = totals if totals is not None else (None, 0, 0, torch.empty(0, 0))
         with self.lock, torch.inference_mode(), lm.trace(backend=self._trace_backend()) as tracer:
             with tracer.invoke(**inputs, use_cache=False):
                 u = unembed.weight
