@@ -19,7 +19,6 @@ Protocol, per concept of benchmarks/heldout and per resampled ranking-context se
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -154,7 +153,7 @@ def main():
             row = dict(concept=name, seed=seed, n_significant=int(r.significant.sum()), rank_s=t_rank)
             row["refined"] = evaluate(m, r, concept, probes, pairs, args.k, args.n_random, base)
             if args.unrefined:
-                plain = dataclasses.replace(r, recommended=())
+                plain = r.unrefined()
                 row["unrefined"] = evaluate(m, plain, concept, probes, pairs, args.k, args.n_random, base)
             if not args.no_verify:
                 v = hp.verify(m, r, k=args.k)

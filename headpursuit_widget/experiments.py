@@ -11,7 +11,6 @@ Heads are ranked on the concept's rank prompts only; all measures use held-out p
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -295,7 +294,7 @@ def _selected_heads(ranking, selection: str, k: int, n_random: int, seed: int) -
         return [ranking.top(k)]  # the refined recommendation first, then the active score
     if selection not in SCORES:
         raise HeadPursuitError(f"unknown selection {selection!r}; accepted: {', '.join(SELECTIONS)}")
-    return [dataclasses.replace(ranking.with_score(selection), recommended=()).top(k)]  # the score alone
+    return [ranking.with_score(selection).unrefined().top(k)]  # the score alone
 
 
 def _run(model, setup: _Setup, conditions: dict, *, progress: bool, desc: str) -> dict:

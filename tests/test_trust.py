@@ -185,6 +185,9 @@ def test_refine_orders_candidates_by_flip_effect_measured_independently(tiny_ran
     assert top[:k] == list(r.recommended) + harmless
     assert top[n - len(harmful) :] == harmful
     assert top[k : n - len(harmful)] == [h for h in r.with_score("z").top(n) if h not in utility]
+    flat = np.argsort(-r.score_table["z"].ravel(), kind="stable")  # without refinement: the score alone
+    assert r.unrefined().top(n) == [divmod(int(i), m.n_heads) for i in flat]
+    assert "refine" not in r.unrefined().options and "refine" in r.options
 
 
 def test_verify_returns_a_verdict_and_cancel_stops_it(tiny_ranking):

@@ -126,6 +126,12 @@ class HeadRanking:
         """The same ranking ordered by another score: "z", "specificity", "evr" or "logit_lens"."""
         return dataclasses.replace(self, score_name=check_score(name))
 
+    def unrefined(self) -> HeadRanking:
+        """The same ranking without refinement: no recommended heads and no measured candidates, so
+        top(k) follows the active score alone."""
+        options = {key: value for key, value in self.options.items() if key != "refine"}
+        return dataclasses.replace(self, recommended=(), options=options)
+
     def difference(self, other: HeadRanking, score: str | None = None) -> np.ndarray:
         """(n_layers, n_heads) float64: this ranking's ``score`` (the active one by default) minus
         ``other``'s, head by head: positive where a head scores higher for this concept (under "z",
