@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -48,10 +49,18 @@ def wait_for_widget(page, timeout_s: float = RENDER_TIMEOUT / 1000):
     raise AssertionError(f"the widget's grid did not render within {timeout_s:.0f} s")
 
 
+def goto(lab, page, path: str) -> None:
+    """Open `path` (lab/tree/... or notebooks/...). JupyterLab pages open in a workspace of their own,
+    so that the notebooks earlier tests opened are not restored beside this one (two widgets on a page)."""
+    if path.startswith("lab/tree/"):
+        path = f"lab/workspaces/t{uuid.uuid4().hex[:12]}/tree/{path.removeprefix('lab/tree/')}"
+    page.goto(f"{lab.url}/{path}")
+
+
 def open_widget(lab, page, path: str):
     """Open the demo notebook at `path` (lab/tree/... or notebooks/...), run it, wait for the full
     grid; returns (grid cells, the notebook's kernel, n_heads) - the caller closes the kernel."""
-    page.goto(f"{lab.url}/{path}")
+    goto(lab, page, path)
     run_all_cells(page)
     cells = wait_for_widget(page)
     kernel = lab.kernel(NOTEBOOK)
@@ -174,7 +183,7 @@ def test_first_render_shows_a_baseline_answer(lab, page, quickstart_opening, fro
     shows its baseline answer: no prompt to type, no slider to move."""
     from headpursuit_widget import concepts
 
-    page.goto(f"{lab.url}/{front_end}/{quickstart_opening}")
+    goto(lab, page, f"{front_end}/{quickstart_opening}")
     run_all_cells(page)
     wait_for_widget(page)
     kernel = lab.kernel(quickstart_opening)
