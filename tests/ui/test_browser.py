@@ -236,16 +236,9 @@ def _arrow_keys_stay_in_the_widget(page, kernel):
     assert page.evaluate("document.activeElement.dataset.testid") == "head-slider"
 
 
-def test_arrow_keys_on_the_slider_stay_in_the_widget_jupyterlab(lab, page):
-    _, kernel, _ = open_widget(lab, page, f"lab/tree/{NOTEBOOK}")
-    try:
-        _arrow_keys_stay_in_the_widget(page, kernel)
-    finally:
-        kernel.close()
-
-
-def test_arrow_keys_on_the_slider_stay_in_the_widget_notebook7(lab, page):
-    _, kernel, _ = open_widget(lab, page, f"notebooks/{NOTEBOOK}")
+@pytest.mark.parametrize("front_end", ["lab/tree", "notebooks"], ids=["jupyterlab", "notebook7"])
+def test_arrow_keys_on_the_slider_stay_in_the_widget(lab, page, front_end):
+    _, kernel, _ = open_widget(lab, page, f"{front_end}/{NOTEBOOK}")
     try:
         _arrow_keys_stay_in_the_widget(page, kernel)
     finally:
