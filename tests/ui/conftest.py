@@ -110,6 +110,16 @@ class Kernel:
         self.client.stop_channels()
 
 
+def _stop(proc: subprocess.Popen, log) -> None:
+    """Terminate a server process (kill it after 15 s) and close its log file."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 @pytest.fixture(scope="session")
 def bundle() -> Path:
     """The built front end (built with npm when missing)."""
@@ -180,12 +190,7 @@ def lab(tmp_path_factory, bundle):
         yield server
         server.shutdown_all()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        _stop(proc, log)
 
 
 def _answers(url: str) -> bool:
@@ -226,12 +231,7 @@ def marimo_url(tmp_path_factory, bundle):
             pytest.fail(f"marimo exited with {proc.returncode}: {(base / 'server.log').read_text()[-3000:]}")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        _stop(proc, log)
 
 
 @pytest.fixture(scope="session")
