@@ -135,3 +135,37 @@ def test_somp_from_statistics_rejects_mismatched_shapes():
         pursuit.somp_gram(P, energy, torch.eye(4), 2)
     with pytest.raises(hp.HeadPursuitError, match="larger than the dictionary"):
         pursuit.somp_gram(P, energy, gram, 6)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 60_000, 1 << 28])
+def test_many_dictionaries_on_shared_rows_match_slow_reference(chunk_bytes):
+    """somp_evr_many (the null's path: dictionaries of row ids that share rows, grouped and chunked to a
+    budget) gives each (dictionary, set) pair the slow reference's final EVR, whatever the budget."""
+    g = np.random.default_rng(7)
+    H = g.normal(size=(5, 9, 16)) + 5 * g.normal(size=(5, 1, 16))
+    rows = g.normal(size=(40, 16))
+    dictionaries = [g.choice(40, size=12, replace=False) for _ in range(6)]
+    asked = []
+
+    def rows_of(ids):
+        asked.append(len(ids))
+        return torch.tensor(rows[ids], dtype=torch.float32)
+
+    out = pursuit.somp_evr_many(torch.tensor(H, dtype=torch.float32), dictionaries, rows_of, 5, chunk_bytes=chunk_bytes)
+    assert out.shape == (6, 5) and out.dtype == torch.float64
+    assert sum(asked) <= 6 * 12 and (len(asked) == 1) == (chunk_bytes == 1 << 28)  # shared rows fetched once per group
+    H32 = torch.tensor(H, dtype=torch.float32).double().numpy()  # what the function sees
+    R32 = torch.tensor(rows, dtype=torch.float32).double().numpy()
+    for gi, ids in enumerate(dictionaries):
+        for b in range(5):
+            np.testing.assert_allclose(out[gi, b].item(), reference_somp(H32[b], R32[ids], 5)[2][-1], atol=1e-10)
+
+
+def test_many_dictionaries_reject_bad_shapes_and_k():
+    H = torch.randn(2, 4, 8)
+    with pytest.raises(hp.HeadPursuitError, match=r"H \(B, n, d\) and dictionaries of equal length"):
+        pursuit.somp_evr_many(H[0], [[0, 1, 2]], lambda ids: torch.randn(len(ids), 8), 2)
+    with pytest.raises(hp.HeadPursuitError, match="k=4 is larger than the dictionary"):
+        pursuit.somp_evr_many(H, [[0, 1, 2], [3, 4, 5]], lambda ids: torch.randn(len(ids), 8), 4)
+    with pytest.raises(hp.HeadPursuitError, match=r"dictionary rows must be finite, \(3, 8\)"):
+        pursuit.somp_evr_many(H, [[0, 1, 2]], lambda ids: torch.randn(len(ids), 7), 2)

@@ -103,6 +103,72 @@ def somp(
     return SompResult(atoms, coef, evr)
 
 
+def somp_evr_many(H: torch.Tensor, dictionaries, rows_of, k: int, *, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+    """(G, B) float64: the EVR after k atoms of SOMP on signal sets H (B, n, d), centred, against each of
+    G dictionaries, given as sequences of m row ids (dictionaries may share ids); rows_of(ids) returns
+    those rows (len(ids), d). The same numbers as ``somp(H, rows_of(ids), k).evr[:, -1]`` for each.
+
+    Faster than one somp per dictionary: the dictionaries go in groups, and each chunk of signal sets
+    is copied to float64, centred and projected onto the group's distinct rows in one product; SOMP
+    then runs from those projections for every (dictionary, signal set) of the chunk at once, with Gram
+    rows computed as needed (no m x m matrix). Groups and chunks are sized so that the working set
+    stays near `chunk_bytes`.
+    """
+    k = check_int(k, "k (atoms to select)")
+    ids = torch.stack([torch.as_tensor(list(map(int, d)), dtype=torch.long) for d in dictionaries])  # (G, m)
+    if H.dim() != 3 or ids.dim() != 2:
+        raise HeadPursuitError(
+            f"somp_evr_many needs H (B, n, d) and dictionaries of equal length; got {tuple(H.shape)} and "
+            f"{tuple(ids.shape)}"
+        )
+    (B, n, d), (G, m) = H.shape, ids.shape
+    if k > m:
+        raise HeadPursuitError(f"k={k} is larger than the dictionary ({m} atoms)")
+    heads = min(B, 32)  # signal sets per chunk to aim for; the group of dictionaries takes the rest
+    per_head = 8 * n * d + 8 * (k + 1) * (m + n)
+    # per dictionary: its rows (float32, float64 and its own float64 copy) and projections (shared and its own)
+    per_dict = 20 * m * d + 2 * 8 * heads * m * n
+    group = int(max(1, min(G, (chunk_bytes - heads * per_head) // per_dict)))
+    check_fits(
+        8 * G * B + group * per_dict + heads * per_head,
+        f"SOMP of {B} signal sets x {n} samples against {G} dictionaries of {m} atoms",
+        "use fewer words or prompts, or a smaller k",
+        H.device,
+    )
+    out = torch.empty(G, B, dtype=torch.float64, device=H.device)
+    for g0 in range(0, G, group):
+        row_ids, local = torch.unique(ids[g0 : g0 + group], return_inverse=True)  # local (g, m) into row_ids
+        D = rows_of(row_ids.tolist()).to(device=H.device, dtype=torch.float64)
+        if D.shape != (len(row_ids), d) or not torch.isfinite(D).all():
+            raise HeadPursuitError(f"dictionary rows must be finite, ({len(row_ids)}, {d}); got {tuple(D.shape)}")
+        g = len(local)
+        Dl = D[None] if g == 1 else D[local]  # (g, m, d); one dictionary keeps its rows in id order (same EVR)
+        fixed = g * 20 * m * d
+        room = max(chunk_bytes - fixed, chunk_bytes // 2)  # a group of one large dictionary can exceed the budget
+        step = int(max(1, min(B, room // (per_head + 8 * n * (len(row_ids) + 2 * g * m)))))
+        for start in range(0, B, step):
+            Hc = H[start : start + step].to(torch.float64, copy=True)
+            if not torch.isfinite(Hc).all():
+                raise HeadPursuitError("somp input contains NaN or inf")
+            Hc -= Hc.mean(1, keepdim=True)
+            R = len(Hc)
+            P = torch.einsum("md,bnd->bmn", D, Hc)  # (R, rows, n): every row . every sample
+            if g > 1:
+                P = P[:, local].transpose(0, 1).reshape(g * R, m, n)  # row i * R + r: dictionary i, signal set r
+            energy = Hc.pow(2).sum((1, 2)).repeat(g)
+            evr = _somp_rows(P, _block_gram_rows(Dl, R), energy, k, 1e-10, False)[2]
+            out[g0 : g0 + g, start : start + R] = evr[:, -1].reshape(g, R)
+    return out
+
+
+def _block_gram_rows(Dl: torch.Tensor, R: int):
+    """gram_rows for _somp_rows on g dictionaries Dl (g, m, d) stacked as g blocks of R rows:
+    j (g*R,) -> (g*R, m), row i*R + r being dictionary i's Gram row j[i*R + r]."""
+    g, m, d = Dl.shape
+    which = torch.arange(g, device=Dl.device).repeat_interleave(R)
+    return lambda j: torch.bmm(Dl[which, j].view(g, R, d), Dl.transpose(1, 2)).view(g * R, m)
+
+
 def _plan(n_dict: int, B: int, n: int, d: int, m: int, k: int, with_coef: bool, chunk_bytes: int) -> tuple[int, int]:
     """(signal sets per chunk, estimated peak bytes). Each chunk row holds its float64 samples and their
     squares (2 x n x d), the atom correlations and a scratch copy (2 x m x n), q.d (k x m), Y (k x n), the

@@ -33,7 +33,7 @@ from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
 from .null import benjamini_hochberg, frequency_matched_dictionaries, frequency_profile, null_statistics
-from .pursuit import CHUNK_BYTES, somp, somp_gram
+from .pursuit import CHUNK_BYTES, somp, somp_evr_many, somp_gram
 from .ranking_file import parse_vocab, read_checked, write_atomic
 from .selection import refine as run_refine
 from .selection import tested_order
@@ -571,13 +571,12 @@ def _null_evr(model, flat: torch.Tensor, setup: _Setup, key: tuple, chunk_bytes:
         return cached[0]
     draws = setup.null_draws(model.tokenizer)
     L, Hn = model.adapter.n_layers, model.adapter.n_heads
-    rows_evr = []
-    desc = f"null: {L * Hn} heads x {setup.n_null} dictionaries, k={setup.k}"
-    with tqdm(draws, desc=desc, disable=not setup.progress) as bar:
-        for ids in bar:  # one dictionary at a time: memory does not grow with n_null
-            rows = dictionary_rows(model.adapter, ids, setup.normalize, setup.fold_norm).to(flat.device)
-            rows_evr.append(somp(flat, rows, setup.k, with_coef=False, chunk_bytes=chunk_bytes).evr[:, -1].cpu())
-    null_evr = torch.stack(rows_evr)
+
+    def rows_of(ids):
+        return dictionary_rows(model.adapter, ids, setup.normalize, setup.fold_norm)
+
+    with _progress(setup.progress, f"null: {L * Hn} heads x {setup.n_null} dictionaries, k={setup.k}"):
+        null_evr = somp_evr_many(flat, draws, rows_of, setup.k, chunk_bytes=chunk_bytes).cpu()
     _NULL_CACHE[key] = (null_evr, {int(i) for ids in draws for i in ids})
     while len(_NULL_CACHE) > _NULL_CACHE_SIZE:
         _NULL_CACHE.popitem(last=False)
