@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -108,15 +107,22 @@ def bench_generation(m, ranking, repeats, n_tokens=32):
 
 
 def _peak_child(n_prompts: int) -> None:
-    """Run in a subprocess: load, note peak RSS, capture, note peak RSS again."""
+    """Run in a subprocess: load, then the peak resident memory above the loaded model of plain forwards
+    and of a capture (the kernel's high-water mark VmHWM, reset before each: the process's ru_maxrss
+    would include the peak of loading)."""
+    from bench_memory import _reset_peak, _status_kb
+
     m = hp.load_model("smollm2")
     prompts = list(hp.concepts.get("colours").rank_prompts) * (n_prompts // 42 + 1)
     prompts = prompts[:n_prompts]
+    loaded = _status_kb("VmRSS") / 1024
 
-    def peak():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB
+    def peak():  # MB since the last reset
+        mb = _status_kb("VmHWM") / 1024
+        _reset_peak()
+        return mb
 
-    loaded = peak()
+    _reset_peak()
     with torch.inference_mode():  # the same forward passes without hooks: what any use of the model costs
         for i in range(0, n_prompts, 8):
             m.module(**m.tokenizer(prompts[i : i + 8], return_tensors="pt", padding=True), use_cache=False)

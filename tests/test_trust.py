@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import contexts, null, selection
+from headpursuit_widget.engine import contexts, null, ranking, selection
 from headpursuit_widget.engine.errors import Cancelled
 from headpursuit_widget.engine.verify import verdict_for
 
@@ -221,3 +221,16 @@ def test_colours_on_smollm2_have_significant_heads_and_a_verdict(smollm2):
     assert r.significant.sum() > 0 and r.recommended
     v = hp.verify(smollm2, r, k=4)
     assert v.verdict in ("specific", "not better than random", "damaging") and len(v.random_mass_ratios) == 5
+
+
+def test_a_bare_word_list_is_asked_for_by_example_not_as_a_custom(make_tiny):
+    """A word list has no category name (it is named "custom"): its contexts ask for a word like one of
+    its words, never for "a custom"."""
+    m = make_tiny("llama")
+    con, _ = ranking.resolve_concept(["red", "green", "blue"], m.tokenizer)
+    assert con.name == contexts.UNNAMED
+    asked = [c.split("Q: ")[-1] for c in ranking.concept_contexts(con)]
+    assert all("word like " in q and "custom" not in q for q in asked)
+    assert {q.split("word like ")[1].split(".")[0] for q in asked} <= {"red", "green", "blue"}
+    named = [c.split("Q: ")[-1] for c in contexts.eliciting_contexts("colours", ["red", "blue"], n=3)]
+    assert all("colour" in q for q in named)

@@ -15,7 +15,8 @@ Why no concept word in the context: with the concept's own words as examples ("N
 colour"), heads that copy earlier words of the context write the concept's directions for ANY word
 list, and a list of plain unrelated nouns got as many significant heads as colours (docs/verification.md).
 The category word is the concept's name made singular ("countries" -> "country"); a name that is not a
-plain word ("my_list2") becomes "word like <example>", the only concept word in such a context. Rank
+plain word ("my_list2"), or the name "custom" a bare word list gets, becomes "word like <example>", the
+only concept word in such a context. Rank
 and verify contexts ask with different phrasings (`part`), so verification never measures on the
 contexts that were ranked on.
 """
@@ -28,6 +29,7 @@ import re
 from .errors import HeadPursuitError
 
 N_CONTEXTS = 32
+UNNAMED = "custom"  # the name a bare word list gets: no category to ask for
 PARTS = ("rank", "verify")
 # each part asks with its own phrasings, so the two parts never share a context
 ASK = {
@@ -87,7 +89,7 @@ def eliciting_contexts(name: str, words, *, part: str = "rank", n: int = N_CONTE
     words = list(dict.fromkeys(words))
     if len(words) < 2:
         raise HeadPursuitError(f"eliciting contexts need at least 2 words for concept {name!r}, got {len(words)}")
-    plain = re.fullmatch(r"[A-Za-z]+( [A-Za-z]+)?", name.strip() or "")
+    plain = name != UNNAMED and re.fullmatch(r"[A-Za-z]+( [A-Za-z]+)?", name.strip() or "")
     rng = random.Random(f"{seed}/{part}/{name}")
     category = singular(name) if plain else None
     taken = {w.strip().lower() for w in words}

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .baselines import logit_lens_scores, logit_lens_top
 from .capture import capture
-from .contexts import eliciting_contexts
+from .contexts import UNNAMED, eliciting_contexts
 from .dictionary import Concept, dictionary_rows
 from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
@@ -304,7 +304,7 @@ def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
         if concept.token_ids and concept.rule == rule:
             return concept, None
         return Concept.from_words(concept.name, concept.words, tokenizer, rule), None
-    return Concept.from_words("custom", concept, tokenizer, rule), None
+    return Concept.from_words(UNNAMED, concept, tokenizer, rule), None
 
 
 def concept_contexts(concept: Concept, *, seed: int = 0) -> list[str]:
