@@ -261,6 +261,7 @@ def page(browser, request, artifacts):
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(f"{exc.message}\n{exc.stack}"))
     pg.js_errors = errors
+    pg.dialogs = []  # texts of the JupyterLab dialogs a test closed (tests/ui/test_browser.py)
     yield pg
     if getattr(request.node, "failed_call", False):
         pg.screenshot(path=str(artifacts / f"{request.node.name}-failure.png"), full_page=True)

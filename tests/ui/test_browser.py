@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,20 +18,45 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "quickstart.ipy
 RENDER_TIMEOUT = 300_000  # model load + capture + ranking on a busy 2-core machine
 
 
+def dismiss_dialogs(page) -> None:
+    """Close any JupyterLab dialog (kernel choice, kernel restart, file changed on disk) with its
+    default button, keeping its text in `page.dialogs` for the failure message."""
+    dialog = page.locator(".jp-Dialog")
+    for _ in range(5):
+        if not dialog.count():
+            return
+        page.dialogs.append(" | ".join(dialog.first.inner_text().split("\n")))
+        accept = dialog.first.locator("button.jp-mod-accept")
+        (accept if accept.count() else dialog.first.locator("button").last).first.click()
+        page.wait_for_timeout(300)
+
+
 def run_all_cells(page) -> None:
-    """Run every cell through the Run menu (same in JupyterLab and Notebook 7), retrying
-    until a cell shows it ran or is running (the menu may act before the kernel is up)."""
+    """Run every cell through the Run menu (same in JupyterLab and Notebook 7), retrying until a
+    cell shows it is running or its prompt changes (the menu may act before the kernel is up, and a
+    notebook another page autosaved opens with the old run's prompts)."""
     page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
-    started = page.locator(".jp-CodeCell .jp-InputPrompt", has_text=re.compile(r"\[(\*|\d+)\]"))
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+    before = prompts.all_text_contents()
     for _ in range(10):
+        dismiss_dialogs(page)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
-        try:
-            started.first.wait_for(timeout=5_000)
-            return
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    raise AssertionError("Run All Cells did not start the notebook")
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            now = prompts.all_text_contents()
+            if now != before or any("[*]" in p for p in now):
+                return
+            page.wait_for_timeout(100)
+        page.keyboard.press("Escape")
+    raise AssertionError(f"Run All Cells did not start the notebook ({_page_state(page)})")
+
+
+def _page_state(page) -> str:
+    """What the page showed: cell prompts, kernel status, dialogs closed on the way, script errors."""
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+    status = page.locator(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus").all_inner_texts()
+    return f"prompts {prompts}, kernel {status}, dialogs {page.dialogs}, page errors {page.js_errors[-3:]}"
 
 
 def wait_for_widget(page, timeout_s: float = RENDER_TIMEOUT / 1000):
@@ -45,8 +69,9 @@ def wait_for_widget(page, timeout_s: float = RENDER_TIMEOUT / 1000):
             return cells
         if error.count():
             raise AssertionError(f"the notebook raised: {error.first.text_content()}")
+        dismiss_dialogs(page)
         time.sleep(0.5)
-    raise AssertionError(f"the widget's grid did not render within {timeout_s:.0f} s")
+    raise AssertionError(f"the widget's grid did not render within {timeout_s:.0f} s ({_page_state(page)})")
 
 
 def goto(lab, page, path: str) -> None:
@@ -160,9 +185,10 @@ def test_notebook7_renders_the_widget(lab, page, artifacts):
 
 
 @pytest.fixture(scope="module")
-def quickstart_opening(lab) -> str:
-    """notebooks/quickstart.ipynb up to the cell that shows the widget (outputs cleared), in the
-    server's folder: what a reader runs before touching anything."""
+def quickstart_opening(lab):
+    """Writes notebooks/quickstart.ipynb up to the cell that shows the widget (outputs cleared) into
+    the server's folder under a name of the caller's: what a reader runs before touching anything.
+    One file per front end, so that no page opens a copy another page has run and autosaved."""
     nb = json.loads(QUICKSTART.read_text())
     shown = next(
         i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and "hp.HeadPursuit(" in "".join(c["source"])
@@ -172,9 +198,12 @@ def quickstart_opening(lab) -> str:
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell.update(outputs=[], execution_count=None)
-    name = "quickstart_opening.ipynb"
-    (lab.root / name).write_text(json.dumps(nb))
-    return name
+
+    def write(name: str) -> str:
+        (lab.root / name).write_text(json.dumps(nb))
+        return name
+
+    return write
 
 
 @pytest.mark.parametrize("front_end", ["lab/tree", "notebooks"], ids=["jupyterlab", "notebook7"])
@@ -183,10 +212,11 @@ def test_first_render_shows_a_baseline_answer(lab, page, quickstart_opening, fro
     shows its baseline answer: no prompt to type, no slider to move."""
     from headpursuit_widget import concepts
 
-    goto(lab, page, f"{front_end}/{quickstart_opening}")
+    name = quickstart_opening(f"quickstart_opening_{front_end.split('/')[0]}.ipynb")
+    goto(lab, page, f"{front_end}/{name}")
     run_all_cells(page)
     wait_for_widget(page)
-    kernel = lab.kernel(quickstart_opening)
+    kernel = lab.kernel(name)
     try:
         prompt = page.locator('.hp-root [data-testid="prompt-input"]')
         assert prompt.input_value() == concepts.get("colours").eval_prompts[0]
