@@ -137,13 +137,16 @@ def test_somp_from_statistics_rejects_mismatched_shapes():
         pursuit.somp_gram(P, energy, gram, 6)
 
 
+@pytest.mark.parametrize("d", [16, 64], ids=["gram-rows-on-demand", "whole-gram"])  # 12 atoms: m > d / 4, m <= d / 4
 @pytest.mark.parametrize("chunk_bytes", [1, 60_000, 1 << 28])
-def test_many_dictionaries_on_shared_rows_match_slow_reference(chunk_bytes):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_many_dictionaries_on_shared_rows_match_slow_reference(chunk_bytes, d, dtype):
     """somp_evr_many (the null's path: dictionaries of row ids that share rows, grouped and chunked to a
-    budget) gives each (dictionary, set) pair the slow reference's final EVR, whatever the budget."""
+    budget) gives each (dictionary, set) pair the slow reference's final EVR, whatever the budget and
+    whether it reads whole Gram matrices or computes their rows; in float32 within float32 rounding."""
     g = np.random.default_rng(7)
-    H = g.normal(size=(5, 9, 16)) + 5 * g.normal(size=(5, 1, 16))
-    rows = g.normal(size=(40, 16))
+    H = g.normal(size=(5, 9, d)) + 5 * g.normal(size=(5, 1, d))
+    rows = g.normal(size=(40, d))
     dictionaries = [g.choice(40, size=12, replace=False) for _ in range(6)]
     asked = []
 
@@ -151,14 +154,17 @@ def test_many_dictionaries_on_shared_rows_match_slow_reference(chunk_bytes):
         asked.append(len(ids))
         return torch.tensor(rows[ids], dtype=torch.float32)
 
-    out = pursuit.somp_evr_many(torch.tensor(H, dtype=torch.float32), dictionaries, rows_of, 5, chunk_bytes=chunk_bytes)
+    H32 = torch.tensor(H, dtype=torch.float32)
+    out = pursuit.somp_evr_many(H32, dictionaries, rows_of, 5, chunk_bytes=chunk_bytes, dtype=dtype)
     assert out.shape == (6, 5) and out.dtype == torch.float64
-    assert sum(asked) <= 6 * 12 and (len(asked) == 1) == (chunk_bytes == 1 << 28)  # shared rows fetched once per group
-    H32 = torch.tensor(H, dtype=torch.float32).double().numpy()  # what the function sees
+    assert sum(asked) <= 6 * 12  # shared rows fetched once per group
+    if dtype == torch.float64:  # float32 halves the bytes: one group fits the middle budget too
+        assert (len(asked) == 1) == (chunk_bytes == 1 << 28)
     R32 = torch.tensor(rows, dtype=torch.float32).double().numpy()
     for gi, ids in enumerate(dictionaries):
         for b in range(5):
-            np.testing.assert_allclose(out[gi, b].item(), reference_somp(H32[b], R32[ids], 5)[2][-1], atol=1e-10)
+            evr = reference_somp(H32.double().numpy()[b], R32[ids], 5)[2][-1]
+            np.testing.assert_allclose(out[gi, b].item(), evr, atol=1e-10 if dtype == torch.float64 else 1e-5)
 
 
 def test_many_dictionaries_reject_bad_shapes_and_k():

@@ -24,6 +24,7 @@ from .errors import HeadPursuitError
 
 N_BINS = 16
 _POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_EXPANSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {(word, rule): token ids}
 
 
 def word_pool(tokenizer) -> tuple[list[str], np.ndarray]:
@@ -81,7 +82,7 @@ def frequency_matched_dictionaries(
             if index in used:
                 continue
             used.add(index)
-            found = word_token_ids(tokenizer, words[index], rule)
+            found = _expansion(tokenizer, words[index], rule)
             if not found or exclude.intersection(found):
                 continue
             out.update(dict.fromkeys(found))
@@ -91,6 +92,17 @@ def frequency_matched_dictionaries(
             raise HeadPursuitError(f"the vocabulary has too few word-like tokens to draw null dictionaries of {size}")
         draws.append(np.fromiter(out, dtype=np.int64)[:size])
     return draws
+
+
+def _expansion(tokenizer, word: str, rule: str) -> list[int]:
+    """word_token_ids of a pool word, remembered per tokenizer (a null draw tokenises ~150 words)."""
+    try:
+        memo = _EXPANSIONS.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced is tokenised each time
+        return word_token_ids(tokenizer, word, rule)
+    if (word, rule) not in memo:
+        memo[word, rule] = word_token_ids(tokenizer, word, rule)
+    return memo[word, rule]
 
 
 def null_statistics(evr: np.ndarray, null_evr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from .errors import HeadPursuitError, check_int
 from .memory import check_fits
 
 CHUNK_BYTES = 256 << 20  # default working set of one chunk of signal sets
+REL_TOL = 1e-10  # an atom whose part outside the chosen atoms' span is below this (relative) adds nothing
 
 
 @dataclass
@@ -45,7 +46,7 @@ def somp(
     k: int,
     *,
     center: bool = True,
-    rel_tol: float = 1e-10,
+    rel_tol: float = REL_TOL,
     with_coef: bool = True,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> SompResult:
@@ -103,16 +104,26 @@ def somp(
     return SompResult(atoms, coef, evr)
 
 
-def somp_evr_many(H: torch.Tensor, dictionaries, rows_of, k: int, *, chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+def somp_evr_many(
+    H: torch.Tensor,
+    dictionaries,
+    rows_of,
+    k: int,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """(G, B) float64: the EVR after k atoms of SOMP on signal sets H (B, n, d), centred, against each of
     G dictionaries, given as sequences of m row ids (dictionaries may share ids); rows_of(ids) returns
     those rows (len(ids), d). The same numbers as ``somp(H, rows_of(ids), k).evr[:, -1]`` for each.
 
     Faster than one somp per dictionary: the dictionaries go in groups, and each chunk of signal sets
     is copied to float64, centred and projected onto the group's distinct rows in one product; SOMP
-    then runs from those projections for every (dictionary, signal set) of the chunk at once, with Gram
-    rows computed as needed (no m x m matrix). Groups and chunks are sized so that the working set
-    stays near `chunk_bytes`.
+    then runs from those projections for every (dictionary, signal set) of the chunk at once, reading
+    each dictionary's Gram matrix (m x m, computed once per group when m <= d / 4; larger dictionaries
+    compute the Gram rows they need). Groups and chunks are sized so that the working set stays near
+    `chunk_bytes`. dtype: the precision of the projections and of SOMP (float32 halves the time and
+    moves an EVR by about 1e-7; the tolerance for atoms that add nothing grows to 100 x its epsilon).
     """
     k = check_int(k, "k (atoms to select)")
     ids = torch.stack([torch.as_tensor(list(map(int, d)), dtype=torch.long) for d in dictionaries])  # (G, m)
@@ -124,10 +135,16 @@ def somp_evr_many(H: torch.Tensor, dictionaries, rows_of, k: int, *, chunk_bytes
     (B, n, d), (G, m) = H.shape, ids.shape
     if k > m:
         raise HeadPursuitError(f"k={k} is larger than the dictionary ({m} atoms)")
+    if dtype not in (torch.float32, torch.float64):
+        raise HeadPursuitError(f"somp_evr_many computes in torch.float32 or torch.float64, not {dtype}")
+    w = torch.finfo(dtype).bits // 8  # bytes per number
+    rel_tol = max(REL_TOL, 100 * torch.finfo(dtype).eps)
     heads = min(B, 32)  # signal sets per chunk to aim for; the group of dictionaries takes the rest
-    per_head = 8 * n * d + 8 * (k + 1) * (m + n)
-    # per dictionary: its rows (float32, float64 and its own float64 copy) and projections (shared and its own)
-    per_dict = 20 * m * d + 2 * 8 * heads * m * n
+    per_head = w * n * d + w * (k + 1) * (m + n)
+    small = 4 * m <= d  # Gram matrices kept whole
+    # per dictionary: its rows (float32 as given, in dtype and its own copy), projections (shared and its
+    # own) and its Gram matrix when small
+    per_dict = (4 + 2 * w) * m * d + 2 * w * heads * m * n + w * m * m * small
     group = int(max(1, min(G, (chunk_bytes - heads * per_head) // per_dict)))
     check_fits(
         8 * G * B + group * per_dict + heads * per_head,
@@ -138,16 +155,17 @@ def somp_evr_many(H: torch.Tensor, dictionaries, rows_of, k: int, *, chunk_bytes
     out = torch.empty(G, B, dtype=torch.float64, device=H.device)
     for g0 in range(0, G, group):
         row_ids, local = torch.unique(ids[g0 : g0 + group], return_inverse=True)  # local (g, m) into row_ids
-        D = rows_of(row_ids.tolist()).to(device=H.device, dtype=torch.float64)
+        D = rows_of(row_ids.tolist()).to(device=H.device, dtype=dtype)
         if D.shape != (len(row_ids), d) or not torch.isfinite(D).all():
             raise HeadPursuitError(f"dictionary rows must be finite, ({len(row_ids)}, {d}); got {tuple(D.shape)}")
         g = len(local)
         Dl = D[None] if g == 1 else D[local]  # (g, m, d); one dictionary keeps its rows in id order (same EVR)
-        fixed = g * 20 * m * d
+        grams = torch.bmm(Dl, Dl.transpose(1, 2)) if small else None
+        fixed = g * ((4 + 2 * w) * m * d + w * m * m * small)
         room = max(chunk_bytes - fixed, chunk_bytes // 2)  # a group of one large dictionary can exceed the budget
-        step = int(max(1, min(B, room // (per_head + 8 * n * (len(row_ids) + 2 * g * m)))))
+        step = int(max(1, min(B, room // (per_head + w * n * (len(row_ids) + 2 * g * m)))))
         for start in range(0, B, step):
-            Hc = H[start : start + step].to(torch.float64, copy=True)
+            Hc = H[start : start + step].to(dtype, copy=True)
             if not torch.isfinite(Hc).all():
                 raise HeadPursuitError("somp input contains NaN or inf")
             Hc -= Hc.mean(1, keepdim=True)
@@ -156,16 +174,19 @@ def somp_evr_many(H: torch.Tensor, dictionaries, rows_of, k: int, *, chunk_bytes
             if g > 1:
                 P = P[:, local].transpose(0, 1).reshape(g * R, m, n)  # row i * R + r: dictionary i, signal set r
             energy = Hc.pow(2).sum((1, 2)).repeat(g)
-            evr = _somp_rows(P, _block_gram_rows(Dl, R), energy, k, 1e-10, False)[2]
+            evr = _somp_rows(P, _block_gram_rows(Dl, R, grams), energy, k, rel_tol, False)[2]
             out[g0 : g0 + g, start : start + R] = evr[:, -1].reshape(g, R)
     return out
 
 
-def _block_gram_rows(Dl: torch.Tensor, R: int):
+def _block_gram_rows(Dl: torch.Tensor, R: int, grams: torch.Tensor | None = None):
     """gram_rows for _somp_rows on g dictionaries Dl (g, m, d) stacked as g blocks of R rows:
-    j (g*R,) -> (g*R, m), row i*R + r being dictionary i's Gram row j[i*R + r]."""
+    j (g*R,) -> (g*R, m), row i*R + r being dictionary i's Gram row j[i*R + r]. grams (g, m, m): the
+    dictionaries' Gram matrices, read instead of computing each row from Dl."""
     g, m, d = Dl.shape
     which = torch.arange(g, device=Dl.device).repeat_interleave(R)
+    if grams is not None:
+        return lambda j: grams[which, j]
     return lambda j: torch.bmm(Dl[which, j].view(g, R, d), Dl.transpose(1, 2)).view(g * R, m)
 
 
@@ -182,7 +203,7 @@ def _plan(n_dict: int, B: int, n: int, d: int, m: int, k: int, with_coef: bool, 
 
 
 def somp_gram(
-    P: torch.Tensor, energy: torch.Tensor, gram: torch.Tensor, k: int, *, rel_tol: float = 1e-10
+    P: torch.Tensor, energy: torch.Tensor, gram: torch.Tensor, k: int, *, rel_tol: float = REL_TOL
 ) -> SompResult:
     """SOMP from statistics alone, as `somp(H, D, k, with_coef=False)` computes it for B signal sets.
 
@@ -214,6 +235,7 @@ def _somp_rows(P, gram_rows, energy, k: int, rel_tol: float, with_coef: bool = T
     -> atoms (R, k), coef (R, n, k) or None, evr (R, k).
     """
     R, m, n = P.shape
+    tiny = torch.finfo(P.dtype).tiny
     C = P  # atoms . residual, updated in place
     scratch = torch.empty_like(C)
     resid = energy.clone()
@@ -231,7 +253,7 @@ def _somp_rows(P, gram_rows, energy, k: int, rel_tol: float, with_coef: bool = T
         gj = gram_rows(j)  # (R, m): d_j . every atom, one row of the Gram matrix
         gjj = gj.gather(1, j[:, None])[:, 0]
         norm2 = gjj - proj.pow(2).sum(1)
-        inv = torch.where(norm2 > rel_tol * gjj.clamp_min(1e-300), norm2.clamp_min(1e-300).rsqrt(), 0.0)
+        inv = torch.where(norm2 > rel_tol * gjj.clamp_min(tiny), norm2.clamp_min(tiny).rsqrt(), 0.0)
         # q_s = (d_j - sum_i proj_i q_i) / |.|, kept as its products with every atom
         QD[:, s] = gj
         if s:
@@ -241,7 +263,7 @@ def _somp_rows(P, gram_rows, energy, k: int, rel_tol: float, with_coef: bool = T
         Y[:, s] = rq
         C.baddbmm_(QD[:, s, :, None], rq[:, None, :], alpha=-1.0)
         resid = resid - rq.pow(2).sum(1)
-        evr[:, s] = torch.where(energy > 0, 1 - resid / energy.clamp_min(1e-300), 0.0)
+        evr[:, s] = torch.where(energy > 0, 1 - resid / energy.clamp_min(tiny), 0.0)
     if not with_coef:
         return atoms, None, evr
     # least-squares coefficients on the chosen atoms: D_S = M^T Q with M[i, t] = q_i . d_(S_t) upper

@@ -560,7 +560,8 @@ def _digest(activations: torch.Tensor) -> str:
 
 
 def _null_evr(model, flat: torch.Tensor, setup: _Setup, key: tuple, chunk_bytes: int) -> torch.Tensor:
-    """(n_null, L*H) EVR of frequency-matched null dictionaries on the same heads and samples.
+    """(n_null, L*H) EVR of frequency-matched null dictionaries on the same heads and samples, by SOMP in
+    the writes' precision (float64 writes: float64; others: float32).
 
     Cached per key (model, samples, dictionary size, k, frequency profile, options): a second concept
     with the same profile reuses the draws unless one of them contains its tokens.
@@ -571,12 +572,14 @@ def _null_evr(model, flat: torch.Tensor, setup: _Setup, key: tuple, chunk_bytes:
         return cached[0]
     draws = setup.null_draws(model.tokenizer)
     L, Hn = model.adapter.n_layers, model.adapter.n_heads
+    # the writes' own precision (float32 from capture: half the time of float64, EVRs within ~1e-6)
+    dtype = torch.float64 if flat.dtype == torch.float64 else torch.float32
 
     def rows_of(ids):
         return dictionary_rows(model.adapter, ids, setup.normalize, setup.fold_norm)
 
     with _progress(setup.progress, f"null: {L * Hn} heads x {setup.n_null} dictionaries, k={setup.k}"):
-        null_evr = somp_evr_many(flat, draws, rows_of, setup.k, chunk_bytes=chunk_bytes).cpu()
+        null_evr = somp_evr_many(flat, draws, rows_of, setup.k, chunk_bytes=chunk_bytes, dtype=dtype).cpu()
     _NULL_CACHE[key] = (null_evr, {int(i) for ids in draws for i in ids})
     while len(_NULL_CACHE) > _NULL_CACHE_SIZE:
         _NULL_CACHE.popitem(last=False)
