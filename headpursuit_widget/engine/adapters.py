@@ -46,6 +46,7 @@ class Adapter:
     post_norms: list[Any]  # nn.Module or None per layer
     final_norm: nn.Module | None
     unembedding: torch.Tensor
+    blocks: nn.ModuleList | None = None  # the decoder's blocks in order (layer i's out_proj is in blocks[i])
 
     @property
     def n_layers(self) -> int:
@@ -136,6 +137,7 @@ def build_adapter(model: Any) -> Adapter:
     if family == "gpt2":
         decoder = model.transformer
         out_projs = [block.attn.c_proj for block in decoder.h]
+        blocks = decoder.h
         kind, n_heads, post_norms = "conv1d", tconf.n_head, [None] * len(out_projs)
         final_norm = decoder.ln_f
         width = out_projs[0].weight.shape[0]
@@ -143,6 +145,7 @@ def build_adapter(model: Any) -> Adapter:
     else:
         decoder = _find_decoder(model)
         out_projs = [layer.self_attn.o_proj for layer in decoder.layers]
+        blocks = decoder.layers
         kind, n_heads = "linear", tconf.num_attention_heads
         text_family = getattr(tconf, "model_type", family)
         post = family in POST_NORM_FAMILIES or text_family in POST_NORM_FAMILIES
@@ -161,6 +164,7 @@ def build_adapter(model: Any) -> Adapter:
         post_norms=post_norms,
         final_norm=final_norm,
         unembedding=_unembedding(model),
+        blocks=blocks,
     )
 
 

@@ -6,14 +6,17 @@ which is what verification and refinement compare with and without a head edit.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
 import torch
+from torch import nn
 
-from .edits import edit_heads
+from .edits import edit_heads, parse_edits
 from .errors import Cancelled, HeadPursuitError
 from .inputs import check_prompts, encode
+from .prefix import recording, replaced
 
 
 def check_cancel(cancel: threading.Event | None) -> None:
@@ -26,17 +29,54 @@ def next_token_logprobs(
     model, prompts, *, edits=None, batch_size: int = 16, cancel: threading.Event | None = None
 ) -> torch.Tensor:
     """Log-probabilities of the next token after each prompt, (n_prompts, vocab) float32, under `edits`."""
+    return next_token_logprobs_each(model, prompts, [edits], batch_size=batch_size, cancel=cancel)[0]
+
+
+def next_token_logprobs_each(
+    model, prompts, edit_sets, *, batch_size: int = 16, cancel: threading.Event | None = None, on_pass=None
+) -> list[torch.Tensor]:
+    """next_token_logprobs(model, prompts, edits=e) for each e in edit_sets (None or {}: unedited).
+
+    Batch by batch; when the unedited pass is among them, it runs first and records the blocks' outputs,
+    and an edit set whose shallowest edited layer is L then runs from layer L on (engine/prefix.py; on
+    the nnsight backend every pass runs whole). on_pass() is called after each forward pass.
+    """
     prompts = check_prompts(prompts)
-    rows = []
-    with edit_heads(model, edits), torch.inference_mode():
+    plans = [parse_edits(model.adapter, e) for e in edit_sets]  # every set checked before any pass
+    base_wanted = any(not plan for plan in plans)
+    blocks = model.adapter.blocks if model.backend == "hf" and base_wanted else None
+    blocks = blocks if blocks is not None else nn.ModuleList()
+    starts = [min(plan) if plan and len(blocks) else 0 for plan in plans]
+    tick = on_pass or (lambda: None)
+    rows: list[list[torch.Tensor]] = [[] for _ in plans]
+
+    def run(inputs: dict) -> torch.Tensor:
+        check_cancel(cancel)
+        position_ids = (inputs["attention_mask"].cumsum(1) - 1).clamp_min(0)  # left padding: from each prompt
+        out = model.forward(**inputs, position_ids=position_ids, logits_to_keep=1, use_cache=False)
+        tick()
+        return out.logits[:, -1].float().log_softmax(-1).cpu()
+
+    with model.lock, torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
-            check_cancel(cancel)
-            batch = encode(model, prompts[start : start + batch_size], positions="last", padding_side="left")
-            mask = batch.inputs["attention_mask"]
-            position_ids = (mask.cumsum(1) - 1).clamp_min(0)  # left padding: positions start at each prompt
-            out = model.forward(**batch.inputs, position_ids=position_ids, logits_to_keep=1, use_cache=False)
-            rows.append(out.logits[:, -1].float().log_softmax(-1).cpu())
-    return torch.cat(rows)
+            inputs = encode(model, prompts[start : start + batch_size], positions="last", padding_side="left").inputs
+            outputs: list = []
+            if base_wanted:
+                with recording(blocks, max(starts)) as outputs:
+                    base = run(inputs)
+            for row, plan, edits, layer in zip(rows, plans, edit_sets, starts):
+                if not plan:
+                    row.append(base)
+                    continue
+                with edit_heads(model, edits), replaced(blocks, outputs, layer):
+                    row.append(run(inputs))
+    return [torch.cat(r) for r in rows]
+
+
+def passes(prompts, edit_sets, batch_size: int = 16) -> int:
+    """The forward passes next_token_logprobs_each makes (a progress bar's total)."""
+    per_batch = any(not e for e in edit_sets) + sum(bool(e) for e in edit_sets)
+    return math.ceil(len(prompts) / batch_size) * per_batch
 
 
 def concept_mass(logprobs: torch.Tensor, token_ids) -> np.ndarray:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .contexts import eliciting_contexts
 from .controls import control_split
 from .errors import HeadPursuitError
-from .probes import answer_ids, check_cancel, concept_mass, control_logprobs, next_token_logprobs
+from .probes import answer_ids, concept_mass, control_logprobs, next_token_logprobs_each, passes
 
 N_CANDIDATES = 8
 N_CONTEXTS = 16  # the first 16 rank contexts: each candidate costs one forward over them and the control half
@@ -84,18 +84,15 @@ def refine(
     prompts = contexts + [p for p, _ in pairs]
     ids, n_ctx = answer_ids(model.tokenizer, pairs), len(contexts)
 
-    def measure(edits):
-        logprobs = next_token_logprobs(model, prompts, edits=edits, cancel=cancel)
-        return concept_mass(logprobs[:n_ctx], con["token_ids"]).mean(), control_logprobs(logprobs[n_ctx:], ids)
-
-    base_mass, base_control = measure(None)
     heads = candidates(ranking, n_candidates)
-    ratios, drops = [], []
-    for head in tqdm(heads, desc="refining: flipping candidates", disable=not progress):
-        check_cancel(cancel)
-        mass, control = measure({head: -1.0})
-        ratios.append(float(mass / base_mass) if base_mass > 0 else 1.0)
-        drops.append(float((base_control - control).mean()))
+    runs = [None, *({head: -1.0} for head in heads)]
+    with tqdm(total=passes(prompts, runs), desc="refining: flipping candidates", disable=not progress) as bar:
+        logprobs = next_token_logprobs_each(model, prompts, runs, cancel=cancel, on_pass=bar.update)
+    (base_mass, base_control), *flipped = [
+        (concept_mass(lp[:n_ctx], con["token_ids"]).mean(), control_logprobs(lp[n_ctx:], ids)) for lp in logprobs
+    ]
+    ratios = [float(mass / base_mass) if base_mass > 0 else 1.0 for mass, _ in flipped]
+    drops = [float((base_control - control).mean()) for _, control in flipped]
     details = {
         "candidates": [list(h) for h in heads],
         "mass_ratio": ratios,

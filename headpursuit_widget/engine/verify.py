@@ -21,7 +21,7 @@ from .baselines import random_heads
 from .contexts import eliciting_contexts
 from .controls import control_split
 from .errors import HeadPursuitError
-from .probes import answer_ids, check_cancel, concept_mass, control_logprobs, next_token_logprobs
+from .probes import answer_ids, concept_mass, control_logprobs, next_token_logprobs_each, passes
 from .selection import _words
 from .shipped import concepts as shipped_concepts
 
@@ -133,16 +133,13 @@ def verify(
     prompts = probe + [p for p, _ in pairs]
     ids = answer_ids(model.tokenizer, pairs)
 
-    def measure(edits):
-        logprobs = next_token_logprobs(model, prompts, edits=edits, cancel=cancel)
-        mass = concept_mass(logprobs[: len(probe)], con["token_ids"]).mean()
-        return mass, control_logprobs(logprobs[len(probe) :], ids)
-
-    runs = [None, heads, *draws]
-    results = []
-    for heads_run in tqdm(runs, desc="verifying", disable=not progress):
-        check_cancel(cancel)
-        results.append(measure(None if heads_run is None else {h: alpha for h in heads_run}))
+    runs = [None, {h: alpha for h in heads}, *({h: alpha for h in draw} for draw in draws)]
+    with tqdm(total=passes(prompts, runs), desc="verifying", disable=not progress) as bar:
+        logprobs = next_token_logprobs_each(model, prompts, runs, cancel=cancel, on_pass=bar.update)
+    results = [
+        (concept_mass(lp[: len(probe)], con["token_ids"]).mean(), control_logprobs(lp[len(probe) :], ids))
+        for lp in logprobs
+    ]
     (base_mass, base_control), *edited = results
     ratios = [float(mass / base_mass) if base_mass > 0 else float("nan") for mass, _ in edited]
     drops = [float((base_control - control_lp).mean()) for _, control_lp in edited]
