@@ -78,3 +78,22 @@ def test_a_stop_midway_leaves_the_model_whole(make_tiny):
     assert list(m.adapter.blocks) == blocks and all(type(b).__name__ != "_Recorded" for b in m.module.modules())
     assert not any(b._forward_hooks or b._forward_pre_hooks for b in m.module.modules())
     torch.testing.assert_close(next_token_logprobs_each(m, PROMPTS, [None])[0], before, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("remote", [False, "local"], ids=["in-process", "serialised"])
+def test_nnsight_passes_match_and_skip_only_in_process(make_tiny, remote):
+    pytest.importorskip("nnsight")
+    import headpursuit_widget as hp
+
+    m = make_tiny("llama")
+    nn_model = hp.wrap(m.module, m.tokenizer, name=m.name, backend="nnsight", remote=remote)
+    calls = [0]
+    handle = m.adapter.blocks[0].register_forward_pre_hook(lambda mod, args: calls.__setitem__(0, calls[0] + 1))
+    sets = [None, {(1, 0): -1.0}, {(1, 3): 2.0}]
+    try:
+        got = next_token_logprobs_each(nn_model, PROMPTS, sets, batch_size=4)
+    finally:
+        handle.remove()
+    for edits, lp in zip(sets, got):
+        torch.testing.assert_close(lp, full_forward_logprobs(m, PROMPTS, edits), atol=2e-5, rtol=1e-5)
+    assert calls == [1 if remote is False else len(sets)]  # serialised traces run every pass whole, as a server would

@@ -98,6 +98,8 @@ class HeadModel:
         return digest.hexdigest()[:16]
 
     backend = "hf"  # where forward passes run: "hf" (in-process hooks) or "nnsight" (traces)
+    # True: forward passes run this process's module, so a pass may stand recorded outputs in for blocks
+    blocks_run_here = True
     # True: rank_heads asks the model for SOMP statistics (head_statistics) instead of capturing head writes
     ranks_from_statistics = False
 

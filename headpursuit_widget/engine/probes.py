@@ -38,13 +38,13 @@ def next_token_logprobs_each(
     """next_token_logprobs(model, prompts, edits=e) for each e in edit_sets (None or {}: unedited).
 
     Batch by batch; when the unedited pass is among them, it runs first and records the blocks' outputs,
-    and an edit set whose shallowest edited layer is L then runs from layer L on (engine/prefix.py; on
-    the nnsight backend every pass runs whole). on_pass() is called after each forward pass.
+    and an edit set whose shallowest edited layer is L then runs from layer L on (engine/prefix.py; where
+    the passes run elsewhere, remote nnsight, every pass runs whole). on_pass() is called after each forward pass.
     """
     prompts = check_prompts(prompts)
     plans = [parse_edits(model.adapter, e) for e in edit_sets]  # every set checked before any pass
     base_wanted = any(not plan for plan in plans)
-    blocks = model.adapter.blocks if model.backend == "hf" and base_wanted else None
+    blocks = model.adapter.blocks if model.blocks_run_here and base_wanted else None
     blocks = blocks if blocks is not None else nn.ModuleList()
     starts = [min(plan) if plan and len(blocks) else 0 for plan in plans]
     tick = on_pass or (lambda: None)

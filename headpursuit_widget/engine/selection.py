@@ -69,7 +69,8 @@ def refine(
 ):
     """A copy of `ranking` whose `recommended` heads come from flipping each candidate (alpha = -1).
 
-    Costs 1 + n_candidates forward passes over the rank contexts and half the control facts.
+    Costs 1 + n_candidates forward passes over the rank contexts and half the control facts, each
+    edited pass from its candidate's layer on (probes.next_token_logprobs_each).
     cancel: a threading.Event; when set, raises engine.errors.Cancelled between forward passes.
     The per-candidate measures are kept in ranking.options["refine"].
     """

@@ -81,6 +81,11 @@ class NNsightHeadModel(HeadModel):
         return torch.device("cpu") if device.type == "meta" else device  # weights on the server: inputs stay here
 
     @property
+    def blocks_run_here(self) -> bool:  # type: ignore[override]
+        """In-process traces run this module's blocks; serialised ("local") and remote ones run whole."""
+        return self.remote is False
+
+    @property
     def weights_here(self) -> bool:
         """False for a model loaded with remote=True/url=: its local copy is on the meta device."""
         return self.adapter.unembedding.device.type != "meta"
