@@ -23,29 +23,19 @@ import torch
 from bench_trust import control_pairs, heldout_folder
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.probes import (
-    answer_ids,
-    concept_mass,
-    control_logprobs,
-    facts_known,
-    next_token_logprobs_each,
-)
+from headpursuit_widget.engine.probes import facts_known, mass_and_control
 
 GROUP = 30  # edit sets per call: their full-vocabulary log-probabilities are held at once
 
 
 def measure_sets(m, probes, token_ids, pairs, sets):
     """[(mass ratio, control drop in nats)] of each edit set against the unedited model."""
-    prompts = probes + [p for p, _ in pairs]
-    ids = answer_ids(m.tokenizer, pairs)
     out = []
     for start in range(0, len(sets), GROUP):
-        lps = next_token_logprobs_each(m, prompts, [None, *sets[start : start + GROUP]])
-        measures = [
-            (concept_mass(lp[: len(probes)], token_ids).mean(), control_logprobs(lp[len(probes) :], ids)) for lp in lps
-        ]
-        (base_mass, base_ctrl), *edited = measures
-        out += [(float(mass / base_mass), float((base_ctrl - ctrl).mean())) for mass, ctrl in edited]
+        (base_mass, base_ctrl), *edited = mass_and_control(
+            m, probes, pairs, token_ids, [None, *sets[start : start + GROUP]]
+        )
+        out += [(mass / base_mass, float((base_ctrl - ctrl).mean())) for mass, ctrl in edited]
     return out
 
 

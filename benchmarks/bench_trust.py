@@ -27,13 +27,7 @@ import numpy as np
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.probes import (
-    answer_ids,
-    concept_mass,
-    control_logprobs,
-    facts_known,
-    next_token_logprobs,
-)
+from headpursuit_widget.engine.probes import facts_known, mass_and_control
 
 HELDOUT = Path(__file__).parent / "heldout"
 CONCEPTS = ("colours", "countries", "animals", "numbers", "emotions", "nouns")
@@ -53,10 +47,7 @@ def control_pairs(split: str) -> list[tuple[str, str]]:
 
 def measure(m, probes, token_ids, pairs, edits):
     """(mean concept mass over probes, control log-probs (n_pairs,)) under edits."""
-    lp = next_token_logprobs(m, probes + [p for p, _ in pairs], edits=edits)
-    return concept_mass(lp[: len(probes)], token_ids).mean(), control_logprobs(
-        lp[len(probes) :], answer_ids(m.tokenizer, pairs)
-    )
+    return mass_and_control(m, probes, pairs, token_ids, [edits])[0]
 
 
 def evaluate(m, ranking, concept, probes, pairs, k, n_random, base):

@@ -160,10 +160,10 @@ def test_many_dictionaries_on_shared_rows_match_slow_reference(chunk_bytes, d, d
     assert sum(asked) <= 6 * 12  # shared rows fetched once per group
     if dtype == torch.float64:  # float32 halves the bytes: one group fits the middle budget too
         assert (len(asked) == 1) == (chunk_bytes == 1 << 28)
-    R32 = torch.tensor(rows, dtype=torch.float32).double().numpy()
+    H64, R64 = H32.double().numpy(), torch.tensor(rows, dtype=torch.float32).double().numpy()  # what it sees
     for gi, ids in enumerate(dictionaries):
         for b in range(5):
-            evr = reference_somp(H32.double().numpy()[b], R32[ids], 5)[2][-1]
+            evr = reference_somp(H64[b], R64[ids], 5)[2][-1]
             np.testing.assert_allclose(out[gi, b].item(), evr, atol=1e-10 if dtype == torch.float64 else 1e-5)
 
 

@@ -12,6 +12,7 @@ import threading
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .edits import edit_heads, parse_edits
 from .errors import Cancelled, HeadPursuitError
@@ -77,6 +78,21 @@ def passes(prompts, edit_sets, batch_size: int = 16) -> int:
     """The forward passes next_token_logprobs_each makes (a progress bar's total)."""
     per_batch = any(not e for e in edit_sets) + sum(bool(e) for e in edit_sets)
     return math.ceil(len(prompts) / batch_size) * per_batch
+
+
+def mass_and_control(
+    model, probe, pairs, token_ids, edit_sets, *, cancel=None, progress: bool = False, desc: str = "measuring"
+) -> list[tuple[float, np.ndarray]]:
+    """(mean concept mass over the `probe` prompts, control log-probs (n_pairs,)) under each of edit_sets
+    (None: unedited): what refine, verify and the trust benchmarks compare, from one
+    next_token_logprobs_each over the probe prompts and the control pairs' prompts, with a progress bar."""
+    probe = list(probe)
+    prompts = probe + [p for p, _ in pairs]
+    ids = answer_ids(model.tokenizer, pairs)
+    with tqdm(total=passes(prompts, edit_sets), desc=desc, disable=not progress) as bar:
+        logprobs = next_token_logprobs_each(model, prompts, edit_sets, cancel=cancel, on_pass=bar.update)
+    n = len(probe)
+    return [(float(concept_mass(lp[:n], token_ids).mean()), control_logprobs(lp[n:], ids)) for lp in logprobs]
 
 
 def concept_mass(logprobs: torch.Tensor, token_ids) -> np.ndarray:

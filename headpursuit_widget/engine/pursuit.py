@@ -118,12 +118,12 @@ def somp_evr_many(
     those rows (len(ids), d). The same numbers as ``somp(H, rows_of(ids), k).evr[:, -1]`` for each.
 
     Faster than one somp per dictionary: the dictionaries go in groups, and each chunk of signal sets
-    is copied to float64, centred and projected onto the group's distinct rows in one product; SOMP
+    is copied to `dtype`, centred and projected onto the group's distinct rows in one product; SOMP
     then runs from those projections for every (dictionary, signal set) of the chunk at once, reading
     each dictionary's Gram matrix (m x m, computed once per group when m <= d / 4; larger dictionaries
     compute the Gram rows they need). Groups and chunks are sized so that the working set stays near
     `chunk_bytes`. dtype: the precision of the projections and of SOMP (float32 halves the time and
-    moves an EVR by about 1e-7; the tolerance for atoms that add nothing grows to 100 x its epsilon).
+    moves an EVR by at most ~4e-7 on SmolLM2; the tolerance for atoms that add nothing grows to 100 x its epsilon).
     """
     k = check_int(k, "k (atoms to select)")
     ids = torch.stack([torch.as_tensor(list(map(int, d)), dtype=torch.long) for d in dictionaries])  # (G, m)

@@ -18,12 +18,11 @@ import dataclasses
 import threading
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .contexts import eliciting_contexts
 from .controls import control_split
 from .errors import HeadPursuitError
-from .probes import answer_ids, concept_mass, control_logprobs, next_token_logprobs_each, passes
+from .probes import mass_and_control
 
 N_CANDIDATES = 8
 N_CONTEXTS = 16  # the first 16 rank contexts: each candidate costs one forward over them and the control half
@@ -82,16 +81,18 @@ def refine(
     seed = ranking.options.get("seed", 0)
     contexts = eliciting_contexts(con["name"], _words(con), part="rank", seed=seed)[:N_CONTEXTS]
     pairs = control_split(model, half="refine", cancel=cancel)
-    prompts = contexts + [p for p, _ in pairs]
-    ids, n_ctx = answer_ids(model.tokenizer, pairs), len(contexts)
-
     heads = candidates(ranking, n_candidates)
     runs = [None, *({head: -1.0} for head in heads)]
-    with tqdm(total=passes(prompts, runs), desc="refining: flipping candidates", disable=not progress) as bar:
-        logprobs = next_token_logprobs_each(model, prompts, runs, cancel=cancel, on_pass=bar.update)
-    (base_mass, base_control), *flipped = [
-        (concept_mass(lp[:n_ctx], con["token_ids"]).mean(), control_logprobs(lp[n_ctx:], ids)) for lp in logprobs
-    ]
+    (base_mass, base_control), *flipped = mass_and_control(
+        model,
+        contexts,
+        pairs,
+        con["token_ids"],
+        runs,
+        cancel=cancel,
+        progress=progress,
+        desc="refining: flipping candidates",
+    )
     ratios = [float(mass / base_mass) if base_mass > 0 else 1.0 for mass, _ in flipped]
     drops = [float((base_control - control).mean()) for _, control in flipped]
     details = {
@@ -99,7 +100,7 @@ def refine(
         "mass_ratio": ratios,
         "control_drop": drops,
         "damage_weight": damage_weight,
-        "n_contexts": n_ctx,
+        "n_contexts": len(contexts),
         "n_control": len(pairs),
     }
     utility = utilities(details)

@@ -15,13 +15,12 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .baselines import random_heads
 from .contexts import eliciting_contexts
 from .controls import control_split
 from .errors import HeadPursuitError
-from .probes import answer_ids, concept_mass, control_logprobs, next_token_logprobs_each, passes
+from .probes import mass_and_control
 from .selection import _words
 from .shipped import concepts as shipped_concepts
 
@@ -130,16 +129,10 @@ def verify(
         raise HeadPursuitError("verify needs at least one probe prompt and one control pair")
     heads = ranking.top(k)
     draws = [random_heads(ranking, k, seed=seed + i) for i in range(n_random)]
-    prompts = probe + [p for p, _ in pairs]
-    ids = answer_ids(model.tokenizer, pairs)
-
     runs = [None, {h: alpha for h in heads}, *({h: alpha for h in draw} for draw in draws)]
-    with tqdm(total=passes(prompts, runs), desc="verifying", disable=not progress) as bar:
-        logprobs = next_token_logprobs_each(model, prompts, runs, cancel=cancel, on_pass=bar.update)
-    results = [
-        (concept_mass(lp[: len(probe)], con["token_ids"]).mean(), control_logprobs(lp[len(probe) :], ids))
-        for lp in logprobs
-    ]
+    results = mass_and_control(
+        model, probe, pairs, con["token_ids"], runs, cancel=cancel, progress=progress, desc="verifying"
+    )
     (base_mass, base_control), *edited = results
     ratios = [float(mass / base_mass) if base_mass > 0 else float("nan") for mass, _ in edited]
     drops = [float((base_control - control_lp).mean()) for _, control_lp in edited]
