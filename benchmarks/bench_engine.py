@@ -47,7 +47,8 @@ def bench_rank(m, repeats):
     """The default ranking, rank_heads(m, None, "colours"): its eliciting contexts captured at the last
     position, against that capture alone. Calibrated null (30 draws; cache emptied each time: the cost
     of a first concept), no refinement; the refinement's forward passes are timed once on their own."""
-    from headpursuit_widget.engine.ranking import _NULL_CACHE, concept_contexts, resolve_concept
+    from headpursuit_widget.engine.concept_input import resolve_concept
+    from headpursuit_widget.engine.ranking import _NULL_CACHE, concept_contexts
 
     contexts = concept_contexts(resolve_concept("colours", m.tokenizer)[0])
 

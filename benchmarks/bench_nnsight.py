@@ -24,7 +24,8 @@ import torch
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine.backends.nnsight_backend import statistics_bytes
-from headpursuit_widget.engine.ranking import null_dictionaries, resolve_concept
+from headpursuit_widget.engine.concept_input import resolve_concept
+from headpursuit_widget.engine.ranking import null_dictionaries
 
 SHAPE_70B = {"n_layers": 80, "n_heads": 64, "head_dim": 128, "d_model": 8192}
 

@@ -9,6 +9,7 @@ from importlib import import_module
 from . import concepts
 from .engine import (
     Concept,
+    HeadEffects,
     HeadModel,
     HeadPursuitError,
     HeadRanking,
@@ -16,6 +17,7 @@ from .engine import (
     Verification,
     capture,
     edit_heads,
+    effects,
     generate,
     load_model,
     random_heads,
@@ -29,6 +31,7 @@ from .engine import (
 __version__ = "0.1.0"
 __all__ = [
     "Concept",
+    "HeadEffects",
     "HeadModel",
     "HeadPursuit",
     "HeadPursuitError",
@@ -38,6 +41,7 @@ __all__ = [
     "capture",
     "concepts",
     "edit_heads",
+    "effects",
     "experiments",
     "generate",
     "load_model",

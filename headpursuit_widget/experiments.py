@@ -20,9 +20,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .engine import HeadPursuitError, edit_heads, generate, random_heads, rank_heads
+from .engine.concept_input import resolve_concept
 from .engine.dictionary import Concept
 from .engine.inputs import format_prompt
-from .engine.ranking import SCORES, HeadRanking, resolve_concept
+from .engine.ranking import SCORES, HeadRanking
 from .engine.shipped import concepts as shipped_concepts
 
 MEASURES = ("probe_mass", "control", "word_rate", "perplexity")

@@ -23,8 +23,9 @@ import torch
 import headpursuit_widget as hp
 from headpursuit_widget.engine.adapters import norm_gain
 from headpursuit_widget.engine.backends import nnsight_backend
+from headpursuit_widget.engine.concept_input import resolve_concept
 from headpursuit_widget.engine.inputs import encode
-from headpursuit_widget.engine.ranking import null_dictionaries, resolve_concept
+from headpursuit_widget.engine.ranking import null_dictionaries
 
 nnsight = pytest.importorskip("nnsight")
 

@@ -4,6 +4,7 @@ from .baselines import random_heads
 from .capture import capture
 from .dictionary import Concept
 from .edits import edit_heads
+from .effects import HeadEffects, effects
 from .errors import HeadPursuitError
 from .generation import generate
 from .models import HeadModel, load_model, wrap
@@ -14,6 +15,7 @@ from .verify import Verification, verify
 
 __all__ = [
     "Concept",
+    "HeadEffects",
     "HeadModel",
     "HeadPursuitError",
     "HeadRanking",
@@ -21,6 +23,7 @@ __all__ = [
     "Verification",
     "capture",
     "edit_heads",
+    "effects",
     "generate",
     "load_model",
     "random_heads",

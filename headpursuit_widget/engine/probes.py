@@ -34,9 +34,18 @@ def next_token_logprobs(
 
 
 def next_token_logprobs_each(
-    model, prompts, edit_sets, *, batch_size: int = 16, cancel: threading.Event | None = None, on_pass=None
+    model,
+    prompts,
+    edit_sets,
+    *,
+    batch_size: int = 16,
+    cancel: threading.Event | None = None,
+    on_pass=None,
+    columns=None,
 ) -> list[torch.Tensor]:
-    """next_token_logprobs(model, prompts, edits=e) for each e in edit_sets (None or {}: unedited).
+    """next_token_logprobs(model, prompts, edits=e) for each e in edit_sets (None or {}: unedited);
+    columns: token ids to keep (then each tensor is (n_prompts, len(columns)), normalised over the whole
+    vocabulary), so that hundreds of edit sets fit in memory.
 
     Batch by batch; when the unedited pass is among them, it runs first and records the blocks' outputs,
     and an edit set whose shallowest edited layer is L then runs from layer L on (engine/prefix.py; where
@@ -49,6 +58,7 @@ def next_token_logprobs_each(
     blocks = blocks if blocks is not None else nn.ModuleList()
     starts = [min(plan) if plan and len(blocks) else 0 for plan in plans]
     tick = on_pass or (lambda: None)
+    keep = slice(None) if columns is None else torch.as_tensor(list(columns), dtype=torch.long)
     rows: list[list[torch.Tensor]] = [[] for _ in plans]
 
     def run(inputs: dict) -> torch.Tensor:
@@ -56,7 +66,7 @@ def next_token_logprobs_each(
         position_ids = (inputs["attention_mask"].cumsum(1) - 1).clamp_min(0)  # left padding: from each prompt
         out = model.forward(**inputs, position_ids=position_ids, logits_to_keep=1, use_cache=False)
         tick()
-        return out.logits[:, -1].float().log_softmax(-1).cpu()
+        return out.logits[:, -1].float().log_softmax(-1)[:, keep].cpu()
 
     with model.lock, torch.inference_mode():
         for start in range(0, len(prompts), batch_size):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +27,10 @@ from tqdm.auto import tqdm
 
 from .baselines import logit_lens_scores, logit_lens_top
 from .capture import capture
-from .contexts import UNNAMED, eliciting_contexts
+from .concept_input import concept_record, resolve_concept
+from .contexts import eliciting_contexts
 from .dictionary import Concept, dictionary_rows
+from .effects import HeadEffects, effects_from_record
 from .errors import HeadPursuitError, check_int, shorten
 from .inputs import check_prompts
 from .null import benjamini_hochberg, frequency_matched_dictionaries, frequency_profile, null_statistics
@@ -37,7 +38,6 @@ from .pursuit import CHUNK_BYTES, somp, somp_evr_many, somp_gram
 from .ranking_file import parse_vocab, read_checked, write_atomic
 from .selection import refine as run_refine
 from .selection import tested_order
-from .shipped import concepts as shipped_concepts
 from .statistics import capture_statistics
 
 SCORES = ("z", "specificity", "evr", "logit_lens")
@@ -74,7 +74,7 @@ class HeadRanking:
 
     score_table[name]: (n_layers, n_heads) float64. null_evr: (n_null, n_layers, n_heads).
     significant: (n_layers, n_heads) bool, Benjamini-Hochberg discoveries of the null test.
-    recommended: heads chosen by refine() as (layer, head), best first; () before refinement.
+    recommended: the selective set chosen by refine() as (layer, head), in the order chosen; () before it.
     atoms/gains/curves: (n_layers, n_heads, k) token ids, EVR gain of each atom, cumulative EVR.
     lens_ids/lens_vals: (n_layers, n_heads, n_lens) top full-vocabulary tokens of the mean write.
     vocab: token id -> string for every id stored here.
@@ -129,7 +129,7 @@ class HeadRanking:
     def unrefined(self) -> HeadRanking:
         """The same ranking without refinement: no recommended heads and no measured candidates, so
         top(k) follows the active score alone."""
-        options = {key: value for key, value in self.options.items() if key != "refine"}
+        options = {key: value for key, value in self.options.items() if key != "selection"}
         return dataclasses.replace(self, recommended=(), options=options)
 
     def difference(self, other: HeadRanking, score: str | None = None) -> np.ndarray:
@@ -146,17 +146,23 @@ class HeadRanking:
             )
         return np.asarray(self.score_table[name], dtype=np.float64) - np.asarray(other.score_table[name], np.float64)
 
+    @property
+    def effects(self) -> HeadEffects | None:
+        """What flipping each head does (engine/effects.py), as measured by the selection; None before it."""
+        grid = self.options.get("selection", {}).get("effects")
+        return None if grid is None else effects_from_record(grid, self)
+
     def top(self, n: int) -> list[tuple[int, int]]:
-        """The n heads the project recommends editing, as (layer, head): the refined selection first
-        (`recommended`), then the candidates refinement rejected but measured as harmless to the control,
-        then the heads not measured, by the active score, and the candidates measured as harmful last
-        (engine/selection.py tested_order)."""
+        """The n heads the project recommends editing, as (layer, head): the selective set first
+        (`recommended`), then the candidates measured as eligible but left out, then the heads not
+        measured, by the active score, and the candidates measured as generic, damaging or not cutting
+        last (engine/selection.py)."""
         total = self.n_layers * self.n_heads
         n = check_int(n, f"number of heads (1 to {total})", minimum=0)
         if not 1 <= n <= total:
             raise HeadPursuitError(f"number of heads must be an int from 1 to {total} (all heads), got {n!r}")
         first = [(int(layer), int(head)) for layer, head in self.recommended]
-        details = self.options.get("refine")
+        details = self.options.get("selection")
         harmless, harmful = tested_order(details, first) if details else ([], [])
         tested = set(first) | set(harmless) | set(harmful)
         flat = np.nan_to_num(self.scores, nan=-np.inf).ravel()
@@ -279,34 +285,6 @@ def _progress(enabled: bool, label: str):
         bar.update(1)
 
 
-def resolve_concept(concept, tokenizer, rule: str = "whole_word"):
-    """(tokenised Concept, shipped ConceptSpec or None) from a shipped name (str), a word file
-    (pathlib.Path or other os.PathLike), a word list, a Concept or a ConceptSpec.
-
-    A plain str is never read as a path: a string that is not a shipped name is an error, so text
-    typed by a user cannot make the engine read a file."""
-    spec = None
-    if isinstance(concept, os.PathLike):
-        return Concept.from_file(concept, tokenizer, rule), None
-    if isinstance(concept, str):
-        if concept not in shipped_concepts.names():
-            raise HeadPursuitError(
-                f"unknown concept {shorten(repr(concept))}: shipped concepts are "
-                f"{', '.join(shipped_concepts.names())}; or pass a word list, a Concept, or a word file "
-                "as pathlib.Path (a str is never read as a file)"
-            )
-        spec = shipped_concepts.get(concept)
-    elif isinstance(concept, shipped_concepts.ConceptSpec):
-        spec = concept
-    if spec is not None:
-        return Concept.from_words(spec.name, spec.words, tokenizer, rule), spec
-    if isinstance(concept, Concept):
-        if concept.token_ids and concept.rule == rule:
-            return concept, None
-        return Concept.from_words(concept.name, concept.words, tokenizer, rule), None
-    return Concept.from_words(UNNAMED, concept, tokenizer, rule), None
-
-
 def concept_contexts(concept: Concept, *, seed: int = 0) -> list[str]:
     """The eliciting contexts a tokenised concept is ranked on when no prompts are given (the "rank"
     part of engine/contexts.py for `seed`): built from its name and the words the dictionary kept."""
@@ -423,15 +401,7 @@ def rank_heads(
         lens_ids=lens_ids,
         lens_vals=fit.lens_vals.cpu().reshape(L, Hn, -1).numpy().astype(np.float64),
         vocab=_decode_all(model.tokenizer, np.concatenate([atoms.ravel(), lens_ids.ravel(), token_ids.numpy()])),
-        concept={
-            "name": con.name,
-            "words": list(con.words),
-            "token_ids": list(con.token_ids),
-            "token_strings": list(con.token_strings),
-            "rule": con.rule,
-            "split_words": con.split_words,
-            "shipped": spec is not None,
-        },
+        concept=concept_record(con, spec),
         method=method,
         score_name=score,
         options=options,

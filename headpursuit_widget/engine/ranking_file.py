@@ -54,7 +54,7 @@ def _layout(shapes: dict) -> str:
     return ", ".join(f"{name} ({', '.join(dims)})" for name, dims in shapes.items())
 
 
-def read_checked(path: Path, shapes: dict[str, tuple[str, ...]], dims_of):
+def read_checked(path: Path, shapes: dict[str, tuple[str, ...]], dims_of, what: str = "head ranking file"):
     """(meta dict, {name: ndarray}) from a ranking file. shapes: array name -> its dimension names;
     dims_of(meta) -> sizes the metadata fixes for some of those names. Raises HeadPursuitError naming
     the first problem; no array is read before its header passed."""
@@ -63,7 +63,7 @@ def read_checked(path: Path, shapes: dict[str, tuple[str, ...]], dims_of):
             members = set(zf.namelist())
             absent = [n for n in ("meta", *shapes) if n + ".npy" not in members]
             if absent:
-                raise HeadPursuitError(f"{path} is not a head ranking file: it has no {', '.join(absent)}")
+                raise HeadPursuitError(f"{path} is not a {what}: it has no {', '.join(absent)}")
             meta_shape, meta_dtype = _header(zf, "meta")
             if meta_shape != () or meta_dtype.kind != "U" or meta_dtype.itemsize > MAX_META_BYTES:
                 raise HeadPursuitError(f"{path}: metadata must be one JSON string of at most {MAX_META_BYTES} bytes")
@@ -79,7 +79,7 @@ def read_checked(path: Path, shapes: dict[str, tuple[str, ...]], dims_of):
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
         if isinstance(exc, HeadPursuitError):
             raise
-        raise HeadPursuitError(f"{path} is not a head ranking file or is corrupted ({shorten(str(exc))})") from None
+        raise HeadPursuitError(f"{path} is not a {what} or is corrupted ({shorten(str(exc))})") from None
     return meta, arrays
 
 

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 
 from .capture import capture
+from .concept_input import resolve_concept
 from .errors import HeadPursuitError
-from .ranking import HeadRanking, concept_contexts, rank_heads, resolve_concept
+from .ranking import HeadRanking, concept_contexts, rank_heads
 from .shipped import concepts as shipped_concepts
 from .vision import is_vlm_sample, sample_key, split_samples
 

@@ -2,7 +2,8 @@
 
 Each concept is a JSON file ``data/<name>.json`` next to this module; ``names()`` lists them,
 ``get(name)`` loads one as a frozen :class:`ConceptSpec`, and ``control()`` returns the
-factual control task (prompts whose right answer is one token for the default model).
+factual control task (prompts whose right answer is one token for the default model), drawn from
+several domains (``control_domains()``) none of whose answers is a word of a shipped concept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from importlib import resources
 
 from ..errors import HeadPursuitError
 
-__all__ = ["ConceptSpec", "control", "get", "names"]
+__all__ = ["ConceptSpec", "control", "control_domains", "get", "names"]
 
 _PROMPT_FIELDS = ("rank_prompts", "eval_prompts", "probe_prompts", "neutral_prompts")
 
@@ -87,10 +88,17 @@ def _validate(spec: ConceptSpec, name: str) -> None:
 
 
 @cache
-def _control_pairs() -> tuple[tuple[str, str], ...]:
-    return tuple((p, a) for p, a in _read("_control.json")["pairs"])
+def _control_facts() -> tuple[tuple[str, str, str], ...]:
+    """(prompt, answer, domain) of every control fact, domain by domain."""
+    domains = _read("_control.json")["domains"]
+    return tuple((p, a, domain) for domain, pairs in domains.items() for p, a in pairs)
 
 
 def control() -> list[tuple[str, str]]:
     """Factual control task: [(prompt, answer)]; each answer is one SmolLM2 token."""
-    return list(_control_pairs())
+    return [(p, a) for p, a, _ in _control_facts()]
+
+
+def control_domains() -> dict[tuple[str, str], str]:
+    """The domain ("opposites", "science", ...) of each control (prompt, answer) pair."""
+    return {(p, a): domain for p, a, domain in _control_facts()}

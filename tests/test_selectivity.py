@@ -1,0 +1,165 @@
+"""Issue 17: what heads do (effects), selection and verdict on selectivity, a clean control.
+
+Checked against independent truth: hp.experiments' forward passes (another code path) for the exact
+effects and the battery, exact small edits for the gradient attribution, the selection rules applied by
+hand to the stored measures, and hand-made numbers for the verdicts."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import headpursuit_widget as hp
+from headpursuit_widget import experiments
+from headpursuit_widget.engine import categories, selection
+from headpursuit_widget.engine.effects import HeadEffects, effects
+from headpursuit_widget.engine.probes import answer_ids
+from headpursuit_widget.engine.verify import VERDICTS, verdict_for
+
+
+@pytest.fixture(scope="module")
+def tiny_effects(make_tiny):
+    m = make_tiny("llama")
+    return m, effects(m, "colours", method="exact", progress=False)
+
+
+def test_exact_effects_match_an_independent_forward_for_every_category(tiny_effects):
+    m, e = tiny_effects
+    assert e.others == ("countries", "animals", "numbers", "food") and e.exact.all()
+    record = hp.rank_heads(m, None, "colours", n_null=2, refine=False, progress=False).concept
+    prompts = hp.engine.contexts.eliciting_contexts("colours", record["words"], part="rank")[:16]
+    bat = categories.battery(m, record, prompts, part="rank")
+    head = (1, 2)
+    for i, cat in enumerate((bat.concept, *bat.others)):
+        ids = list(cat.token_ids)
+        base = experiments.next_token_probs(m, list(cat.prompts))[:, ids].sum(1).mean().item()
+        flipped = experiments.next_token_probs(m, list(cat.prompts), edits={head: -1.0})[:, ids].sum(1).mean().item()
+        got = e.mass_ratio[head] if i == 0 else e.other_ratios[i - 1][head]
+        assert got == pytest.approx(flipped / base, rel=1e-3)
+    base_ctrl = experiments.control_logprob(m, pairs=bat.control)
+    drop = (base_ctrl - experiments.control_logprob(m, pairs=bat.control, edits={head: -1.0})).mean()
+    assert e.control_drop[head] == pytest.approx(drop, abs=1e-4)
+    expected = np.median(np.log(e.other_ratios), 0) - np.log(e.mass_ratio)
+    np.testing.assert_allclose(e.selectivity, expected)
+    np.testing.assert_array_equal(e.generic, np.median(e.other_ratios, 0) < 0.8)
+
+
+def test_attribution_equals_exact_for_a_small_edit(make_tiny):
+    """First order is exact in the limit: at alpha = 0.98 the gradient estimate must match edited passes."""
+    for family in ("llama", "gpt2", "gemma2"):
+        m = make_tiny(family)
+        exact = effects(m, "colours", alpha=0.98, method="exact", progress=False)
+        est = effects(m, "colours", alpha=0.98, method="attribution", n_check=0, progress=False)
+        assert not est.exact.any()
+        for name in ("mass_ratio", "other_ratios"):
+            a, b = np.log(getattr(est, name)), np.log(getattr(exact, name))
+            assert np.abs(a - b).max() <= 0.05 * np.abs(b).max() + 1e-5, (family, name)
+        assert np.abs(est.control_drop - exact.control_drop).max() <= 0.05 * np.abs(exact.control_drop).max() + 1e-5
+
+
+def test_attribution_checks_its_most_selective_heads_exactly(tiny_effects, make_tiny):
+    m, exact = tiny_effects
+    est = effects(m, "colours", method="attribution", n_check=3, progress=False)
+    assert est.exact.sum() == 3
+    np.testing.assert_allclose(est.mass_ratio[est.exact], exact.mass_ratio[est.exact], rtol=1e-4)
+    np.testing.assert_allclose(est.control_drop[est.exact], exact.control_drop[est.exact], atol=1e-5)
+
+
+def test_effects_save_and_load_without_pickle(tiny_effects, tmp_path, make_tiny):
+    m, e = tiny_effects
+    back = HeadEffects.load(e.save(tmp_path / "e.npz"), model=m)
+    for name in ("mass_ratio", "other_ratios", "control_drop", "exact"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(e, name))
+    assert back.others == e.others and back.top(3) == e.top(3)
+    with pytest.raises(hp.HeadPursuitError, match="measured on model"):
+        HeadEffects.load(tmp_path / "e.npz", model=make_tiny("gpt2"))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(hp.HeadPursuitError, match="not a head effects file"):
+        HeadEffects.load(tmp_path / "bad.npz")
+
+
+def test_effects_refuse_bad_input(tiny_effects):
+    m, _ = tiny_effects
+    with pytest.raises(hp.HeadPursuitError, match="unknown method"):
+        effects(m, "colours", method="guess")
+    with pytest.raises(hp.HeadPursuitError, match="alpha"):
+        effects(m, "colours", alpha=float("nan"))
+    with pytest.raises(hp.HeadPursuitError, match="unknown other categories"):
+        effects(m, "colours", others=["planets"])
+
+
+def test_the_control_never_asks_for_a_measured_category(make_tiny):
+    m = make_tiny("llama")
+    record = hp.rank_heads(m, None, "countries", n_null=2, refine=False, progress=False).concept
+    bat = categories.battery(m, record, ["Q: Name a country.\nA:"], part="verify")
+    measured = set(record["token_ids"]).union(*(c.token_ids for c in bat.others))
+    assert not measured & set(answer_ids(m.tokenizer, bat.control))
+    assert "countries" not in bat.other_names and len(bat.others) >= 4
+    # every domain of the shipped control is represented, and none of its answers is a shipped concept word
+    domains = hp.concepts.control_domains()
+    assert len(set(domains.values())) >= 6 and set(bat.domains) <= set(domains.values())
+    words = {w.lower() for n in hp.concepts.names() for w in hp.concepts.get(n).words}
+    assert not {a.strip().lower() for _, a in hp.concepts.control()} & words
+
+
+@pytest.mark.parametrize(
+    ("numbers", "expected"),
+    [
+        ((0.2, 0.95, 0.05, 0.02, 0.95), "specific"),
+        ((0.2, 0.95, 0.05, 0.02, 0.60), "generic"),  # every category cut: an answer head
+        ((0.2, 0.95, 0.40, 0.02, 0.95), "damaging"),  # 0.38 nats more than random
+        ((0.2, 0.95, 0.30, 0.02, 0.95), "specific"),  # within random's + 0.3 nats
+        ((0.5, 0.95, 0.05, 0.02, 0.95), "not better than random"),
+        ((0.2, 0.40, 0.05, 0.02, 0.95), "not better than random"),  # random heads cut it too
+        ((0.2, 0.95, 0.05, 0.02, 0.79), "generic"),
+        ((0.9, 0.95, 0.05, 0.02, 0.50), "not better than random"),  # others cut, the concept is not
+    ],
+)
+def test_verdicts_on_synthetic_numbers(numbers, expected):
+    assert verdict_for(*numbers) == expected
+
+
+def test_selection_follows_its_rules_on_its_own_measures(make_tiny):
+    m = make_tiny("llama")
+    r = hp.rank_heads(m, None, "colours", n_null=4, progress=False)
+    d = r.options["selection"]
+    assert d["others"] == ["countries", "animals", "numbers", "food"]
+    single = {tuple(h): s for h, s in zip(d["candidates"], d["single"])}
+    assert set(selection.candidates(r, selection.N_SOMP)) <= set(single)
+    ok = [h for h, s in single.items() if selection.eligible(s)]
+    for s in single.values():
+        assert selection.eligible(s) == (
+            s["mass_ratio"] < selection.MAX_SINGLE
+            and s["others_median"] >= selection.MIN_OTHERS
+            and s["control_drop"] <= selection.CONTROL_BUDGET
+        )
+    assert list(r.recommended) == [tuple(h) for h in (d["steps"][-1]["heads"] if d["steps"] else [])]
+    assert set(r.recommended) <= set(ok) and len(r.recommended) <= selection.MAX_HEADS
+    n = m.n_layers * m.n_heads
+    top = r.top(n)
+    bad = [h for h in single if h not in ok]
+    left_out = [h for h in sorted(ok, key=lambda h: -single[h]["selectivity"]) if h not in r.recommended]
+    assert top[: len(ok)] == list(r.recommended) + left_out
+    assert set(top[n - len(bad) :]) == set(bad)
+    grid = r.effects
+    assert grid.exact.sum() == len(single) and all(grid.exact[h] for h in single)
+    for h, s in single.items():
+        assert grid.mass_ratio[h] == pytest.approx(s["mass_ratio"])
+    assert "selection" not in r.unrefined().options and r.unrefined().effects is None
+
+
+def test_verify_judges_any_edit_set_with_its_own_strengths(make_tiny):
+    m = make_tiny("llama")
+    r = hp.rank_heads(m, None, "colours", n_null=4, refine=False, progress=False)
+    v = hp.verify(m, r, edits={(1, 2): -1.0, (0, 1): 0.5}, n_random=3)
+    assert v.heads == [(0, 1), (1, 2)] and v.edits == {"0.1": 0.5, "1.2": -1.0}
+    for draw in v.random_heads:
+        assert sorted(layer for layer, _ in draw) == [0, 1]
+    assert set(v.other_ratios) == {"countries", "animals", "numbers", "food"}
+    assert set(v.domain_drops) <= set(hp.concepts.control_domains().values())
+    assert "other categories" in v.summary() and v.verdict in VERDICTS
+    with pytest.raises(hp.HeadPursuitError, match="out of range"):
+        hp.verify(m, r, edits={(9, 0): -1.0})
+    with pytest.raises(hp.HeadPursuitError, match="empty"):
+        hp.verify(m, r, edits={})
+    assert dataclasses.asdict(v)["verdict"] == v.verdict
