@@ -1,4 +1,4 @@
-"""`headpursuit` command line: fetch, rank, generate, demo. The terminal twin of the widget."""
+"""`headpursuit` command line: fetch, rank, generate, bake, demo. The terminal twin of the widget."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import HeadPursuitError, HeadRanking, generate, load_model, random_heads, rank_heads
+from .engine import HeadPursuitError, HeadRanking, bake, generate, load_model, random_heads, rank_heads
+from .engine.bake import check_out
 from .engine.ranking import SCORES
 from .engine.shipped import DEFAULT_MODEL, SHIPPED
 from .experiments import control_logprob, probe_mass
@@ -73,6 +74,18 @@ def cmd_generate(args) -> None:
             on_token=lambda i, piece: print(piece, end="", flush=True),
         )
         print()
+
+
+def cmd_bake(args) -> None:
+    out = check_out(args.out)  # before loading anything
+    model = load_model(args.model)
+    ranking = HeadRanking.load(args.ranking, model=model)
+    edits = _edit_for(ranking, args.top_k, args.alpha)
+    bake(model, edits, out=out)
+    heads = ", ".join(f"L{layer}H{head}" for layer, head in edits)
+    print(f"saved {model.name} with {len(edits)} heads x {args.alpha:g} baked in ({heads}) to {out}")
+    auto = "AutoModelForImageTextToText" if model.is_vlm else "AutoModelForCausalLM"
+    print(f"load it with transformers: {auto}.from_pretrained({str(out)!r}) - no headpursuit needed")
 
 
 def cmd_demo(args) -> None:
@@ -144,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt", required=True)
     g.add_argument("--max-new-tokens", type=int, default=48)
     g.set_defaults(func=cmd_generate)
+
+    b = sub.add_parser("bake", help="save a copy of the model with the top heads of a saved ranking edited")
+    b.add_argument("--ranking", required=True)
+    b.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
+    b.add_argument("--top-k", type=int, default=4, help="edit this many top heads (default 4)")
+    b.add_argument("--alpha", type=float, default=-1.0, help="-1 flips, 0 ablates, >1 enhances (default -1)")
+    b.add_argument("--out", required=True, help="a new or empty folder for the model and its tokenizer")
+    b.set_defaults(func=cmd_bake)
 
     d = sub.add_parser("demo", help="top colour heads of the default model and a baseline vs edited answer")
     d.add_argument("--model", default=DEFAULT_MODEL, help=model_help)

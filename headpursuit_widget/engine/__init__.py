@@ -1,5 +1,6 @@
 """The kernel-side engine: pure torch, no widget imports."""
 
+from .bake import bake
 from .baselines import random_heads
 from .capture import capture
 from .dictionary import Concept
@@ -21,6 +22,7 @@ __all__ = [
     "HeadRanking",
     "SompResult",
     "Verification",
+    "bake",
     "capture",
     "edit_heads",
     "effects",

@@ -3,15 +3,15 @@
 - `writable_folder` refuses a cache root that is a file or cannot be written, with a clear error.
 - `verify` compares a file's SHA-256 with the one it must have, once per process for each
   (path, size, mtime); a mismatch (flipped bytes, a truncated file) says which cache entry to delete.
-- `locked` serialises writers across processes with an fcntl lock file; `publish_copy` moves a
-  finished temporary folder into place by renames, so readers never see half a folder.
+- `locked` serialises writers across processes with a lock file (`filelock`: flock on Linux and
+  macOS, LockFileEx on Windows); `publish_copy` moves a finished temporary folder into place by
+  renames, so readers never see half a folder.
 - The safetensors copy of a shipped model carries a manifest (MANIFEST): the SHA-256 of its weights
   file, written when the copy is made, and the SHA-256 of the GGUF it came from.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -83,13 +83,12 @@ def verify(path: Path, sha256: str, entry: Path) -> None:
 
 @contextmanager
 def locked(folder: Path):
-    """Hold an exclusive lock on `folder` (a `.lock` file in it) across processes for the block."""
-    with open(writable_folder(folder) / ".lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    """Hold an exclusive lock on `folder` (a `.lock` file in it) across processes for the block;
+    waits as long as another holder keeps it. Works on Linux, macOS and Windows (filelock)."""
+    from filelock import FileLock  # imported on first use: importing the package stays cheap
+
+    with FileLock(str(writable_folder(folder) / ".lock")):
+        yield
 
 
 def temp_folder(target: Path) -> Path:
