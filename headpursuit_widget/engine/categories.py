@@ -27,8 +27,8 @@ from .probes import answer_ids, next_token_logprobs_each, passes
 from .shipped import concepts as shipped_concepts
 
 OTHER_CATEGORIES = ("colours", "countries", "animals", "numbers", "food")  # asked as "Name a <category>."
-N_OTHER = 8  # eliciting contexts per other category
-N_CONTROL = {"rank": 27, "verify": None}  # control facts per part (rank: 3 of each of 9 domains; verify: all)
+N_OTHER = {"rank": 6, "verify": 8}  # eliciting contexts per other category, per part
+N_CONTROL = {"rank": 18, "verify": None}  # control facts per part (rank: 2 of each of 9 domains; verify: all)
 MAX_SHARED = 0.5  # a category sharing more than this fraction of its tokens with the concept is not an "other"
 
 
@@ -100,7 +100,7 @@ def selectivity(mass_ratio, other_ratios):
 
 def other_categories(tokenizer, concept_name: str, concept_ids, others=None, *, part: str, seed: int = 0):
     """The other categories to measure beside a concept: `others` (shipped names; default OTHER_CATEGORIES
-    without the concept), each with N_OTHER eliciting contexts of `part` and its tokens not shared with
+    without the concept), each with N_OTHER[part] eliciting contexts of `part` and its tokens not shared with
     the concept; categories sharing more than MAX_SHARED of their tokens with the concept are dropped."""
     names = [n for n in OTHER_CATEGORIES if n != concept_name] if others is None else list(others)
     unknown = [n for n in names if n not in shipped_concepts.names()]
@@ -120,7 +120,7 @@ def other_categories(tokenizer, concept_name: str, concept_ids, others=None, *, 
         if len(ids) < (1 - MAX_SHARED) * len(con.token_ids):
             continue
         words = list(con.mapping) or list(con.words)
-        prompts = eliciting_contexts(name, words, part=part, seed=seed, n=N_OTHER)
+        prompts = eliciting_contexts(name, words, part=part, seed=seed, n=N_OTHER[part])
         out.append(Category(name, tuple(prompts), tuple(ids)))
     return tuple(out)
 

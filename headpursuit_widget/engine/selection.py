@@ -6,6 +6,7 @@ eliciting contexts, plus the user's own prompts when the ranking was made on the
 rank contexts; the refine half of the control, engine/categories.py), never on what verify() uses:
 1. candidates: SOMP's N_SOMP best heads by z (significant first) and the N_SELECTIVE most selective
    heads by effects (engine/effects.py, attribution over every head), each then flipped alone (exact);
+   the N_GREEDY eligible ones with the lowest concept mass enter the greedy search;
 2. a candidate is eligible when its flip cuts the concept (ratio < MAX_SINGLE), keeps the other
    categories (median >= MIN_OTHERS) and costs the control at most CONTROL_BUDGET nats;
 3. greedy: start from the eligible head with the lowest concept mass, then add the eligible head whose
@@ -29,8 +30,9 @@ from .contexts import eliciting_contexts
 from .effects import GENERIC_BELOW, N_CONTEXTS, HeadEffects, measure_heads
 from .errors import HeadPursuitError
 
-N_SOMP = 6
-N_SELECTIVE = 10
+N_SOMP = 4
+N_SELECTIVE = 6
+N_GREEDY = 5  # the greedy search adds from the eligible candidates with the lowest concept mass
 MAX_HEADS = 4
 MAX_SINGLE = 0.9  # a candidate must cut its concept below this alone
 MIN_OTHERS = 0.85  # stricter than the verdict's 0.8: the set is judged again on held-out material
@@ -127,7 +129,7 @@ def refine(
 
 def _greedy(model, bat, base, single: dict, *, cancel, progress) -> tuple[list, list]:
     """The greedy set from the eligible candidates, and each accepted step's measures."""
-    pool = sorted((h for h, s in single.items() if eligible(s)), key=lambda h: single[h]["mass_ratio"])
+    pool = sorted((h for h, s in single.items() if eligible(s)), key=lambda h: single[h]["mass_ratio"])[:N_GREEDY]
     if not pool:
         return [], []
     chosen, steps = [pool[0]], [{"heads": [list(pool[0])], **single[pool[0]]}]
