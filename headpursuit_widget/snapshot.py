@@ -26,24 +26,45 @@ _VIRIDIS = (  # viridis at 0, 1/8, ..., 1 (matplotlib's table)
 )
 
 
-def colour(x: float) -> str:
-    """Viridis colour of ``x`` in [0, 1] (clipped), as "#rrggbb"."""
-    x = min(max(float(x), 0.0), 1.0) * (len(_VIRIDIS) - 1)
-    i = min(int(x), len(_VIRIDIS) - 2)
+_PUOR = (  # ColorBrewer PuOr, purple (< 0) through white (0) to orange, as js/colors.ts
+    (84, 39, 136),
+    (128, 115, 172),
+    (178, 171, 210),
+    (216, 218, 235),
+    (247, 247, 247),
+    (254, 224, 182),
+    (253, 184, 99),
+    (224, 130, 20),
+    (179, 88, 6),
+)
+
+
+def colour(x: float, stops=_VIRIDIS) -> str:
+    """Colour of ``x`` in [0, 1] (clipped) on ``stops`` (viridis by default), as "#rrggbb"."""
+    x = min(max(float(x), 0.0), 1.0) * (len(stops) - 1)
+    i = min(int(x), len(stops) - 2)
     f = x - i
-    rgb = (round(a + (b - a) * f) for a, b in zip(_VIRIDIS[i], _VIRIDIS[i + 1], strict=True))
+    rgb = (round(a + (b - a) * f) for a, b in zip(stops[i], stops[i + 1], strict=True))
     return "#" + "".join(f"{c:02x}" for c in rgb)
 
 
-def grid_svg(scores: np.ndarray, significant: np.ndarray | None, *, selected=(), edited=()) -> str:
+def grid_svg(
+    scores: np.ndarray, significant: np.ndarray | None, *, selected=(), edited=(), generic: np.ndarray | None = None
+) -> str:
     """Inline SVG of a (n_layers, n_heads) score table, layer 0 at the top.
 
     Colours run over the 2nd-98th percentile (outliers clip); a white dot marks heads above the
-    null, a black outline the selected head, a red outline the edited ones."""
+    null, a black outline the selected head, a red outline the edited ones. With ``generic`` (bool
+    (n_layers, n_heads)) the scores are selectivities: a diverging scale centred on 0, and a diagonal
+    line through each generic head."""
     scores = np.asarray(scores, dtype=np.float64)
     n_layers, n_heads = scores.shape
     finite = scores[np.isfinite(scores)]
     lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+    stops = _VIRIDIS
+    if generic is not None:
+        stops, m = _PUOR, max(abs(lo), abs(hi))
+        lo, hi = (-m, m) if m > 0 else (-1.0, 1.0)
     span = hi - lo if hi > lo else 1.0
     left, top = 34, 4
     parts = [
@@ -56,13 +77,15 @@ def grid_svg(scores: np.ndarray, significant: np.ndarray | None, *, selected=(),
             parts.append(f'<text x="0" y="{y + 11}" font-size="10" font-family="sans-serif">L{layer}</text>')
         for head in range(n_heads):
             x, v = left + head * _CELL, scores[layer, head]
-            fill = colour((v - lo) / span) if np.isfinite(v) else "#cccccc"
+            fill = colour((v - lo) / span, stops) if np.isfinite(v) else "#cccccc"
             parts.append(
                 f'<rect x="{x}" y="{y}" width="{_CELL - 1}" height="{_CELL - 1}" fill="{fill}">'
                 f"<title>L{layer}H{head}: {v:.3g}</title></rect>"
             )
             if significant is not None and significant[layer, head]:
                 parts.append(f'<circle cx="{x + 6.5}" cy="{y + 6.5}" r="2" fill="white" {_DOT_STROKE}/>')
+            if generic is not None and generic[layer, head]:
+                parts.append(f'<line x1="{x}" y1="{y + _CELL - 1}" x2="{x + _CELL - 1}" y2="{y}" stroke="black"/>')
             outline = "black" if [layer, head] == list(selected) else "#d62728" if (layer, head) in edited else ""
             if outline:
                 parts.append(
@@ -87,10 +110,15 @@ def snapshot_html(
     edited: str,
     status: str,
     error: str,
+    does: tuple[np.ndarray, np.ndarray] | None = None,
+    head_effect: dict | None = None,
+    verdict: str = "",
 ) -> str:
     """The snapshot as one HTML fragment (no scripts, no external resources).
 
-    ``head``: the head whose ``tokens`` (SOMP atoms, weights) are listed; ``edits``: {(layer, head): alpha}."""
+    ``head``: the head whose ``tokens`` (SOMP atoms, weights) are listed; ``edits``: {(layer, head): alpha}.
+    ``does``: (selectivity, generic) arrays to show instead of ``scores`` (the grid's "what it does" view);
+    ``head_effect``: that head's flip (HeadEffects.head); ``verdict``: the verdict line."""
     e = escape
     rows = [f'<div class="{MARKER}" style="font-family:sans-serif;font-size:13px;max-width:760px">']
     rows.append(f"<div><b>HeadPursuit</b> &middot; concept <b>{e(concept)}</b> &middot; score {e(score_name)}</div>")
@@ -99,13 +127,22 @@ def snapshot_html(
     if scores is None:
         rows.append(f"<div>(no ranking yet: status {e(status)})</div>")
     else:
-        grid = grid_svg(scores, significant, selected=head or (), edited=set(edits))
+        if does is None:
+            grid = grid_svg(scores, significant, selected=head or (), edited=set(edits))
+            legend = "Dot: above the random-word null."
+        else:
+            grid = grid_svg(does[0], None, selected=head or (), edited=set(edits), generic=does[1])
+            legend = "What flipping each head does: selectivity (orange: cuts the concept more than other "
+            legend += "categories). Line: generic (cuts other categories too)."
         panel = ""
         if head is not None:
             items = "".join(f"<li>{e(tok)} <small>{w:.3f}</small></li>" for tok, w in tokens)
-            panel = f"<div><b>L{head[0]}H{head[1]}</b> tokens (from the concept's words):<ol>{items}</ol></div>"
+            panel = f"<div><b>L{head[0]}H{head[1]}</b> tokens (from the concept's words):<ol>{items}</ol>"
+            panel += _effect_list(head_effect, concept) + "</div>"
         rows.append(f'<div style="display:flex;gap:16px;align-items:flex-start">{grid}{panel}</div>')
-        rows.append("<div><small>Dot: above the random-word null. Layer 0 at the top.</small></div>")
+        rows.append(f"<div><small>{legend} Layer 0 at the top.</small></div>")
+    if verdict:
+        rows.append(f"<div>Verdict: {e(verdict)}</div>")
     if edits:
         listed = ", ".join(f"L{layer}H{h} &times; {a:g}" for (layer, h), a in sorted(edits.items()))
         rows.append(f"<div>Edits: {listed}</div>")
@@ -115,3 +152,16 @@ def snapshot_html(
             rows.append(f'<div><b>{label}:</b> <span style="white-space:pre-wrap">{e(text)}</span></div>')
     rows.append("<div><small>Static snapshot; run the notebook to interact.</small></div></div>")
     return "".join(rows)
+
+
+def _effect_list(effect: dict | None, concept: str) -> str:
+    """The head's flip (HeadEffects.head) as an HTML list; '' for None."""
+    if effect is None:
+        return ""
+    e = escape
+    how = "an edited pass" if effect["exact"] else "a gradient estimate"
+    items = [f"<li>{e(concept)} {effect['concept']:.2f}x</li>"]
+    items += [f"<li>{e(name)} {ratio:.2f}x</li>" for name, ratio in effect["others"].items()]
+    items.append(f"<li>control {effect['control_drop']:.2f} nats lost</li>")
+    generic = ", generic" if effect["generic"] else ""
+    return f"<div>Flipped ({how}): selectivity {effect['selectivity']:+.2f}{generic}<ul>{''.join(items)}</ul></div>"

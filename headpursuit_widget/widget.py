@@ -20,6 +20,8 @@ import traitlets as t
 from . import concepts as shipped
 from . import protocol, snapshot
 from ._serialization import ARRAY
+from .checks import VERIFY_DELAY, Checks, edits_of
+from .effects_view import EffectsView
 from .engine import HeadPursuitError, HeadRanking, generate
 from .engine.concept_text import concept_from_text
 from .engine.dictionary import RULES
@@ -43,6 +45,7 @@ _HEAD_TOKENS = 3
 _PANEL_TOKENS = 10
 SETUP_FORMAT = "headpursuit-widget setup 1"  # the "format" field of to_json's text
 _SETUP_FIELDS = ("concept", "prompt", "strengths", "selected", "score", "top_k", "top_alpha", "max_new_tokens")
+_OPTIONAL_FIELDS = {"compare": "", "grid_view": "writes"}  # setups saved before these existed lack them
 
 
 def _trait_error(what: str, exc: HeadPursuitError) -> t.TraitError:
@@ -69,13 +72,15 @@ def _head_stats(r: HeadRanking, layer: int, head: int) -> dict:
     }
 
 
-class HeadPursuit(anywidget.AnyWidget):
+class HeadPursuit(Checks, EffectsView, anywidget.AnyWidget):
     """Find a concept's heads on a layer x head grid, read their tokens, edit them and see
     the edited answer stream next to the unedited one.
 
     ``HeadPursuit(model, concept="colours")`` returns at once and ranks in the background on the
     concept's eliciting contexts (engine/contexts.py; ``status`` "ranking", ``progress``;
-    ``w.wait()`` blocks until done), then refines and verifies the top heads (``verdict``);
+    ``w.wait()`` blocks until done), then selects heads by what they do (hp.refine: ``ranking.effects``,
+    shown by ``grid_view="does"`` and the head panel) and verifies the applied edits, or the top heads
+    when none are applied (``verdict``);
     ``HeadPursuit(model, ranking=r, prompt=...)`` shows a ranking made earlier. With ``prompts=``
     every concept, typed word lists included, ranks on those prompts (one cached capture).
     ``compare="animals"`` shows the concept's scores minus another concept's.
@@ -156,9 +161,6 @@ class HeadPursuit(anywidget.AnyWidget):
     top_k = t.Int(4, help="int, default 4: how many recommended heads 'Edit top heads' edits").tag(sync=True)
     top_alpha = t.Float(-1.0, help="float, default -1: the alpha 'Edit top heads' sets").tag(sync=True)
     top_note = t.Unicode("", help="str: which selection 'Edit top heads' applied last ('' before)").tag(sync=True)
-    verdict = t.Unicode(
-        "", help="str: the one-line causal check of the top heads (hp.verify), computed in the background"
-    ).tag(sync=True)
     status = t.Unicode("ready", help="str: 'ready', 'ranking', 'generating', 'stopped' or 'error' (see error)").tag(
         sync=True
     )
@@ -195,6 +197,7 @@ class HeadPursuit(anywidget.AnyWidget):
         rule: str = "whole_word",
         verify: bool = True,
         compare: str = "",
+        grid_view: str = "writes",
     ):
         for attr in ("fingerprint", "n_layers", "n_heads", "tokenizer", "adapter"):
             if not hasattr(model, attr):
@@ -218,10 +221,11 @@ class HeadPursuit(anywidget.AnyWidget):
         self._session = Session(model, prompts=prompts, positions=positions, k=k, n_null=n_null, seed=seed)
         self._base: HeadRanking | None = None
         self._refined: HeadRanking | None = None  # _base once hp.refine has recommended its heads
+        self._refine_error: Exception | None = None  # why hp.refine failed on _base
         self._other: HeadRanking | None = None  # the compared concept's ranking (compare), None when off
         self._rank_error: Exception | None = None  # why the first ranking failed, until one succeeds
         self._baseline_key = self._edited_key = None
-        self._verify_on = verify
+        self._verify_on = verify and not model.is_vlm  # refine and verify measure text predictions
         self._display = None  # the display handle whose snapshot wait() refreshes
         self.debounce = debounce
         self._worker = Worker(self._show_error)
@@ -238,7 +242,9 @@ class HeadPursuit(anywidget.AnyWidget):
             score=score,
             images=[to_png(im) for im in strip],
             sample_index=sample_index,
+            grid_view=grid_view,
         )
+        self.effects_note = self._no_effects_note()
         if ranking is not None:
             self.set_trait("concept", ranking.concept.get("name", ""))
             self._show_ranking(ranking)
@@ -253,7 +259,7 @@ class HeadPursuit(anywidget.AnyWidget):
         self._ready = True
         self._show_code()
         if ranking is not None:
-            self._check_heads()
+            self._select_heads()
             self.regenerate()
         if compare:
             try:
@@ -288,19 +294,20 @@ class HeadPursuit(anywidget.AnyWidget):
         return self._session
 
     def edit_top(self, k: int | None = None, alpha: float | None = None) -> None:
-        """Set edits on the ``k`` recommended heads (``ranking.top``, whatever score the grid shows) to
-        ``alpha``, replacing all edits; ``top_note`` says which selection was applied."""
+        """Set edits on the ``k`` recommended heads (``ranking.top``: the selective set first once selected,
+        whatever the grid shows) to ``alpha``, replacing all edits; ``top_note`` says which selection was applied."""
         k = self.top_k if k is None else k
         alpha = self.top_alpha if alpha is None else alpha
         if self.ranking is None:  # raises if the first ranking failed
             raise HeadPursuitError("no ranking yet: the first ranking is still running (call w.wait() first)")
-        r = self._base  # its own top(): the recommended heads once refined, whatever score the grid shows
+        r = self._base  # its own top(): the selective set once refined, whatever score the grid shows
         heads = r.top(int(k))
-        which = (
-            "recommended (causally refined)"
-            if self._base is self._refined
-            else f"ranked by {r.score_name}, not yet refined"
-        )
+        which = f"ranked by {r.score_name}, not yet selected by what they do"
+        if r is self._refined:
+            n = len(r.recommended)
+            which = "of the selective set" + (
+                f" (it has {n} head{'s' * (n != 1)}; the rest follow ranking.top)" if n < len(heads) else ""
+            )
         names = ", ".join(f"L{layer}H{head}" for layer, head in heads)
         with self.hold_sync():
             self.strengths = {head_key(layer, head): float(alpha) for layer, head in heads}
@@ -341,10 +348,10 @@ class HeadPursuit(anywidget.AnyWidget):
 
     def to_json(self) -> str:
         """The whole setup as plain JSON: model name, concept, compared concept, prompt, strengths,
-        selected head, score, top_k, top_alpha, max_new_tokens. ``HeadPursuit.from_json(model, text)``
-        restores it."""
-        setup = {"format": SETUP_FORMAT, "model": self._model.name, "compare": self.compare}
-        setup.update({name: getattr(self, name) for name in _SETUP_FIELDS})
+        selected head, score, grid_view, top_k, top_alpha, max_new_tokens. ``HeadPursuit.from_json(model,
+        text)`` restores it."""
+        setup = {"format": SETUP_FORMAT, "model": self._model.name}
+        setup.update({name: getattr(self, name) for name in (*_OPTIONAL_FIELDS, *_SETUP_FIELDS)})
         return json.dumps(setup, indent=1)
 
     @classmethod
@@ -363,21 +370,24 @@ class HeadPursuit(anywidget.AnyWidget):
         if setup["model"] != model.name:
             raise HeadPursuitError(f"the setup was saved for model {setup['model']!r}, not for {model.name!r}")
         options = {name: setup[name] for name in ("prompt", "score", "top_k", "top_alpha", "max_new_tokens")}
-        compare = setup.get("compare", "")  # setups saved before compare existed have none
-        if not isinstance(compare, str):
-            raise HeadPursuitError(f"the setup's compare must be a concept as text ('' for none), got {compare!r}")
-        w = cls(model, concept=setup["concept"], compare=compare, **options, **kwargs)
+        for name, default in _OPTIONAL_FIELDS.items():
+            options[name] = setup.get(name, default)
+            if not isinstance(options[name], str):
+                raise HeadPursuitError(f"the setup's {name} must be text, got {options[name]!r}")
+        w = cls(model, concept=setup["concept"], **options, **kwargs)
         with w.hold_trait_notifications():
             w.strengths = setup["strengths"]
             w.selected = setup["selected"]
         return w
 
     def snapshot(self) -> str:
-        """Self-contained HTML of the grid, the selected (else the top) head's tokens and the answers."""
+        """Self-contained HTML of the grid (as grid_view shows it), the selected (else the top) head's tokens
+        and effects, the verdict and the answers."""
         r = self._current()
         head = None
         if r is not None:
             head = tuple(self.selected) if len(self.selected) == 2 else r.top(1)[0]
+        does = self.grid_view == "does" and self._effects is not None
         return snapshot.snapshot_html(
             concept=self.concept,
             score_name=self.score,
@@ -391,6 +401,9 @@ class HeadPursuit(anywidget.AnyWidget):
             edited=self.edited_text,
             status=self.status,
             error=self.error,
+            does=(self.selectivity, self.generic) if does else None,
+            head_effect=None if head is None or self._effects is None else self._effects.head(*head),
+            verdict=f"{self.verdict_on}: {self.verdict}" if self.verdict_on else self.verdict,
         )
 
     def _bundle(self) -> dict:
@@ -422,11 +435,12 @@ class HeadPursuit(anywidget.AnyWidget):
 
     def regenerate(self) -> None:
         """Schedule baseline (if the prompt changed) and edited answers (if they changed), like a slider
-        move. A running verification yields and starts again after the answers. Nothing once closed."""
+        move. A running selection or verification yields and starts again after the answers. Nothing once closed."""
         if not self._initialised():
             return
-        if self._worker.running("verify"):
-            self._worker.submit("verify", self._verify)
+        for kind, job in (("refine", self._refine), ("verify", self._verify)):
+            if self._worker.running(kind):
+                self._worker.submit(kind, job)
         self._worker.submit("generate", self._generate, self.debounce)
 
     def close(self) -> None:
@@ -434,7 +448,7 @@ class HeadPursuit(anywidget.AnyWidget):
         self._ready = False
         worker = self.__dict__.get("_worker")
         if worker is not None:
-            for kind in ("generate", "rank", "compare", "verify"):
+            for kind in ("generate", "rank", "compare", "refine", "verify"):
                 worker.cancel(kind, CLOSED)
         super().close()
 
@@ -531,6 +545,7 @@ class HeadPursuit(anywidget.AnyWidget):
             self._show_error(exc, f"concept not ranked {self._stale_grid()}".strip())
             return
         self.set_trait("status", "ranking")
+        self._worker.cancel("refine", SUPERSEDED)
         self._worker.cancel("verify", SUPERSEDED)
         self._worker.submit("rank", lambda cancel: self._rank(parsed, cancel))
         if change["name"] == "rule" and self.compare:
@@ -550,7 +565,7 @@ class HeadPursuit(anywidget.AnyWidget):
 
     @t.observe("top_k", "top_alpha")
     def _on_top(self, change):
-        if self._initialised():
+        if self._initialised() and not edits_of(self.strengths):  # else the verdict judges the edits
             self._check_heads()
 
     @t.observe("strengths")
@@ -558,6 +573,7 @@ class HeadPursuit(anywidget.AnyWidget):
         if self._initialised():
             self._show_code()
             self.regenerate()
+            self._check_heads(VERIFY_DELAY)  # the verdict line follows the applied edits
 
     @t.observe("prompt", "max_new_tokens", "sample_index")
     def _on_prompt(self, change):
@@ -601,9 +617,10 @@ class HeadPursuit(anywidget.AnyWidget):
             if self._base is None:
                 self._rank_error = exc
             self._show_error(exc, f"ranking failed {self._stale_grid()}".strip())
+            self._select_heads()  # the shown ranking's selection and verdict, cancelled by the new concept
             return
         if self._worker.publish(cancel, lambda: self._show_ranking(r)):
-            self._check_heads()
+            self._select_heads()
             if self.prompt.strip():
                 self.regenerate()  # the next-token readout counts the new concept's tokens
 
@@ -631,8 +648,10 @@ class HeadPursuit(anywidget.AnyWidget):
 
     def _show_ranking(self, r: HeadRanking) -> None:
         with self.hold_sync():
-            self._base, self._rank_error = r, None
-            self.verdict = ""
+            self._base, self._rank_error, self._refine_error = r, None, None
+            self._refined = r if "selection" in r.options else None  # hp.rank_heads selects by default
+            self.verdict = self.verdict_label = self.verdict_on = ""
+            self._show_effects(r.effects, self._no_effects_note())
             self.concept_words = list(r.concept.get("words", []))
             self.head_tokens = [
                 ", ".join(tok.strip() or repr(tok) for tok, _ in r.tokens(layer, head, _HEAD_TOKENS))
@@ -659,45 +678,16 @@ class HeadPursuit(anywidget.AnyWidget):
         r = self._current()
         if r is None or len(self.selected) != 2:
             self.tokens, self.lens_tokens, self.curve, self.head_stats, self.compare_stats = [], [], None, {}, {}
+            self.head_effect = {}
             return
         layer, head = self.selected
         with self.hold_sync():
+            self._show_head_effect()
             self.compare_stats = {} if self._other is None else _head_stats(self._other, layer, head)
             self.head_stats = _head_stats(r, layer, head)
             self.tokens = [[tok, w] for tok, w in r.tokens(layer, head, _PANEL_TOKENS)]
             self.lens_tokens = [[tok, v] for tok, v in r.lens_tokens(layer, head, _PANEL_TOKENS)]
             self.curve = r.evr_curve(layer, head)
-
-    # ---- verification -------------------------------------------------------------------
-    def _check_heads(self) -> None:
-        """Schedule the background causal check of the current top heads (latest wins)."""
-        if self._verify_on and self._base is not None:
-            self._worker.submit("verify", self._verify, self.debounce)
-
-    def _verify(self, cancel: Cancel) -> None:
-        """hp.refine the ranking once (its recommended heads become ``ranking.top``), then hp.verify
-        its top ``top_k`` heads at ``top_alpha``; the summary line goes to ``verdict``."""
-        import headpursuit_widget as hp  # the package loads this module lazily; this is its public API
-
-        base, k, alpha = self._base, self.top_k, self.top_alpha
-        self._worker.publish(cancel, lambda: self._set(verdict=f"checking the top {k} heads against random heads..."))
-        try:
-            refined = base if base is self._refined else hp.refine(self._model, base, cancel=cancel)
-            if cancel.is_set() or not self._worker.publish(cancel, lambda: self._show_refined(base, refined)):
-                return
-            verification = hp.verify(self._model, refined, k=k, alpha=alpha, cancel=cancel)
-        except Exception as exc:  # the verdict line says so; the grid and answers stay usable
-            message = f"verification failed: {type(exc).__name__}: {exc}"
-            self._worker.publish(cancel, lambda: self._set(verdict=message))
-            return
-        if not cancel.is_set():
-            self._worker.publish(cancel, lambda: self._set(verdict=verification.summary()))
-
-    def _show_refined(self, base: HeadRanking, refined: HeadRanking) -> None:
-        if self._base is base:
-            with self.hold_sync():
-                self._base = self._refined = refined
-                self._show_scores()
 
     # ---- generation ---------------------------------------------------------------------
     def _picked_png(self) -> bytes | None:

@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable
 
 SUPERSEDED, STOPPED, CLOSED = "superseded", "stopped", "closed"
-PRIORITY = ("rank", "compare", "generate", "verify")  # the order pending kinds run in; other kinds after these
+# the order pending kinds run in; other kinds after these. A check of the applied edits (verify) needs
+# no selection (refine), so it runs before a pending one
+PRIORITY = ("rank", "compare", "generate", "verify", "refine")
 
 
 class Cancel(threading.Event):

@@ -103,12 +103,24 @@ export class StatusBar {
   private bar: HTMLProgressElement;
   private error: HTMLElement;
   private verdict: HTMLElement;
+  private verdictLabel: HTMLElement;
+  private verdictOn: HTMLElement;
+  private verdictText: HTMLElement;
 
   constructor(private model: ModelLike) {
     this.text = h("span", { "data-testid": "status", class: "hp-status-text" });
     this.bar = h("progress", { max: "1", "data-testid": "progress" });
     this.error = h("div", { role: "alert", class: "hp-error", "data-testid": "error" });
-    this.verdict = h("div", { class: "hp-verdict", "data-testid": "verdict", "aria-live": "polite" });
+    this.verdictLabel = h("span", { class: "hp-verdict-label", "data-testid": "verdict-label" });
+    this.verdictOn = h("span", { class: "hp-verdict-on", "data-testid": "verdict-on" });
+    this.verdictText = h("span", { "data-testid": "verdict-text" });
+    this.verdict = h(
+      "div",
+      { class: "hp-verdict", "data-testid": "verdict", "aria-live": "polite" },
+      this.verdictLabel,
+      this.verdictOn,
+      this.verdictText,
+    );
     this.el = h("div", { class: "hp-status" }, this.text, this.bar, this.error, this.verdict);
     this.render();
   }
@@ -122,7 +134,14 @@ export class StatusBar {
     const err = this.model.get("error");
     this.error.textContent = err;
     this.error.hidden = !err;
-    this.verdict.textContent = this.model.get("verdict") ?? "";
-    this.verdict.hidden = !this.verdict.textContent;
+    const verdict = this.model.get("verdict") ?? "";
+    const label = this.model.get("verdict_label") ?? "";
+    const on = this.model.get("verdict_on") ?? "";
+    this.verdictText.textContent = verdict;
+    this.verdictOn.textContent = on ? `Verdict on ${on}: ` : "";
+    this.verdictLabel.textContent = label;
+    this.verdictLabel.hidden = !label;
+    this.verdictLabel.dataset.verdict = label;
+    this.verdict.hidden = !verdict;
   }
 }

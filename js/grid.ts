@@ -1,7 +1,10 @@
 /** The layer x head grid: one focusable cell per head, coloured by its score (layer 0 at the top,
  * as in plots.heatmap); significant heads carry a dot, which leaves the cell's lightness alone.
  * When two concepts are compared (`scores_minus`), the cells show the difference of their scores on
- * a diverging scale centred on 0, and the legend names both concepts. */
+ * a diverging scale centred on 0, and the legend names both concepts.
+ * A toggle switches between what a head writes (the score) and what flipping it does (`selectivity`,
+ * diverging around 0; generic heads hatched, heads measured by an edited pass marked in a corner),
+ * the latter once the selection has measured it (`effects_note` says why not yet). */
 import { decodeArray } from "./codecs";
 import {
   diverging,
@@ -15,7 +18,12 @@ import {
 } from "./colors";
 import { SCORE_LABELS } from "./controls";
 import { h } from "./dom";
-import { headKey, type ModelLike } from "./model";
+import { type GridViewName, headKey, type ModelLike } from "./model";
+
+/** The view the grid shows: "does" only once its selectivity is measured. */
+export function shownView(model: ModelLike): GridViewName {
+  return model.get("grid_view") === "does" && model.get("selectivity") ? "does" : "writes";
+}
 
 export class GridView {
   readonly el: HTMLElement;
@@ -29,6 +37,10 @@ export class GridView {
   private legendLoName: HTMLElement;
   private legendHiName: HTMLElement;
   private legendSig: HTMLElement;
+  private sigKey: HTMLElement[];
+  private doesKey: HTMLElement[];
+  private viewButtons: Record<GridViewName, HTMLButtonElement>;
+  private viewNote: HTMLElement;
   private cells: HTMLElement[] = [];
   private nLayers = 0;
   private nHeads = 0;
@@ -48,6 +60,13 @@ export class GridView {
     this.legendLoName = h("span", { class: "hp-legend-end", "data-testid": "legend-lo-name" });
     this.legendHiName = h("span", { class: "hp-legend-end", "data-testid": "legend-hi-name" });
     this.legendSig = h("span", { "data-testid": "legend-sig" });
+    this.sigKey = [h("span", { class: "hp-swatch hp-sig-swatch" }), this.legendSig];
+    this.doesKey = [
+      h("span", { class: "hp-swatch hp-generic-swatch" }),
+      h("span", { "data-testid": "legend-generic", text: "generic (cuts other categories too)" }),
+      h("span", { class: "hp-swatch hp-exact-swatch" }),
+      h("span", { "data-testid": "legend-exact", text: "measured by an edited pass (else estimated)" }),
+    ];
     const legend = h(
       "div",
       { class: "hp-legend", "data-testid": "legend" },
@@ -57,12 +76,40 @@ export class GridView {
       this.legendBar,
       this.legendHi,
       this.legendHiName,
-      h("span", { class: "hp-swatch hp-sig-swatch" }),
-      this.legendSig,
+      ...this.sigKey,
+      ...this.doesKey,
       h("span", { class: "hp-swatch hp-edited-swatch" }),
       "edited",
     );
-    this.el = h("div", { class: "hp-grid-wrap" }, legend, this.grid, this.tooltip);
+    this.viewButtons = {
+      writes: h("button", {
+        type: "button",
+        "data-testid": "view-writes",
+        text: "What it writes",
+        title: "colour each head by its SOMP score (the score switch)",
+      }),
+      does: h("button", {
+        type: "button",
+        "data-testid": "view-does",
+        text: "What it does",
+        title: "colour each head by what flipping it does: cuts the concept more (orange) or the other categories",
+      }),
+    };
+    this.viewNote = h("span", { class: "hp-hint", "data-testid": "view-note" });
+    for (const name of ["writes", "does"] as const) {
+      this.viewButtons[name].addEventListener("click", () => {
+        this.model.set("grid_view", name);
+        this.model.save_changes();
+      });
+    }
+    const toggle = h(
+      "div",
+      { class: "hp-view-toggle", role: "group", "aria-label": "what the grid shows" },
+      this.viewButtons.writes,
+      this.viewButtons.does,
+      this.viewNote,
+    );
+    this.el = h("div", { class: "hp-grid-wrap" }, toggle, legend, this.grid, this.tooltip);
     this.grid.addEventListener("click", (e) => {
       const cell = (e.target as HTMLElement).closest<HTMLElement>("[role=gridcell]");
       if (cell) this.select(cell);
@@ -135,46 +182,80 @@ export class GridView {
 
   /** Recolour cells and refresh null, edit and selection marks and labels. */
   update(): void {
-    const scores = decodeArray(this.model.get("scores"))?.data;
-    const sig = decodeArray(this.model.get("significant"))?.data;
+    const does = shownView(this.model) === "does";
+    const scores = decodeArray(this.model.get(does ? "selectivity" : "scores"))?.data;
+    const sig = does ? undefined : decodeArray(this.model.get("significant"))?.data;
+    const generic = does ? decodeArray(this.model.get("generic"))?.data : undefined;
+    const exact = does ? decodeArray(this.model.get("exact"))?.data : undefined;
     const strengths = this.model.get("strengths") ?? {};
     const selected = this.model.get("selected") ?? [];
     const score = this.model.get("score");
-    const minus = this.model.get("scores_minus") ?? "";
-    const scale = minus ? symmetricScale(scores ?? []) : robustScale(scores ?? []);
-    const colour = minus ? diverging : viridis;
-    this.legend(scale, score, minus);
+    const minus = does ? "" : (this.model.get("scores_minus") ?? "");
+    const scale = minus || does ? symmetricScale(scores ?? []) : robustScale(scores ?? []);
+    const colour = minus || does ? diverging : viridis;
+    this.legend(scale, score, minus, does);
+    this.toggle(does);
     const H = this.nHeads;
     this.cells.forEach((cell, i) => {
       const l = Math.floor(i / H);
       const hd = i % H;
       const s = scores ? scores[i] : NaN;
       const isSig = sig ? sig[i] === 1 : false;
+      const isGeneric = generic ? generic[i] === 1 : false;
+      const isExact = exact ? exact[i] === 1 : false;
       const alpha = strengths[headKey(l, hd)];
       const isSel = selected.length === 2 && selected[0] === l && selected[1] === hd;
       cell.style.backgroundColor = Number.isFinite(s) ? colour(scalePosition(scale, s)) : "";
       cell.classList.toggle("hp-sig", isSig);
+      cell.classList.toggle("hp-generic", isGeneric);
+      cell.classList.toggle("hp-exact", isExact);
       cell.classList.toggle("hp-edited", alpha !== undefined);
       cell.setAttribute("aria-selected", String(isSel));
-      let label = `Layer ${l}, head ${hd}, ${score}${minus ? " difference" : ""} ${fmt(s)}`;
-      label += isSig ? ", significant" : ", not significant";
+      let label: string;
+      if (does) {
+        label = `Layer ${l}, head ${hd}, selectivity ${fmt(s)}${isGeneric ? ", generic" : ""}`;
+        label += isExact ? ", measured" : ", estimated";
+      } else {
+        label = `Layer ${l}, head ${hd}, ${score}${minus ? " difference" : ""} ${fmt(s)}`;
+        label += isSig ? ", significant" : ", not significant";
+      }
       if (alpha !== undefined) label += `, edited x${alpha}`;
       cell.setAttribute("aria-label", label);
       if (isSel) this.setFocusIndex(i);
     });
   }
 
-  /** The legend: whose score, the bar's ends, and for a comparison which concept each end favours. */
-  private legend(scale: Scale, score: string, minus: string): void {
+  /** The view buttons: the shown one pressed; "does" disabled, with the note, until it is measured. */
+  private toggle(does: boolean): void {
+    const ready = Boolean(this.model.get("selectivity"));
+    this.viewButtons.writes.setAttribute("aria-pressed", String(!does));
+    this.viewButtons.does.setAttribute("aria-pressed", String(does));
+    this.viewButtons.does.disabled = !ready;
+    const note = this.model.get("effects_note") ?? "";
+    this.viewNote.textContent = ready ? "" : `What it does: ${note || "not measured yet"}`;
+    this.viewNote.hidden = ready;
+  }
+
+  /** The legend: whose score, the bar's ends, and for a comparison (or what heads do) what each end means. */
+  private legend(scale: Scale, score: string, minus: string, does = false): void {
     const concept = short(this.model.get("concept"));
     const label = SCORE_LABELS[score] ?? score;
-    this.legendName.textContent = minus
-      ? `${concept} minus ${short(minus)}: ${label}`
-      : `${concept ? `${concept}: ` : ""}${label}`;
-    this.legendLoName.textContent = minus ? `more ${short(minus)}` : "";
-    this.legendHiName.textContent = minus ? `more ${concept}` : "";
-    this.legendLoName.hidden = this.legendHiName.hidden = !minus;
-    this.legendBar.style.background = legendGradient(Boolean(minus));
+    const diverge = Boolean(minus) || does;
+    if (does) {
+      this.legendName.textContent = `${concept ? `${concept}: ` : ""}what flipping a head does (selectivity, log ratio)`;
+      this.legendLoName.textContent = "cuts other categories more";
+      this.legendHiName.textContent = `cuts ${concept || "the concept"} more`;
+    } else {
+      this.legendName.textContent = minus
+        ? `${concept} minus ${short(minus)}: ${label}`
+        : `${concept ? `${concept}: ` : ""}${label}`;
+      this.legendLoName.textContent = minus ? `more ${short(minus)}` : "";
+      this.legendHiName.textContent = minus ? `more ${concept}` : "";
+    }
+    this.legendLoName.hidden = this.legendHiName.hidden = !diverge;
+    for (const part of this.sigKey) part.hidden = does;
+    for (const part of this.doesKey) part.hidden = !does;
+    this.legendBar.style.background = legendGradient(diverge);
     this.legendLo.textContent = `${scale.clippedLo ? "≤" : ""}${fmt(scale.lo)}`;
     this.legendHi.textContent = `${scale.clippedHi ? "≥" : ""}${fmt(scale.hi)}`;
     this.legendZero.style.left = `${100 * scalePosition(scale, 0)}%`;

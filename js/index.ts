@@ -86,12 +86,13 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
   const on: [string, () => void][] = [
     ["change:n_layers change:n_heads", () => grid.render()],
     [
-      "change:scores change:significant change:strengths change:selected change:score change:concept change:scores_minus",
+      "change:scores change:significant change:strengths change:selected change:score change:concept " +
+        "change:scores_minus change:grid_view change:selectivity change:generic change:exact change:effects_note",
       () => grid.update(),
     ],
     [
       "change:selected change:tokens change:lens_tokens change:curve change:scores change:score change:head_stats " +
-        "change:compare_stats change:scores_minus",
+        "change:compare_stats change:scores_minus change:head_effect change:effects_note",
       () => panel.render(),
     ],
     ["change:selected change:strengths", () => slider.render()],
@@ -102,7 +103,10 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
       "change:concept change:concept_names change:score_names change:score change:rule change:rule_names change:compare",
       () => concept.render(),
     ],
-    ["change:status change:progress change:error change:verdict", () => status.render()],
+    [
+      "change:status change:progress change:error change:verdict change:verdict_label change:verdict_on",
+      () => status.render(),
+    ],
     ["change:prompt change:max_new_tokens", () => prompt.render()],
     ["change:baseline_text", () => baseline.onTrait()],
     ["change:edited_text", () => edited.onTrait()],

@@ -118,8 +118,8 @@ describe("strength controls", () => {
   it("says which selection 'Edit top heads' applied", () => {
     const { model, q } = setup(new FakeModel());
     expect(q("top-note").hidden).toBe(true);
-    model.set("top_note", "Edited the top 2 heads recommended (causally refined): L1H0, L0H2 x-1");
-    expect(q("top-note").textContent).toContain("recommended");
+    model.set("top_note", "Edited the top 2 heads of the selective set: L1H0, L0H2 x-1");
+    expect(q("top-note").textContent).toContain("selective set");
     expect(q("top-note").hidden).toBe(false);
   });
 });
@@ -235,6 +235,14 @@ describe("answers, readout and status", () => {
     expect(q("verdict").hidden).toBe(true);
     model.set("verdict", "top 4 heads: colour probability 0.29x, random heads 0.95x");
     expect(q("verdict").textContent).toContain("0.29x");
+    expect(q("verdict-label").hidden).toBe(true);
+    model.set("verdict_on", "the applied edits (L0H7 x-1)");
+    model.set("verdict_label", "generic");
+    model.set("verdict", "1 head: colours 0.40x, other categories 0.35x (countries 0.30x), ...: generic");
+    expect(q("verdict-label").textContent).toBe("generic");
+    expect(q("verdict-label").dataset.verdict).toBe("generic");
+    expect(q("verdict-on").textContent).toBe("Verdict on the applied edits (L0H7 x-1): ");
+    expect(q("verdict-text").textContent).toContain("other categories 0.35x");
     const rule = q("rule-switch") as HTMLSelectElement;
     expect(Array.from(rule.options).map((o) => o.value)).toEqual(["whole_word", "first_subtoken", "all_subtokens"]);
     rule.value = "first_subtoken";

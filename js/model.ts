@@ -19,6 +19,31 @@ export interface HeadStats {
   significant: boolean;
 }
 
+/** What flipping one head does (Python: effects_view.head_effect, from ranking.effects.head). */
+export interface HeadEffect {
+  layer: number;
+  head: number;
+  /** The concept's name. */
+  concept: string;
+  /** The edit measured (-1: a flip). */
+  alpha: number;
+  /** The concept's answer mass edited / unedited. */
+  concept_ratio: number;
+  /** [category, its answer mass edited / unedited], in the engine's order. */
+  others: [string, number][];
+  /** Mean log-probability lost on the control facts (nats). */
+  control_drop: number;
+  /** Median of the others' log ratios minus the concept's (> 0: cuts the concept more). */
+  selectivity: number;
+  /** The flip also cuts the other categories (an answer or format head). */
+  generic: boolean;
+  /** Measured by an edited pass (else a gradient estimate). */
+  exact: boolean;
+}
+
+/** The grid's views: what a head writes (the SOMP score) or what flipping it does (selectivity). */
+export type GridViewName = "writes" | "does";
+
 export interface WidgetModel {
   n_layers: number;
   n_heads: number;
@@ -52,8 +77,24 @@ export interface WidgetModel {
   concept_prob: number[];
   /** Which selection "Edit top heads" applied last. */
   top_note: string;
-  /** One-line causal check of the top heads (hp.verify), "" before it ran. */
+  /** One-line causal check (hp.verify) of the applied edits, else of the top heads; "" before it ran. */
   verdict: string;
+  /** The verdict word ("specific", "generic", "not better than random", "damaging"); "" while none. */
+  verdict_label: string;
+  /** What the verdict judges ("the applied edits (L1H0 x-1)", "the top 4 heads ..."); "" while none. */
+  verdict_on: string;
+  /** What the grid shows: "writes" (scores) or "does" (selectivity, once it is measured). */
+  grid_view: GridViewName;
+  /** float (n_layers, n_heads): what flipping each head does, > 0 cuts the concept more; null before it is measured. */
+  selectivity: EncodedArray | null;
+  /** bool (n_layers, n_heads): heads whose flip cuts the other categories too. */
+  generic: EncodedArray | null;
+  /** bool (n_layers, n_heads): heads measured by an edited pass (else a gradient estimate). */
+  exact: EncodedArray | null;
+  /** Why "what it does" is not available ("" once it is). */
+  effects_note: string;
+  /** The panel head's flip; {} when none. */
+  head_effect: HeadEffect | Record<string, never>;
   prompt: string;
   max_new_tokens: number;
   baseline_text: string;

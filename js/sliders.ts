@@ -129,7 +129,7 @@ export class TopControl {
       type: "button",
       "data-testid": "apply-top",
       text: "Edit top heads",
-      title: "edits the ranking's recommended heads (ranking.top), whatever score the grid shows",
+      title: "edits the top heads of the selective set (ranking.top: heads chosen by what flipping them does)",
     });
     const clear = h("button", { type: "button", "data-testid": "clear-edits", text: "Clear all edits" });
     this.count = h("span", { class: "hp-edit-count", "data-testid": "edit-count" });

@@ -1,9 +1,11 @@
-/** The selected head's panel: its EVR against the null, SOMP atoms, Logit-Lens tokens and the EVR curve.
+/** The selected head's panel: its EVR against the null, what flipping it does (effects.ts), SOMP atoms,
+ * Logit-Lens tokens and the EVR curve.
  * Tokens are shown only once `head_stats` names the selected head, so a new title never stands over
  * the previous head's tokens. */
 import { decodeArray } from "./codecs";
 import { finiteRange, fmt } from "./colors";
 import { h } from "./dom";
+import { effectSection } from "./effects";
 import type { HeadStats, ModelLike, TokenWeight } from "./model";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -122,7 +124,8 @@ export class TokenPanel {
       tokenList("SOMP atoms (EVR gain)", this.model.get("tokens") ?? [], "atom", "EVR gain", !full.significant),
       tokenList("Logit Lens (logit)", this.model.get("lens_tokens") ?? [], "lens", "logit"),
     );
-    this.body.replaceChildren(title, meta, nul, otherNul, note, cols, this.curve());
+    const effects = effectSection(this.model, layer, head);
+    this.body.replaceChildren(title, meta, nul, otherNul, effects, note, cols, this.curve());
   }
 
   private curve(): HTMLElement {

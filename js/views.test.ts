@@ -192,6 +192,116 @@ describe("comparing two concepts", () => {
   });
 });
 
+describe("what each head does", () => {
+  // selectivity from -1 to 2: symmetric scale -m..m, m = 1 + 0.9 x 1 = 1.9 (the 98% quantile of -1, -0.5, 0, 0.5, 1, 2)
+  const sel = [0, 2, -1, 0.5, 1, -0.5];
+  const m = 1.9;
+  const effect = {
+    layer: 0,
+    head: 1,
+    concept: "colours",
+    alpha: -1,
+    concept_ratio: 0.28,
+    others: [
+      ["<img src=x onerror=alert(1)>", 0.86],
+      ["animals", 0.96],
+    ] as [string, number][],
+    control_drop: 0.61,
+    selectivity: 1.12,
+    generic: false,
+    exact: true,
+  };
+  let model: FakeModel;
+  beforeEach(() => {
+    model = setup(
+      new FakeModel({
+        concept: "colours",
+        score: "z",
+        scores: encode([0.1, 0.5, 0.2, 0.0, 0.9, 0.3], "float32", [2, 3]),
+        significant: encode([1, 0, 0, 0, 0, 0], "uint8", [2, 3]),
+        effects_note: "measuring what each head does (the selection runs in the background)...",
+      }),
+    );
+  });
+  const measure = () => {
+    model.set("selectivity", encode(sel, "float32", [2, 3]));
+    model.set("generic", encode([0, 0, 1, 0, 0, 0], "uint8", [2, 3]));
+    model.set("exact", encode([0, 1, 1, 0, 0, 0], "uint8", [2, 3]));
+    model.set("effects_note", "");
+  };
+
+  it("disables the 'does' view with a note until the effects are measured", () => {
+    expect((q("view-does") as HTMLButtonElement).disabled).toBe(true);
+    expect(q("view-note").textContent).toContain("measuring what each head does");
+    expect(q("view-writes").getAttribute("aria-pressed")).toBe("true");
+    model.set("grid_view", "does"); // asked for before it exists: the grid keeps the scores
+    expect(cells()[4].style.backgroundColor).toBe("rgb(253, 231, 37)");
+    measure();
+    expect((q("view-does") as HTMLButtonElement).disabled).toBe(false);
+    expect(q("view-note").hidden).toBe(true);
+    expect(q("view-does").getAttribute("aria-pressed")).toBe("true");
+  });
+
+  it("switches the grid to selectivity on a diverging scale, generic heads hatched, measured ones marked", () => {
+    measure();
+    q("view-does").click();
+    expect(model.state.grid_view).toBe("does");
+    expect(model.saves).toBeGreaterThan(0);
+    expect(cells()[0].style.backgroundColor).toBe("rgb(247, 247, 247)"); // 0: white
+    expect(cells()[1].style.backgroundColor).toBe("rgb(179, 88, 6)"); // 2 > m: clipped to orange
+    expect(cells()[2].style.backgroundColor).toBe(diverging((-1 + m) / (2 * m)));
+    expect(cells().map((c) => c.classList.contains("hp-generic"))).toEqual([false, false, true, false, false, false]);
+    expect(cells().map((c) => c.classList.contains("hp-exact"))).toEqual([false, true, true, false, false, false]);
+    expect(cells().some((c) => c.classList.contains("hp-sig"))).toBe(false);
+    expect(cells()[2].getAttribute("aria-label")).toBe("Layer 0, head 2, selectivity -1.000, generic, measured");
+    expect(cells()[3].getAttribute("aria-label")).toBe("Layer 1, head 0, selectivity 0.500, estimated");
+    expect(q("legend-name").textContent).toBe("colours: what flipping a head does (selectivity, log ratio)");
+    expect(q("legend-hi-name").textContent).toBe("cuts colours more");
+    expect(q("legend-lo-name").textContent).toBe("cuts other categories more");
+    expect(q("legend-sig").hidden).toBe(true);
+    expect(q("legend-generic").hidden).toBe(false);
+    expect(q("legend-zero").style.left).toBe("50%");
+    q("view-writes").click();
+    expect(cells()[4].style.backgroundColor).toBe("rgb(253, 231, 37)");
+    expect(cells()[0].classList.contains("hp-sig")).toBe(true);
+    expect(cells().some((c) => c.classList.contains("hp-generic") || c.classList.contains("hp-exact"))).toBe(false);
+    expect(q("legend-generic").hidden).toBe(true);
+  });
+
+  it("shows the selected head's effects as bars with numbers, names as text", () => {
+    measure();
+    model.set("head_stats", { layer: 0, head: 1, evr: 0.5, null_mean: 0.3, null_sd: 0.05, significant: true });
+    model.set("selected", [0, 1]);
+    expect(q("token-panel").querySelector('[data-testid="effect-row"]')).toBeNull(); // not yet this head's
+    model.set("head_effect", effect);
+    const panel = q("token-panel");
+    expect(panel.querySelector("img")).toBeNull();
+    const rows = Array.from(panel.querySelectorAll('[data-testid="effect-row"]'));
+    const text = (row: Element, id: string) => row.querySelector(`[data-testid="${id}"]`)?.textContent;
+    expect(rows.map((r) => [text(r, "effect-name"), text(r, "effect-value")])).toEqual([
+      ["colours", "0.28x"],
+      ["<img src=x onerror=alert(1)>", "0.86x"],
+      ["animals", "0.96x"],
+      ["control facts", "0.61 nats"],
+    ]);
+    expect((rows[0].querySelector(".hp-effect-fill") as HTMLElement).style.width).toBe("14%"); // 0.28 of 2
+    expect(q("effect-summary").textContent).toBe("selectivity +1.12");
+    expect(panel.querySelector("h4")?.textContent).toBe("What flipping it does (x-1, measured by an edited pass)");
+    model.set("head_effect", { ...effect, generic: true, exact: false });
+    expect(q("effect-generic").textContent).toBe("generic");
+    expect(q("effect-summary").textContent).toContain("cuts the other categories too");
+    expect(panel.querySelector("h4")?.textContent).toContain("a gradient estimate");
+  });
+
+  it("says why a head has no effects yet", () => {
+    model.set("head_stats", { layer: 0, head: 1, evr: 0.5, null_mean: 0.3, null_sd: 0.05, significant: true });
+    model.set("selected", [0, 1]);
+    expect(q("effects-note").textContent).toBe(
+      "What it does: measuring what each head does (the selection runs in the background)...",
+    );
+  });
+});
+
 describe("token panel and sliders", () => {
   it("shows the selected head's tokens as text, never as HTML", () => {
     const model = setup(

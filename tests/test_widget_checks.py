@@ -1,6 +1,7 @@
 """The widget says which heads are real: significance marks, the null beside a head's EVR, the
-background refine + verify verdict, the recommended "Edit top heads", the next-token readout,
-the sub-token rule, and answers that never mix prompts (tiny random model, no browser)."""
+background refine + verify verdict (of the applied edits, else of the top heads), "Edit top heads"
+on the selective set, the next-token readout, the sub-token rule, and answers that never mix prompts
+(tiny random model, no browser)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def make_widget(tiny_model):
 
 class FakeCheck:
     """Stand-ins for hp.refine / hp.verify that record their calls. refine returns the ranking
-    ordered by raw EVR (so its top differs from the default's); verify's call number ``hold``
-    waits until it is cancelled."""
+    ordered by raw EVR with its top 2 heads as the selective set (so its top differs from the
+    default's); verify's call number ``hold`` waits until it is cancelled. Its verdict is "generic"
+    for edits, "specific" for the top heads."""
 
     def __init__(self, hold=None):
         self.refined, self.verified, self.hold = [], [], hold
@@ -53,16 +55,21 @@ class FakeCheck:
 
     def refine(self, model, ranking, *, cancel=None, progress=False):
         self.refined.append(ranking)
-        return dataclasses.replace(ranking, score_name="evr")
+        by_evr = dataclasses.replace(ranking, score_name="evr")
+        return dataclasses.replace(by_evr, recommended=tuple(by_evr.top(2)))
 
-    def verify(self, model, ranking, *, k=4, alpha=-1.0, cancel=None, **kw):
+    def verify(self, model, ranking, *, k=4, alpha=-1.0, edits=None, cancel=None, **kw):
         call = len(self.verified)
-        self.verified.append({"ranking": ranking, "k": k, "alpha": alpha, "cancel": cancel})
+        self.verified.append({"ranking": ranking, "k": k, "alpha": alpha, "edits": edits, "cancel": cancel})
         if call == self.hold:
             self.holding.set()
             assert cancel.wait(30), "a held verification was never cancelled"
-        summary = f"top {k} heads of {ranking.concept['name']} at x{alpha:g}: checked"
-        return type("Verification", (), {"summary": lambda self: summary})()
+        if edits:
+            summary = f"{len(edits)} heads of {ranking.concept['name']} ({sorted(edits.items())}): checked"
+        else:
+            summary = f"top {k} heads of {ranking.concept['name']} at x{alpha:g}: checked"
+        verdict = "generic" if edits else "specific"
+        return type("Verification", (), {"summary": lambda self: summary, "verdict": verdict})()
 
 
 @pytest.fixture
@@ -95,17 +102,27 @@ def test_verdict_comes_from_refine_then_verify_in_the_background(make_widget, ch
     assert len(check.refined) == 1 and check.refined[0].score_name == "z"
     assert check.verified[-1]["k"] == 2 and check.verified[-1]["alpha"] == 0.0
     assert check.verified[-1]["ranking"].score_name == "evr"  # verify checks the refined ranking
+    assert check.verified[-1]["edits"] is None  # no edits applied: the top heads
     assert w.verdict == "top 2 heads of colours at x0: checked"
-    # "Edit top heads" now applies the refined ranking's recommended heads and says so
+    assert w.verdict_label == "specific" and w.verdict_on == "the top 2 heads of the selective set x0"
+    # "Edit top heads" now applies the refined ranking's selective set and says so
     w.score = "logit_lens"  # the dropdown does not change the selection
     w.edit_top()
     refined = check.verified[-1]["ranking"]
-    assert w.strengths == {f"{layer}.{head}": 0.0 for layer, head in refined.top(2)}
-    assert "recommended (causally refined)" in w.top_note
-    assert all(f"L{layer}H{head}" in w.top_note for layer, head in refined.top(2))
+    top = refined.top(2)
+    assert top == list(refined.recommended)
+    assert w.strengths == {f"{layer}.{head}": 0.0 for layer, head in top}
+    assert "of the selective set:" in w.top_note
+    assert all(f"L{layer}H{head}" in w.top_note for layer, head in top)
+    assert w.wait(60)  # the verdict follows the applied edits
+    assert check.verified[-1]["edits"] == dict.fromkeys(top, 0.0)
+    assert w.verdict_label == "generic" and w.verdict_on.startswith("the applied edits (")
+    w.edit_top(k=3)  # more heads than the selective set holds: the note says where the rest come from
+    assert "it has 2 heads; the rest follow ranking.top" in w.top_note
     w.stop()
     w.clear_edits()
     assert w.wait(60)
+    assert check.verified[-1]["edits"] is None and check.verified[-1]["k"] == 2  # back to the top heads
     w.top_k = 3  # a new k re-verifies without refining again
     assert w.wait(60)
     assert len(check.refined) == 1 and check.verified[-1]["k"] == 3
@@ -115,7 +132,7 @@ def test_a_new_concept_cancels_the_running_verification(make_widget, check):
     w = make_widget(verify=False)
     check.hold = 0
     w._verify_on = True
-    w._check_heads()
+    w._select_heads()
     assert check.holding.wait(30)
     w.concept = "red, green, blue, white"
     assert w.wait(60)
@@ -129,7 +146,7 @@ def test_edit_top_before_refinement_says_which_score_it_followed(make_widget, ti
     w.edit_top()
     r = hp.rank_heads(tiny_model, None, "colours", refine=False, progress=False)
     assert w.strengths == {f"{layer}.{head}": -1.0 for layer, head in r.top(3)}  # the default score, not evr
-    assert "ranked by z, not yet refined" in w.top_note
+    assert "ranked by z, not yet selected by what they do" in w.top_note
 
 
 def test_verification_failure_is_a_line_not_an_error(make_widget, monkeypatch):
@@ -140,15 +157,40 @@ def test_verification_failure_is_a_line_not_an_error(make_widget, monkeypatch):
     w = make_widget()
     assert w.wait(60)
     assert w.verdict == "verification failed: RuntimeError: no probe prompts for this concept"
+    assert w.effects_note == "not measured: the selection failed (RuntimeError: no probe prompts for this concept)"
     assert w.status == "ready" and w.error == ""
 
 
-@pytest.mark.skipif(not hasattr(hp, "verify"), reason="hp.refine/hp.verify come with the issue-10 engine branch")
 def test_verdict_is_the_engines_summary(make_widget, tiny_model):
     w = make_widget()
     assert w.wait(120)
-    refined = hp.refine(tiny_model, hp.rank_heads(tiny_model, None, "colours", progress=False))
-    assert w.verdict == hp.verify(tiny_model, refined, k=w.top_k, alpha=w.top_alpha).summary()
+    refined = hp.rank_heads(tiny_model, None, "colours", progress=False)  # selected by what heads do
+    expected = hp.verify(tiny_model, refined, k=w.top_k, alpha=w.top_alpha)
+    assert w.verdict == expected.summary() and w.verdict_label == expected.verdict
+    assert w.verdict_on == f"the top {w.top_k} heads of the selective set x-1"
+
+
+def test_verdict_follows_the_applied_edits_and_drops_the_stale_check(make_widget, check):
+    w = make_widget()
+    assert w.wait(60) and check.verified[-1]["edits"] is None
+    check.hold = len(check.verified)  # the check of the first edits waits until it is cancelled
+    w.strengths = {"1.0": -1.0}
+    assert check.holding.wait(30)
+    w.strengths = {"1.0": -1.0, "0.2": 0.5, "1.3": 1.0}  # alpha 1 is no edit
+    assert w.wait(60)
+    stale, last = check.verified[check.hold], check.verified[-1]
+    assert stale["edits"] == {(1, 0): -1.0} and stale["cancel"].reason == "superseded"
+    assert last["edits"] == {(0, 2): 0.5, (1, 0): -1.0}
+    assert w.verdict == f"2 heads of colours ({sorted(last['edits'].items())}): checked"
+    assert w.verdict_on == "the applied edits (L0H2 x0.5, L1H0 x-1)" and w.verdict_label == "generic"
+    n = len(check.verified)
+    w.top_k = 3  # the verdict judges the edits, not the top heads: nothing to re-check
+    assert w.wait(60) and len(check.verified) == n
+    w.clear_edits()
+    assert w.wait(60)
+    assert check.verified[-1]["edits"] is None and check.verified[-1]["k"] == 3
+    assert w.verdict == "top 3 heads of colours at x-1: checked" and w.verdict_label == "specific"
+    assert len(check.refined) == 1  # edits never re-run the selection
 
 
 def _concept_prob(model, token_ids, edits=None) -> float:

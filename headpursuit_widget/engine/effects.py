@@ -135,8 +135,9 @@ class HeadEffects:
         meta, arrays = read_checked(path, _SHAPES, _dims, what="head effects file")
         if meta.get("format") != FORMAT:
             raise HeadPursuitError(f"{path}: unknown format {shorten(repr(meta.get('format')))}, expected {FORMAT!r}")
-        kinds = {"concept": str, "others": list, "alpha": (int, float), "method": str, "model_name": str}
-        for name, kind in {**kinds, "fingerprint": str, "options": dict}.items():
+        kinds: dict[str, type | tuple[type, ...]] = {"concept": str, "others": list, "alpha": (int, float)}
+        kinds.update(method=str, model_name=str, fingerprint=str, options=dict)
+        for name, kind in kinds.items():
             if not isinstance(meta.get(name), kind) or isinstance(meta.get(name), bool):
                 raise HeadPursuitError(f"{path}: metadata {name!r} is missing or of the wrong type")
         if model is not None and model.fingerprint != meta["fingerprint"]:

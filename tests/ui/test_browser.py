@@ -210,6 +210,110 @@ def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
         kernel.close()
 
 
+PLANTED_CELL = """import sys
+sys.path.insert(0, {tests!r})
+import headpursuit_widget as hp
+from planted import planted_model
+from support import tiny_tokenizer
+
+m, info = planted_model(tiny_tokenizer(), strength=1.0, seed=0)
+w = hp.HeadPursuit(m, concept="colours", prompt="", top_k=1)
+w"""
+
+
+def _cell_colours(page) -> list[str]:
+    return page.locator('.hp-root [role="gridcell"]').evaluate_all(
+        "cells => cells.map((c) => getComputedStyle(c).backgroundColor)"
+    )
+
+
+def _has_selectivity_label(page, head: tuple[int, int], present: bool = True) -> None:
+    """Wait until the head's cell is labelled by its selectivity (present) or by its score (not present)."""
+    page.wait_for_function(
+        '([l, h, present]) => document.querySelector(`.hp-root [data-layer="${l}"][data-head="${h}"]`)'
+        ".getAttribute('aria-label').includes('selectivity') === present",
+        arg=[*head, present],
+        timeout=30_000,
+    )
+
+
+def _wait_kernel(kernel, expr: str, timeout: float = 300):
+    end = time.monotonic() + timeout
+    while not kernel.eval(expr):
+        assert time.monotonic() < end, f"{expr} never held: {kernel.eval('[w.effects_note, w.verdict, w.error]')}"
+        time.sleep(0.5)
+
+
+def test_grid_view_toggle_shows_what_heads_do(lab, page, artifacts):
+    """On the planted model of tests/planted.py (its colour head P and generic answer head G known by
+    construction; its background selection takes seconds), once the selection has measured what flipping
+    each head does, the view toggle recolours the grid by selectivity (G hatched), the head panel lists
+    P's flip on the concept, on each other category and on the control as text equal to the engine's
+    numbers, and the verdict line says "specific" for P and "generic" once G's edit is applied."""
+    nb = json.loads((Path(__file__).parent / NOTEBOOK).read_text())
+    nb["cells"] = [c for c in nb["cells"] if c["cell_type"] == "markdown"][:1]
+    source = PLANTED_CELL.format(tests=str(Path(__file__).resolve().parents[1]))
+    nb["cells"].append(
+        {"cell_type": "code", "execution_count": None, "id": "planted", "metadata": {}, "outputs": [], "source": source}
+    )
+    name = "planted_effects.ipynb"
+    (lab.root / name).write_text(json.dumps(nb))
+    goto(lab, page, f"lab/tree/{name}")
+    run_all_cells(page)
+    wait_for_widget(page)
+    kernel = lab.kernel(name)
+    try:
+        does = page.locator('.hp-root [data-testid="view-does"]')
+        _wait_kernel(kernel, "w.selectivity is not None")
+        page.wait_for_function(
+            "() => !document.querySelector('.hp-root [data-testid=\"view-does\"]').disabled", timeout=30_000
+        )
+        concept, generic = (tuple(h) for h in kernel.eval("[info['concept'], info['generic']]"))
+        writes_colours = _cell_colours(page)
+        does.click()
+        _has_selectivity_label(page, concept)
+        assert kernel.eval("w.grid_view") == "does" and does.get_attribute("aria-pressed") == "true"
+        assert _cell_colours(page) != writes_colours  # the grid shows another quantity
+        cell = page.locator(f'.hp-root [role="gridcell"][data-layer="{concept[0]}"][data-head="{concept[1]}"]')
+        selectivity = kernel.eval(f"float(__import__('numpy').float32(w.selectivity[{concept[0]}, {concept[1]}]))")
+        assert cell.get_attribute("aria-label").startswith(
+            f"Layer {concept[0]}, head {concept[1]}, selectivity {selectivity:.3f}"
+        )
+        hatched = page.locator('.hp-root [role="gridcell"].hp-generic')
+        assert hatched.count() == kernel.eval("int(w.generic.sum())") >= 1
+        assert "hp-generic" in page.locator(
+            f'.hp-root [role="gridcell"][data-layer="{generic[0]}"][data-head="{generic[1]}"]'
+        ).get_attribute("class")
+
+        # the panel: P's flip on each category and on the control, as text
+        cell.click()
+        rows = page.locator('.hp-root [data-testid="token-panel"] [data-testid="effect-row"]')
+        rows.first.wait_for(timeout=30_000)
+        e = kernel.eval(f"w.ranking.effects.head({concept[0]}, {concept[1]})")
+        names = ["colours", *e["others"], "control facts"]
+        values = [f"{e['concept']:.2f}x", *(f"{r:.2f}x" for r in e["others"].values()), f"{e['control_drop']:.2f} nats"]
+        assert rows.locator('[data-testid="effect-name"]').all_text_contents() == names
+        assert rows.locator('[data-testid="effect-value"]').all_text_contents() == values
+        assert _text(page, "effect-summary") == f"selectivity {e['selectivity']:+.2f}"  # not generic
+
+        # the verdict line: P (the top head of the selective set) is specific; G's edit is generic
+        _wait_kernel(kernel, "w.verdict_label != ''")
+        assert kernel.eval("[w.verdict_label, w.verdict_on]") == ["specific", "the top head of the selective set x-1"]
+        _wait_text(page, "verdict-label", lambda s: s == "specific")
+        kernel.eval(f"w.set_trait('strengths', {{'{generic[0]}.{generic[1]}': -1.0}}) or 0")
+        _wait_text(page, "verdict-label", lambda s: s == "generic")
+        assert _text(page, "verdict-text") == kernel.eval("w.verdict")
+        assert _text(page, "verdict-on") == f"Verdict on the applied edits (L{generic[0]}H{generic[1]} x-1): "
+        page.locator(".hp-root").screenshot(path=str(artifacts / "widget-does.png"))
+
+        page.locator('.hp-root [data-testid="view-writes"]').click()
+        _has_selectivity_label(page, concept, present=False)
+        assert _cell_colours(page) == writes_colours  # edits outline cells; their colours stay
+        assert page.js_errors == []
+    finally:
+        kernel.close()
+
+
 def test_notebook7_renders_the_widget(lab, page, artifacts):
     # same notebook path -> same kernel as the JupyterLab test when it ran first (activations cached)
     _, kernel, _ = open_widget(lab, page, f"notebooks/{NOTEBOOK}")
