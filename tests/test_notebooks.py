@@ -1,5 +1,6 @@
-"""The shipped notebooks run top to bottom (HEADPURSUIT_QUICK=1 shrinks their budgets); the executed
-quickstart exports to HTML with the widget's static snapshot in place of the live view."""
+"""The shipped notebooks run top to bottom (HEADPURSUIT_QUICK=1 shrinks their budgets); what their text
+claims about the outputs holds (CLAIMS, checked in the notebook's own kernel after its last cell); the
+executed quickstart exports to HTML with the widget's static snapshot in place of the live view."""
 
 import os
 import re
@@ -15,6 +16,59 @@ from headpursuit_widget.snapshot import MARKER
 ABSOLUTE_PATH = re.compile(r"(/[\w.-]+){2,}\.py:\d+")  # a warning's "/path/to/file.py:123"
 REPO = Path(__file__).resolve().parent.parent  # the kernels import this checkout's package
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+SAYS = "def says(x, text):  # a number as the text quotes it\n    return f'{x:.2f}' == text\n"
+# Per notebook: assertions, run in its kernel after its last cell, one per claim its markdown makes about
+# the outputs (the claim quoted above each). Numbers are quoted to two decimals, as the cells print them.
+CLAIMS = {
+    "quickstart": """
+# "alpha = -1 flips the head's output (suppresses the concept)"; "the model may keep its words while the
+# concept's probability falls": the banana question's colour probability falls with the top 4 heads flipped
+assert after < before, (before, after)
+assert r.top(len(r.recommended) or 1)[: len(r.recommended)] == list(r.recommended)  # "the selective set first"
+""",
+    "classroom-lab": SAYS
+    + """
+# 2: "Most of them sit in the second half of the model (layer 15 or later)"
+assert sum(layer >= 15 for layer, _ in somp.top(6)) >= 4, somp.top(6)
+# 3: "The two lists share some heads"; "The raw EVR list is mostly layer-0 heads, and neither the SOMP list
+# nor the Logit Lens list holds a single layer-0 head"
+assert shared, (somp.top(8), lens.top(8))
+assert sum(layer == 0 for layer, _ in raw.top(8)) >= 5, raw.top(8)
+assert not [h for h in somp.top(8) + lens.top(8) if h[0] == 0], (somp.top(8), lens.top(8))
+# 4: "for L0H2 random lists explain as much or more"
+assert not r.above_null[0, 2] and r.null_evr[:, 0, 2].max() >= r.score_table["evr"][0, 2]
+# 5: "5 sets of random heads"; "estimated every head from gradients and flipped a few candidates for real"
+a, b, c = checks["L22H8"], checks["L17H7"], checks["L0H7"]
+assert len(a.random_mass_ratios) == 5 and e.exact.any() and not e.exact.all()
+# "L22H8 is a colour head": 0.25x, random 1.11x, others' median 0.95x, 0.35 nats within 0.19 + 0.3, numbers 0.44x
+assert a.verdict == "specific", a.summary()
+assert says(a.mass_ratio, "0.25") and says(a.random_median, "1.11") and says(a.others_median, "0.95"), a.summary()
+assert says(a.control_drop, "0.35") and says(a.random_control_drop, "0.19"), a.summary()
+assert says(a.other_ratios["numbers"], "0.44") and says(a.other_ratios["countries"], "1.09"), a.summary()
+# "L17H7 cuts colours hardest (0.05x)": food 0.18x, animals 0.69x; damaging: 0.24 nats against -0.11, more than
+# the 0.3 margin; the others' median 0.83x, numbers 1.51x
+assert b.mass_ratio < min(a.mass_ratio, c.mass_ratio) and b.verdict == "damaging", b.summary()
+assert says(b.mass_ratio, "0.05") and says(b.other_ratios["food"], "0.18") and says(b.other_ratios["animals"], "0.69")
+assert says(b.control_drop, "0.24") and says(b.random_control_drop, "-0.11"), b.summary()
+assert b.control_drop - b.random_control_drop > 0.3 and says(b.others_median, "0.83"), b.summary()
+assert says(b.other_ratios["numbers"], "1.51"), b.summary()
+# "L0H7 ... colours 0.11x and the other categories' median 0.13x: generic"; random layer-0 heads 0.48x, 4.35 nats
+assert c.verdict == "generic" and says(c.mass_ratio, "0.11") and says(c.others_median, "0.13"), c.summary()
+assert says(c.random_median, "0.48") and says(c.random_control_drop, "4.35"), c.summary()
+# "SOMP would not have found L22H8 (it is not among its top heads), and the map's gradient estimate missed it
+# too (about 0.95x)"
+assert (22, 8) not in somp.top(20) and not e.exact[22, 8] and abs(e.mass_ratio[22, 8] - 0.95) < 0.05
+# "L17H7 breaks every answer above"; "L22H8 turns the colour answer into None and keeps cold, but it changes
+# the country answer as well"
+colour, opposite, country = "Q: Name a colour.\nA:", "Q: What is the opposite of hot?\nA:", "Q: Name a country.\nA:"
+assert all(answers[p, "L17H7 flipped"] != answers[p, "unedited"] for p in (colour, opposite, country)), answers
+assert answers[colour, "L22H8 flipped"].strip().startswith("None") and "cold" in answers[opposite, "L22H8 flipped"]
+assert answers[country, "L22H8 flipped"] != answers[country, "unedited"], answers
+# 6: "the set the ranking chose is weaker than L22H8 alone, and its verdict is not specific"; "both missed L22H8"
+assert v.mass_ratio > a.mass_ratio and v.verdict != "specific", v.summary()
+assert [22, 8] not in r.options["selection"]["candidates"]
+""",
+}
 
 
 def test_the_three_notebooks_are_shipped():
@@ -27,9 +81,11 @@ def test_notebook_executes(path, monkeypatch, smollm2):  # smollm2: the model is
     monkeypatch.setenv("HEADPURSUIT_QUICK", "1")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    if path.stem in CLAIMS:
+        nb.cells.append(nbformat.v4.new_code_cell(CLAIMS[path.stem]))
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors
+    assert not errors, [(o.ename, o.evalue) for o in errors]
     if path.stem == "quickstart":
         _check_html_export(nb)
     if path.stem == "reproduce-paper":  # two plots, one copy of BokehJS
@@ -58,9 +114,26 @@ def test_classroom_lab_is_written_for_students():
     exec(guess.source, namespace)  # the prediction cell, as a student first runs it
     assert namespace["my_guess"] == []
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for term in ("Residual stream", "Unembedding", "SOMP", "Atom", "EVR", "nat", "Logit Lens"):
+    terms = (
+        "Residual stream",
+        "Unembedding",
+        "SOMP",
+        "Atom",
+        "EVR",
+        "nat",
+        "Logit Lens",
+        "Concept head",
+        "Answer head",
+    )
+    for term in (*terms, "Selectivity"):
         assert f"* **{term}**" in markdown, term
-    assert "L0H2" in markdown and "raw EVR" in markdown and "## 6. Use the widget" in markdown
+    assert "L0H2" in markdown and "raw EVR" in markdown and "## 7. Use the widget" in markdown
+    # students find a colour head and an answer head and tell them apart by what flipping each does
+    assert "## 5. A colour head or an answer head?" in markdown and "**L22H8 is a colour head.**" in markdown
+    source = "\n".join(c.source for c in code)
+    assert source.count("hp.rank_heads(") == 1 and "hp.effects(" not in source  # rank once; no all-head flips
+    for head in ("flip(22, 8)", "flip(17, 7)", "flip(0, 7)"):
+        assert head in source, head
 
 
 def test_quickstart_cites_the_repo_and_reuses_the_ranking():

@@ -1,16 +1,19 @@
-"""plots.py: curve panels (legend off the data, hover on points, empty panels labelled), BokehJS
-inlined once per kernel, and light/dark themes whose text keeps 4.5:1 contrast."""
+"""plots.py: curve panels (legend off the data, hover on points, empty panels labelled), the
+verification's other categories and "specific" region, the head-effects map, BokehJS inlined once per
+kernel, and light/dark themes whose text keeps 4.5:1 contrast."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 from bokeh.colors import named
-from bokeh.models import HoverTool, Label, Legend, Plot, Scatter
+from bokeh.models import ColumnDataSource, HoverTool, Label, Legend, LinearColorMapper, Plot, Scatter
 
 import headpursuit_widget as hp
 from headpursuit_widget import plots
-from headpursuit_widget.engine.verify import Verification
+from headpursuit_widget.engine.verify import MAX_EXTRA_DROP, MAX_RATIO, MIN_OTHERS, MIN_RANDOM, Verification
 from headpursuit_widget.experiments import Curve
 
 
@@ -93,28 +96,93 @@ def _text_pairs(obj) -> list[tuple[str, str, str]]:
 def _verification() -> Verification:
     return Verification(
         concept="colours",
-        k=4,
+        k=1,
         alpha=-1.0,
         heads=[(1, 2)],
-        random_heads=[[(0, 1)], [(1, 3)]],
+        random_heads=[[(1, 0)], [(1, 3)]],
         mass_ratio=0.4,
         random_mass_ratios=[0.9, 1.0],
         control_drop=0.1,
         random_control_drops=[0.05, 0.02],
-        verdict="not specific",
+        verdict="not better than random",
         n_probe=3,
         n_control=3,
+        edits={"1.2": -1.0},
+        other_ratios={"countries": 0.9, "animals": 0.7, "numbers": 1.1},
+        domain_drops={"science": 0.1},
     )
 
 
+def _source(obj, name: str):
+    (src,) = obj.select({"type": ColumnDataSource, "name": name})
+    return src.data
+
+
+def test_verification_plot_shows_the_other_categories_and_the_rule():
+    v = _verification()
+    layout = v.plot()
+    scatter, bars = _panels(layout)
+    assert "L1H2" in scatter.title.text and "not better than random" in scatter.title.text
+    assert _source(layout, "edited")["x"] == [0.4] and _source(layout, "edited")["y"] == [0.1]
+    assert _source(layout, "random")["x"] == [0.9, 1.0] and _source(layout, "random")["heads"] == ["L1H0", "L1H3"]
+    region = _source(layout, "specific_region")  # engine/verify.py's rule: ratio <= 0.35, drop <= random's + 0.3
+    assert region["left"] == [0.0] and region["right"] == [MAX_RATIO]
+    assert region["top"] == [pytest.approx(0.035 + MAX_EXTRA_DROP)]  # median of 0.05, 0.02
+    ratios = _source(layout, "ratios")
+    assert ratios["name"] == ["colours (these heads)", "colours (random heads)", "countries", "animals", "numbers"]
+    assert ratios["ratio"] == pytest.approx([0.4, 0.95, 0.9, 0.7, 1.1])
+    assert ratios["threshold"] == pytest.approx([MAX_RATIO, MIN_RANDOM] + [MIN_OTHERS] * 3)
+    assert "median 0.90x" in bars.title.text  # the others' median, which the verdict reads
+
+
+@pytest.fixture(scope="module")
+def tiny_effects(make_tiny):
+    return hp.effects(make_tiny("llama"), "colours", method="exact", progress=False)
+
+
+def test_effects_map_holds_each_heads_numbers(tiny_effects):
+    e = tiny_effects
+    fig = plots.effects(e)
+    heads = _source(fig, "heads")
+    assert len(heads["layer"]) == e.n_layers * e.n_heads
+    for i, (layer, head) in enumerate(zip(heads["layer"], heads["head"])):
+        info = e.head(int(layer), int(head))
+        assert heads["selectivity"][i] == pytest.approx(info["selectivity"])
+        assert heads["concept"][i] == pytest.approx(info["concept"])
+        assert heads["others_median"][i] == pytest.approx(np.median(list(info["others"].values())))
+        assert heads["control_drop"][i] == pytest.approx(info["control_drop"])
+        assert heads["measured"][i] == "exact (edited pass)"
+        assert heads["others"][i] == ", ".join(f"{n} {r:.2f}x" for n, r in info["others"].items())
+    generic = _source(fig, "generic")  # the x markers: exactly the generic heads
+    assert sorted(zip(generic["layer"], generic["head"])) == sorted(zip(*np.nonzero(e.generic)))
+    (mapper,) = fig.select({"type": LinearColorMapper})
+    assert mapper.low == -mapper.high and mapper.high > 0  # diverging, centred on 0
+    assert mapper.palette[0] != mapper.palette[-1] and mapper.palette[len(mapper.palette) // 2] == "#f7f7f7"
+    (hover,) = fig.select(HoverTool)
+    assert {name for name, _ in hover.tooltips} >= {"colours", "others' median", "control drop", "measured"}
+
+
+def test_effects_map_marks_generic_and_estimated_heads(tiny_effects):
+    e = dataclasses.replace(
+        tiny_effects,
+        other_ratios=np.full_like(tiny_effects.other_ratios, 0.5),
+        exact=np.zeros_like(tiny_effects.exact),
+    )
+    data = _source(plots.effects(e, theme="dark"), "generic")
+    assert len(data["layer"]) == e.n_layers * e.n_heads  # every head generic: every cell crossed
+    assert set(_source(plots.effects(e), "heads")["measured"]) == {"estimated (gradient)"}
+
+
 @pytest.fixture
-def figures(tiny):
+def figures(tiny, tiny_effects):
+    effects = tiny_effects
     ranking = hp.rank_heads(tiny, ["The car was red", "A blue sea", "Green grass"], ["red", "blue", "green"],
                             k=2, n_null=2, refine=False, progress=False)  # fmt: skip
     return lambda theme: {
         "heatmap": plots.heatmap(ranking, theme=theme),
         "curves": _curve(float("nan")).plot(theme=theme),  # with the "generation off" labels
         "verification": _verification().plot(theme=theme),
+        "effects": plots.effects(effects, theme=theme),
     }
 
 
