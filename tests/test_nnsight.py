@@ -114,7 +114,13 @@ def check_ranking(hf, nn, prompts, concept, **options):
             assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
     assert abs(r_nn.null_evr - r_hf.null_evr).max() < 1e-5 and abs(r_nn.lens_vals - r_hf.lens_vals).max() < 1e-4
     assert abs(r_nn.curves - r_hf.curves).max() < 1e-5
-    assert r_nn.top(5) == r_hf.top(5) and r_nn.recommended == r_hf.recommended
+    # the selection differs by design: its gradient screen needs a local model (engine/selection.py), so on
+    # the nnsight backend the candidates are SOMP's alone; the scores' order must agree
+    assert r_nn.unrefined().top(5) == r_hf.unrefined().top(5)
+    selected = r_nn.options.get("selection")
+    assert selected is None or set(map(tuple, selected["candidates"])) <= set(
+        r_nn.unrefined().top(len(selected["candidates"]))
+    )
     assert (r_nn.atoms == r_hf.atoms).all() and (r_nn.lens_ids == r_hf.lens_ids).all()
     assert (r_nn.atoms == r_ref.atoms).all()
     return r_hf

@@ -5,6 +5,8 @@ effects and the battery, exact small edits for the gradient attribution, the sel
 hand to the stored measures, and hand-made numbers for the verdicts."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +102,11 @@ def test_the_control_never_asks_for_a_measured_category(make_tiny):
     assert len(set(domains.values())) >= 6 and set(bat.domains) <= set(domains.values())
     words = {w.lower() for n in hp.concepts.names() for w in hp.concepts.get(n).words}
     assert not {a.strip().lower() for _, a in hp.concepts.control()} & words
+    # and none of its prompts is a held-out evaluation's control prompt
+    heldout = Path(__file__).resolve().parent.parent / "benchmarks" / "heldout"
+    for split in ("final3",):  # final2 (used up before issue 17) shares 13 prompts: tests/test_heldout_final2.py
+        pairs = json.loads((heldout / split / "control.json").read_text())["pairs"]
+        assert not {p for p, _ in pairs} & {p for p, _ in hp.concepts.control()}, split
 
 
 @pytest.mark.parametrize(
