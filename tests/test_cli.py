@@ -53,6 +53,7 @@ def test_rank_then_generate(tmp_path, model_dir, capsys):
     ranking = hp.HeadRanking.load(out)
     layer, head = ranking.top(1)[0]
     assert f"1. L{layer}H{head}" in printed and ranking.concept["words"] == ["red", "blue", "green", "yellow"]
+    assert "order: ranking.top(): the selective set first" in printed  # the list says which order it uses
     assert (
         main(
             [
