@@ -170,7 +170,8 @@ def test_rank_prompt_specificity_heads_suppress_more_than_random(smollm2):
     top = curve.summary("specificity", "probe_mass")["median"][0]
     rand = curve.summary("random", "probe_mass")["median"][0]
     assert top < 0.5 * rand
-    assert curve.summary("specificity", "control")["median"][0] > -1.0
+    # no bound on the control: on the clean control these heads cost about 2 nats (the capitals-heavy control
+    # used before issue 17 hid it), which is why the default selection judges heads by what they do
 
 
 @pytest.mark.bigmodel

@@ -60,7 +60,7 @@ assert says(c.random_median, "0.48") and says(c.random_control_drop, "4.35"), c.
 assert (22, 8) not in somp.top(20) and not e.exact[22, 8] and abs(e.mass_ratio[22, 8] - 0.95) < 0.05
 # "L17H7 breaks every answer above"; "L22H8 turns the colour answer into None and keeps cold, but it changes
 # the country answer as well"
-colour, opposite, country = "Q: Name a colour.\nA:", "Q: What is the opposite of hot?\nA:", "Q: Name a country.\nA:"
+colour, opposite, country = "Q: Name a colour.\\nA:", "Q: What is the opposite of hot?\\nA:", "Q: Name a country.\\nA:"
 assert all(answers[p, "L17H7 flipped"] != answers[p, "unedited"] for p in (colour, opposite, country)), answers
 assert answers[colour, "L22H8 flipped"].strip().startswith("None") and "cold" in answers[opposite, "L22H8 flipped"]
 assert answers[country, "L22H8 flipped"] != answers[country, "unedited"], answers
