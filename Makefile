@@ -11,7 +11,7 @@ MODEL := $(HEADPURSUIT_CACHE)/smollm2/hf/config.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab demo test chromium bench clean
+.PHONY: setup lab demo lint test check test-real test-notebooks test-browser chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,13 +40,31 @@ lab: setup
 demo: setup
 	$(VENV)/bin/headpursuit demo
 
-test: setup chromium
+# Tiers: `make check` (static checks, vitest, pytest on tiny random models: no download, no browser);
+# `make test-real`, `make test-notebooks`, `make test-browser` (each slow tier alone); `make test` (all).
+TINY := not real_model and not browser and not notebook and not bigmodel and not gpu
+
+lint: $(STAMP) node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy headpursuit_widget
 	npm run typecheck
 	npm run lint
 	npm test
+
+check: lint $(BUNDLE)
+	$(PY) -m pytest -m "$(TINY)" $(PYTEST_ARGS)
+
+test-real: setup
+	$(PY) -m pytest -m "real_model and not browser and not notebook" $(PYTEST_ARGS)
+
+test-notebooks: setup
+	$(PY) -m pytest -m notebook $(PYTEST_ARGS)
+
+test-browser: setup chromium
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+test: lint setup chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

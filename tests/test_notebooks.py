@@ -76,6 +76,7 @@ def test_the_three_notebooks_are_shipped():
 
 
 @pytest.mark.slow
+@pytest.mark.notebook
 @pytest.mark.timeout(1800)  # the classroom lab ranks once and runs 4 verifications (24 min on 2 busy cores)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, monkeypatch, smollm2):  # smollm2: the model is fetched and re-saved already

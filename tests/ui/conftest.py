@@ -55,8 +55,8 @@ def _ensure_bundle() -> None:
 class Lab:
     """A running Jupyter server: its URL, folders, and helpers to reach its kernels."""
 
-    def __init__(self, url: str, root: Path, runtime: Path):
-        self.url, self.root, self.runtime = url, root, runtime
+    def __init__(self, url: str, root: Path, runtime: Path, log_path: Path):
+        self.url, self.root, self.runtime, self.log_path = url, root, runtime, log_path
 
     def sessions(self) -> list[dict]:
         return requests.get(f"{self.url}/api/sessions", timeout=10).json()
@@ -186,7 +186,7 @@ def lab(tmp_path_factory, bundle):
             if time.monotonic() > end:
                 pytest.fail(f"jupyter lab did not answer on {url} within 90 s")
             time.sleep(0.5)
-        server = Lab(url, root, runtime)
+        server = Lab(url, root, runtime, base / "server.log")
         yield server
         server.shutdown_all()
     finally:
@@ -255,17 +255,34 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def page(browser, request, artifacts):
-    """A fresh browser page; on failure its screenshot goes to test-artifacts/<test>-failure.png."""
+    """A fresh browser page. On failure, test-artifacts/<test>-failure.png (screenshot), -console.txt (the
+    page's console and errors) and, for tests on a Jupyter server, -server.txt (its kernels' states and
+    the end of its log)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     pg = context.new_page()
     errors: list[str] = []
+    console: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(f"{exc.message}\n{exc.stack}"))
+    pg.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))
     pg.js_errors = errors
     pg.dialogs = []  # texts of the JupyterLab dialogs a test closed (tests/ui/test_browser.py)
     yield pg
     if getattr(request.node, "failed_call", False):
-        pg.screenshot(path=str(artifacts / f"{request.node.name}-failure.png"), full_page=True)
+        name = request.node.name
+        pg.screenshot(path=str(artifacts / f"{name}-failure.png"), full_page=True)
+        (artifacts / f"{name}-console.txt").write_text("\n".join([*console, "--- page errors ---", *errors]))
+        if "lab" in request.fixturenames:
+            _save_server_state(request.getfixturevalue("lab"), artifacts / f"{name}-server.txt")
     context.close()
+
+
+def _save_server_state(lab: Lab, path: Path) -> None:
+    """The server's sessions (kernel id, execution state) and the last 20 kB of its log."""
+    try:
+        sessions = json.dumps(lab.sessions(), indent=1)
+    except requests.RequestException as exc:
+        sessions = f"the server did not answer: {exc}"
+    path.write_text(f"{sessions}\n--- server log ---\n{lab.log_path.read_text()[-20_000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.marimo, pytest.mark.slow]
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "marimo.png"
 RENDER_TIMEOUT = 300_000  # ms: model load + capture + ranking on a busy 2-core machine
