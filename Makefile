@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUNDLE := headpursuit_widget/static/widget.js
 export HEADPURSUIT_CACHE ?= $(HOME)/.cache/headpursuit
+export OMP_WAIT_POLICY ?= PASSIVE  # torch's threads sleep while they wait (benchmarks/bench_omp.py)
 MODEL := $(HEADPURSUIT_CACHE)/smollm2/hf/config.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=

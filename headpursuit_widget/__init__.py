@@ -4,6 +4,13 @@ The engine (pure torch) is imported eagerly; the widget (anywidget), the experim
 plots load on first use, so scripts and the CLI need neither Jupyter nor bokeh.
 """
 
+import os
+
+# torch's OpenMP threads spin while they wait; beside any other work on the same cores (the widget's
+# background check, a test runner) a small pass then takes up to 100x longer (benchmarks/bench_omp.py).
+# Read once, when torch starts: it has no effect when torch was imported first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from importlib import import_module
 
 from . import concepts

@@ -18,7 +18,7 @@ import headpursuit_widget as hp
 from headpursuit_widget.engine import shipped
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ.get("HEADPURSUIT_TEST_THREADS", 0)) or max(1, min(2, os.cpu_count() or 1)))
 
 TINY = dict(
     hidden_size=64,
