@@ -74,6 +74,15 @@ def real_model_dir(real_tokenizer):
     return str(shipped.resaved_dir("smollm2"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def capture_folder(tmp_path_factory):
+    """Captures kept on disk (engine/capture_cache.py) go to a folder of this test session, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("captures")
+        mp.setenv("HEADPURSUIT_CAPTURES", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     """The tiny tokenizer of tests/support.py (no download)."""

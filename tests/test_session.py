@@ -46,3 +46,37 @@ def test_cache_evicts_the_least_recently_used(monkeypatch):
         cache.capture(model, samples)
     assert calls == [("a",), ("b",), ("c",), ("b",)]  # "b" was least recently used when "c" came
     assert cache.holds(model, ["a"]) and cache.holds(model, ["b"]) and not cache.holds(model, ["c"])
+
+
+def test_a_shipped_concepts_capture_is_kept_on_disk_for_the_next_session(tiny, tmp_path, monkeypatch):
+    """A new session (empty memory cache) ranks a shipped concept from the disk entry, with the same scores;
+    a word list is not kept."""
+    from headpursuit_widget.engine import session as session_mod
+
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
+    calls = []
+    real = session_mod.capture
+    monkeypatch.setattr(session_mod, "capture", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = Session(tiny, cache=ActivationCache()).rank("colours")
+    entries = sorted(tmp_path.rglob("*.npy"))
+    assert len(calls) == 1 and len(entries) == 1 and entries[0].with_suffix(".json").is_file()
+    again = Session(tiny, cache=ActivationCache()).rank("colours")
+    assert len(calls) == 1  # read from disk, not captured
+    assert (again.scores == first.scores).all()
+    Session(tiny, cache=ActivationCache()).rank(["red", "blue", "green"])
+    assert len(calls) == 2 and sorted(tmp_path.rglob("*.npy")) == entries
+    assert not [p for p in tmp_path.rglob("*") if ".part-" in p.name]
+
+
+def test_a_corrupt_capture_entry_is_refused_with_the_paths_to_delete(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
+    Session(tiny, cache=ActivationCache()).rank("animals")
+    (entry,) = tmp_path.rglob("*.npy")
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    with pytest.raises(hp.HeadPursuitError, match=f"corrupted.*delete {entry}"):
+        Session(tiny, cache=ActivationCache()).rank("animals")
+    entry.unlink()
+    Session(tiny, cache=ActivationCache()).rank("animals")  # captured and kept again
+    assert entry.is_file()

@@ -4,8 +4,10 @@ The widget, experiments and the CLI share it: ``Session(model).rank("colours")``
 ``rank_heads(model, None, "colours")`` does (on the concept's eliciting contexts, at the last
 position) but without the causal refinement, which the widget runs in the background; given
 ``prompts`` every concept ranks on them instead. Captures are reused from the process-wide
-``ACTIVATIONS`` cache (a few entries, least recently used out); a model that ranks from statistics
-(the nnsight backend, engine/statistics.py) computes them in its traces for each concept instead.
+``ACTIVATIONS`` cache (a few entries, least recently used out), and a shipped concept's eliciting
+contexts from disk (engine/capture_cache.py), so a new session ranks it without a capture; a model
+that ranks from statistics (the nnsight backend, engine/statistics.py) computes them in its traces
+for each concept instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 
+from . import capture_cache
 from .capture import capture
 from .concept_input import resolve_concept
 from .errors import HeadPursuitError
@@ -48,15 +51,23 @@ class ActivationCache:
         with self._lock:
             return self.key(model, samples, positions) in self._entries
 
-    def capture(self, model, samples, *, positions: str = "prompt", on_progress=None) -> torch.Tensor:
+    def capture(
+        self, model, samples, *, positions: str = "prompt", on_progress=None, persist: bool = False
+    ) -> torch.Tensor:
         """``capture(model, samples)`` (n_layers, n_tokens, n_heads, head_dim), or its cached copy;
-        ``on_progress(fraction)`` is called per captured batch."""
+        ``on_progress(fraction)`` is called per captured batch. ``persist``: also keep it on disk
+        (engine/capture_cache.py), where a later session finds it."""
         key = self.key(model, samples, positions)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
-        acts = capture(model, list(samples), positions=positions, progress=False, on_progress=on_progress)
+        path = capture_cache.entry_path(model, samples, positions) if persist else None
+        acts = capture_cache.load(path) if path is not None else None
+        if acts is None:
+            acts = capture(model, list(samples), positions=positions, progress=False, on_progress=on_progress)
+            if path is not None:
+                capture_cache.store(path, acts)
         with self._lock:
             self._entries[key] = acts
             while len(self._entries) > self.max_entries:
@@ -178,7 +189,11 @@ class Session:
         acts = None  # a model that ranks from statistics computes them in its traces: no head writes to cache
         if not self.model.ranks_from_statistics:
             acts = self.cache.capture(
-                self.model, samples, positions=self.positions, on_progress=lambda f: report(0.05 + 0.75 * f)
+                self.model,
+                samples,
+                positions=self.positions,
+                on_progress=lambda f: report(0.05 + 0.75 * f),
+                persist=self.prompts is None and isinstance(concept, str) and concept in shipped_concepts.names(),
             )
         report(0.85)
         return rank_heads(
