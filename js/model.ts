@@ -79,7 +79,7 @@ export interface WidgetModel {
   top_note: string;
   /** One-line causal check (hp.verify) of the applied edits, else of the top heads; "" before it ran. */
   verdict: string;
-  /** The verdict word ("specific", "generic", "not better than random", "damaging"); "" while none. */
+  /** The verdict word ("specific", "generic", "not in every format", "not better than random", "damaging"); "" while none. */
   verdict_label: string;
   /** What the verdict judges ("the applied edits (L1H0 x-1)", "the top 4 heads ..."); "" while none. */
   verdict_on: string;

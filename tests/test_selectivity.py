@@ -126,6 +126,46 @@ def test_verdicts_on_synthetic_numbers(numbers, expected):
     assert verdict_for(*numbers) == expected
 
 
+def test_specific_needs_the_cut_in_every_judged_format():
+    assert verdict_for(0.2, 0.95, 0.05, 0.02, 0.95, [0.3, 0.1]) == "specific"
+    assert verdict_for(0.2, 0.95, 0.05, 0.02, 0.95, [0.77]) == "not in every format"
+    assert verdict_for(0.5, 0.95, 0.05, 0.02, 0.95, [0.1]) == "not better than random"
+
+
+def test_verify_measures_the_concept_in_its_other_formats(make_tiny):
+    """A shipped concept's probe questions are the probe and its eliciting requests a second format; a word
+    list under a shipped name gets the name's questions. Each ratio equals an independent forward's."""
+    from headpursuit_widget.engine.contexts import eliciting_contexts
+    from headpursuit_widget.engine.probes import concept_mass, next_token_logprobs_each
+    from headpursuit_widget.engine.verify import MIN_FORMAT_MASS, N_PROBE
+
+    m = make_tiny("llama")
+    edits = {(1, 2): -1.0, (0, 1): -1.0}
+    r = hp.rank_heads(m, None, "colours", n_null=4, refine=False, progress=False)
+    v = hp.verify(m, r, edits=edits, n_random=1)
+    words = list(hp.Concept.from_words("colours", hp.concepts.get("colours").words, m.tokenizer).mapping)
+    ids = r.concept["token_ids"]
+    for name, prompts in (
+        ("requests", eliciting_contexts("colours", words, part="verify", seed=0, n=N_PROBE)),
+        (None, list(hp.concepts.get("colours").probe_prompts)),
+    ):
+        base, edited = (concept_mass(lp, ids).mean() for lp in next_token_logprobs_each(m, prompts, [None, edits]))
+        got = v.format_ratios.get(name) if name else v.mass_ratio
+        assert (got is None) == (base < MIN_FORMAT_MASS)  # a format the model does not answer is not judged
+        if got is not None:
+            assert got == pytest.approx(edited / base, rel=1e-4)
+    assert set(v.format_ratios) == {"requests"} and "(requests " in v.summary()  # the tiny model answers both
+    listed = hp.rank_heads(
+        m,
+        None,
+        hp.Concept.from_words("colours", words[:-1], m.tokenizer),
+        n_null=4,
+        refine=False,
+        progress=False,
+    )
+    assert set(hp.verify(m, listed, edits=edits, n_random=1).format_ratios) == {"questions"}
+
+
 def test_selection_follows_its_rules_on_its_own_measures(make_tiny):
     m = make_tiny("llama")
     r = hp.rank_heads(m, None, "colours", n_null=4, progress=False)

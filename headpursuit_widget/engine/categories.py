@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -43,12 +43,14 @@ class Category:
 
 @dataclass(frozen=True)
 class Battery:
-    """The concept, the other categories and the control facts (with each fact's domain)."""
+    """The concept, the other categories and the control facts (with each fact's domain); formats: the
+    concept asked in other question formats (same token ids), measured beside its own prompts."""
 
     concept: Category
     others: tuple[Category, ...]
     control: tuple[tuple[str, str], ...]
     domains: tuple[str, ...]
+    formats: tuple[Category, ...] = ()
 
     @property
     def other_names(self) -> list[str]:
@@ -56,28 +58,32 @@ class Battery:
 
     @property
     def prompts(self) -> list[str]:
-        """Every prompt, category by category, then the control's."""
-        return [p for c in (self.concept, *self.others) for p in c.prompts] + [p for p, _ in self.control]
+        """Every prompt, category by category (the concept, its formats, the others), then the control's."""
+        cats = (self.concept, *self.formats, *self.others)
+        return [p for c in cats for p in c.prompts] + [p for p, _ in self.control]
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One edit set's measures: the concept's mean mass, each other category's (n_others,), and the
-    control answers' log-probabilities (n_control,) in nats."""
+    """One edit set's measures: the concept's mean mass, each other category's (n_others,), the control
+    answers' log-probabilities (n_control,) in nats, and the concept's mean mass in each format (n_formats,)."""
 
     mass: float
     other_masses: np.ndarray
     control: np.ndarray
+    format_masses: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
 class Effect:
-    """An edit set against the unedited model: mass ratios (edited / unedited mean mass), control drop (nats)."""
+    """An edit set against the unedited model: mass ratios (edited / unedited mean mass), control drop (nats);
+    format_ratios: the concept's ratio in each of the battery's formats (n_formats,)."""
 
     mass_ratio: float
     other_ratios: np.ndarray
     control_drop: float
     domain_drops: dict
+    format_ratios: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def others_median(self) -> float:
@@ -126,9 +132,10 @@ def other_categories(tokenizer, concept_name: str, concept_ids, others=None, *, 
 
 
 def battery(
-    model, concept: dict, prompts, *, part: str, others=None, control=None, seed: int = 0, cancel=None
+    model, concept: dict, prompts, *, part: str, others=None, control=None, formats=None, seed: int = 0, cancel=None
 ) -> Battery:
-    """The Battery for `concept` (a ranking's concept dict: name, token_ids) measured on `prompts`.
+    """The Battery for `concept` (a ranking's concept dict: name, token_ids) measured on `prompts`, and on
+    each of `formats` ({format name: prompts}) beside them.
 
     control: (prompt, answer) pairs (default: the `part` half of the shipped control this model knows:
     "rank" -> the refine half, "verify" -> the verify half), without facts answered by a measured category.
@@ -147,14 +154,16 @@ def battery(
         pairs = list(control)
     if not pairs:
         raise HeadPursuitError("the control task is empty: give (prompt, answer) pairs")
-    return Battery(Category(concept["name"], tuple(prompts), tuple(ids)), cats, tuple(pairs), tuple(domains_of(pairs)))
+    asked = tuple(Category(f, tuple(ps), tuple(ids)) for f, ps in (formats or {}).items())
+    concept_cat = Category(concept["name"], tuple(prompts), tuple(ids))
+    return Battery(concept_cat, cats, tuple(pairs), tuple(domains_of(pairs)), asked)
 
 
 def measure(
     model, bat: Battery, edit_sets, *, cancel: threading.Event | None = None, progress=False, desc="measuring"
 ) -> list[Reading]:
     """A Reading per edit set (None: unedited), from one pass over the battery's prompts per set."""
-    cats = (bat.concept, *bat.others)
+    cats = (bat.concept, *bat.formats, *bat.others)
     control_ids = answer_ids(model.tokenizer, bat.control)
     columns = sorted({i for c in cats for i in c.token_ids} | set(control_ids))
     where = {tok: j for j, tok in enumerate(columns)}
@@ -172,7 +181,8 @@ def measure(
     for lp in logprobs:
         masses = [float(lp[a:b][:, cols].double().logsumexp(1).exp().mean()) for a, b, cols in spans]
         control = lp[start:][torch.arange(len(control_ids)), ctrl_cols].double().numpy()
-        out.append(Reading(masses[0], np.asarray(masses[1:]), control))
+        nf = 1 + len(bat.formats)
+        out.append(Reading(masses[0], np.asarray(masses[nf:]), control, np.asarray(masses[1:nf])))
     return out
 
 
@@ -187,6 +197,7 @@ def effect_of(reading: Reading, base: Reading, domains) -> Effect:
         other_ratios=np.array([ratio(e, b) for e, b in zip(reading.other_masses, base.other_masses)]),
         control_drop=float(drops.mean()),
         domain_drops={d: float(np.mean(v)) for d, v in by_domain.items()},
+        format_ratios=np.array([ratio(e, b) for e, b in zip(reading.format_masses, base.format_masses)]),
     )
 
 
