@@ -15,7 +15,7 @@ import transformers as tf
 from support import tiny_tokenizer
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import shipped
+from headpursuit_widget.engine.models import shipped
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
