@@ -168,7 +168,7 @@ def _heads_label(heads) -> str:
     return ", ".join(f"L{layer}H{h}" for layer, h in heads) if len(heads) <= 4 else f"{len(heads)} heads"
 
 
-def verification_figure(v, *, theme: str = "auto"):
+def verification(v, *, theme: str = "auto"):
     """Two panels side by side (a bokeh row):
 
     - left, a scatter of concept mass ratio (x) against control drop (y) for the edited heads and each

@@ -120,7 +120,7 @@ def _source(obj, name: str):
 
 def test_verification_plot_shows_the_other_categories_and_the_rule():
     v = _verification()
-    layout = v.plot()
+    layout = plots.verification(v)
     scatter, bars = _panels(layout)
     assert "L1H2" in scatter.title.text and "not better than random" in scatter.title.text
     assert _source(layout, "edited")["x"] == [0.4] and _source(layout, "edited")["y"] == [0.1]
@@ -181,7 +181,7 @@ def figures(tiny, tiny_effects):
     return lambda theme: {
         "heatmap": plots.heatmap(ranking, theme=theme),
         "curves": _curve(float("nan")).plot(theme=theme),  # with the "generation off" labels
-        "verification": _verification().plot(theme=theme),
+        "verification": plots.verification(_verification(), theme=theme),
         "effects": plots.effects(effects, theme=theme),
     }
 

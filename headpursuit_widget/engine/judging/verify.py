@@ -106,13 +106,6 @@ class Verification:
             f"{-self.control_drop:+.2f} nats (random {-self.random_control_drop:+.2f}): {self.verdict}"
         )
 
-    def plot(self, *, theme: str = "auto"):
-        """Bokeh figure: concept mass ratio and control drop of the top heads against each random draw,
-        and the other categories' ratios; ``theme`` "light", "dark" or "auto" (plots.py)."""
-        from ...plots import verification_figure
-
-        return verification_figure(self, theme=theme)
-
 
 def verify(
     model,
