@@ -9,6 +9,9 @@ Messages to and from the front end are defined in protocol.py.
 
 from __future__ import annotations
 
+import atexit
+import weakref
+
 import traitlets as t
 
 from .. import concepts as shipped
@@ -25,7 +28,18 @@ from .session import Session, opening_prompt, resolve_samples
 from .sharing import Sharing
 from .traits import WidgetTraits
 from .validation import Validation
-from .worker import CLOSED, Worker
+from .worker import Worker
+
+CLOSE_TIMEOUT = 10.0  # s: how long close() waits for the running job to reach a cancellation point
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # widgets whose background work the interpreter's exit stops
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter (or kernel) exit, close every live widget: no background job may still run while
+    the interpreter tears down the modules it uses (that aborted the process)."""
+    for widget in list(_LIVE):
+        widget.close()
 
 
 class HeadPursuit(Sharing, Answers, RankingView, Checks, EffectsView, Validation, WidgetTraits):
@@ -105,6 +119,7 @@ class HeadPursuit(Sharing, Answers, RankingView, Checks, EffectsView, Validation
         self._display = None  # the display handle whose snapshot wait() refreshes
         self.debounce = debounce
         self._worker = Worker(self._show_error)
+        _LIVE.add(self)
         super().__init__(
             n_layers=model.n_layers,
             n_heads=model.n_heads,
@@ -154,21 +169,28 @@ class HeadPursuit(Sharing, Answers, RankingView, Checks, EffectsView, Validation
         """The engine session that ranks for this widget (prompts, positions, cache)."""
         return self._session
 
-    def wait(self, timeout: float | None = 60.0) -> bool:
-        """Block until ranking and generation are done; False if ``timeout`` passed first.
+    def wait(self, timeout: float | None = 60.0, *, verdict: bool = False) -> bool:
+        """Block until the background work is done: ranking, generation, and the selection and verdict
+        they start; False if ``timeout`` seconds (None: no limit) passed first. With ``verdict=True`` True
+        also means the verdict line holds its result (or verification is off or has nothing to judge).
         When done, the static snapshot of the widget's last display is brought up to date."""
-        done = self._worker.wait(timeout)
+        done = self._worker.wait(timeout) and (not verdict or self._verdict_in())
         if done and self._display is not None:
             self._display.update(self._bundle(), raw=True)
         return done
 
+    def _verdict_in(self) -> bool:
+        """True when the verdict line holds a result, or none is coming (verification off, no ranking)."""
+        return not self._verify_on or self._base is None or bool(self.verdict_label) or "failed" in self.verdict
+
     def close(self) -> None:
-        """Cancel background work and close the widget; a closed widget starts no new work."""
+        """Stop the background work (its running job is cancelled and joined, at most CLOSE_TIMEOUT s) and
+        close the widget; a closed widget starts no new work. Called for every live widget at exit."""
         self._ready = False
         worker = self.__dict__.get("_worker")
         if worker is not None:
-            for kind in ("generate", "rank", "compare", "refine", "verify"):
-                worker.cancel(kind, CLOSED)
+            worker.close(CLOSE_TIMEOUT)
+        _LIVE.discard(self)
         super().close()
 
     def __repr__(self) -> str:

@@ -98,8 +98,10 @@ class RankingView(t.HasTraits):
         self.set_trait("error", "")
         self.set_trait("status", "ranking")
         try:
-            r = self._session_rank(concept)
+            r = self._session_rank(concept, cancel)
         except Exception as exc:
+            if cancel.is_set():
+                return  # a newer concept or close() took over
             if self._base is None:
                 self._rank_error = exc
             self._show_error(exc, f"ranking failed {self._stale_grid()}".strip())
@@ -110,16 +112,21 @@ class RankingView(t.HasTraits):
             if self.prompt.strip():
                 self.regenerate()  # the next-token readout counts the new concept's tokens
 
-    def _session_rank(self, concept) -> HeadRanking:
-        """Session.rank of ``concept`` with the widget's rule, shown in ``progress``."""
+    def _session_rank(self, concept, cancel: Cancel) -> HeadRanking:
+        """Session.rank of ``concept`` with the widget's rule, shown in ``progress``; Cancelled once ``cancel``
+        is set (checked at each captured batch)."""
         self.set_trait("progress", 0.01)
-        return self._session.rank(concept, rule=self.rule, on_progress=lambda f: self.set_trait("progress", f))
+        return self._session.rank(
+            concept, rule=self.rule, on_progress=lambda f: self.set_trait("progress", f), cancel=cancel
+        )
 
     def _rank_other(self, concept, cancel: Cancel) -> None:
         """Rank the compared concept (as _rank ranks the concept); the grid then shows the difference."""
         try:
-            other = self._session_rank(concept)
+            other = self._session_rank(concept, cancel)
         except Exception as exc:
+            if cancel.is_set():
+                return
             self._show_error(exc, f"compare not ranked (the grid shows {self.concept!r} alone)")
             return
 

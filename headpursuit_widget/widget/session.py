@@ -23,7 +23,7 @@ from ..engine.activations.vision import is_vlm_sample, sample_key, split_samples
 from ..engine.concepts import shipped as shipped_concepts
 from ..engine.concepts.contexts import concept_contexts
 from ..engine.concepts.resolve import resolve_concept
-from ..engine.errors import HeadPursuitError
+from ..engine.errors import HeadPursuitError, check_cancel
 from ..engine.ranking.rank import rank_heads
 from ..engine.ranking.result import HeadRanking
 
@@ -167,14 +167,25 @@ class Session:
         return tuple(concept_contexts(con, seed=self.options["seed"]))
 
     def rank(
-        self, concept, *, rule: str | None = None, on_progress: Callable[[float], None] | None = None
+        self,
+        concept,
+        *,
+        rule: str | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> HeadRanking:
         """``rank_heads`` of ``concept`` (without refinement) on ``samples_for(concept)`` with cached
         activations; ``rule`` (a dictionary.RULES name) overrides the default sub-token rule.
 
         ``on_progress(fraction)`` goes from 0.05 to 0.8 as the capture proceeds (not called when
-        cached) and is 0.85 when the pursuit starts."""
-        report = on_progress or (lambda f: None)
+        cached) and is 0.85 when the pursuit starts. Setting ``cancel`` raises Cancelled at the next
+        captured batch, or before the pursuit."""
+
+        def report(fraction: float) -> None:
+            check_cancel(cancel)
+            if on_progress is not None:
+                on_progress(fraction)
+
         options = {**self.options, **({} if rule is None else {"rule": rule})}
         samples = self.samples_for(concept, rule=options.get("rule", "whole_word"))
         acts = None  # a model that ranks from statistics computes them in its traces: no head writes to cache

@@ -45,9 +45,13 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._seq = itertools.count(1)
         self._on_error = on_error
+        self._closed = False
 
     def submit(self, kind: str, fn: Callable[[Cancel], None], delay: float = 0.0) -> None:
+        """Queue ``fn`` as the latest request of ``kind``, after ``delay`` seconds; nothing once closed."""
         with self._cv:
+            if self._closed:
+                return
             self._pending[kind] = (fn, time.monotonic() + delay)
             if self._running and self._running[0] == kind:
                 self._running[1].set(SUPERSEDED)
@@ -77,6 +81,24 @@ class Worker:
                 return False
             fn()
             return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Refuse new requests, drop the pending ones, cancel the running one (CLOSED) and join the thread
+        for at most ``timeout`` seconds (None: until it ends). True once no job runs; False if one still
+        runs (it did not reach a cancellation point in time, or this is the worker's own thread)."""
+        with self._cv:
+            self._closed = True
+            self._pending.clear()
+            if self._running:
+                self._running[1].set(CLOSED)
+            thread = self._thread
+            self._cv.notify_all()
+        if thread is None:
+            return True
+        if thread is threading.current_thread():
+            return False
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until nothing is pending or running; False on timeout."""
