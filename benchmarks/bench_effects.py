@@ -24,10 +24,10 @@ import torch
 from scipy.stats import spearmanr
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.categories import battery
-from headpursuit_widget.engine.concept_input import concept_record, resolve_concept, words_of
-from headpursuit_widget.engine.contexts import eliciting_contexts
-from headpursuit_widget.engine.effects import N_CONTEXTS, measure_heads
+from headpursuit_widget.engine.concepts.contexts import eliciting_contexts
+from headpursuit_widget.engine.concepts.resolve import concept_record, resolve_concept, words_of
+from headpursuit_widget.engine.judging.categories import battery
+from headpursuit_widget.engine.judging.effects import N_CONTEXTS, measure_heads
 
 
 def timed(fn):

@@ -47,8 +47,9 @@ def bench_rank(m, repeats):
     """The default ranking, rank_heads(m, None, "colours"): its eliciting contexts captured at the last
     position, against that capture alone. Calibrated null (30 draws; cache emptied each time: the cost
     of a first concept), no refinement; the refinement's forward passes are timed once on their own."""
-    from headpursuit_widget.engine.concept_input import resolve_concept
-    from headpursuit_widget.engine.ranking import _NULL_CACHE, concept_contexts
+    from headpursuit_widget.engine.concepts.contexts import concept_contexts
+    from headpursuit_widget.engine.concepts.resolve import resolve_concept
+    from headpursuit_widget.engine.ranking.null import _NULL_CACHE
 
     contexts = concept_contexts(resolve_concept("colours", m.tokenizer)[0])
 
@@ -69,7 +70,7 @@ def bench_rank(m, repeats):
 
 
 def bench_somp(m, prompts):
-    from headpursuit_widget.engine.dictionary import dictionary_rows
+    from headpursuit_widget.engine.concepts.dictionary import dictionary_rows
 
     acts = hp.capture(m, prompts, progress=False)
     concept = hp.Concept.from_words("colours", hp.concepts.get("colours").words, m.tokenizer)

@@ -23,7 +23,7 @@ CHILD = r"""
 import json, sys, time
 import torch
 import headpursuit_widget as hp
-from headpursuit_widget.engine.session import Session
+from headpursuit_widget.widget.session import Session
 
 torch.set_num_threads(2)
 model = hp.load_model(sys.argv[1])

@@ -74,7 +74,7 @@ def child(case: str) -> dict:
     import torch
 
     import headpursuit_widget as hp
-    from headpursuit_widget.engine.baselines import random_words
+    from headpursuit_widget.engine.concepts.null_words import random_words
 
     torch.set_num_threads(2)
     n_words, n_prompts, real = CASES[case]

@@ -8,7 +8,7 @@
    forward passes in traces): nnsight / hf time, target <= 1.3
 2. per-token greedy generation with 16 edited heads (alpha 1, forced length): nnsight / hf, target <= 1.3
 3. bytes the traces return per prompt, measured (a capture's mean z; a ranking's SOMP statistics, checked
-   against nnsight_backend.statistics_bytes), and the same figures for a 70B-shaped model (80 layers x
+   against nnsight_model.statistics_bytes), and the same figures for a 70B-shaped model (80 layers x
    64 heads x head_dim 128, d_model 8192, the same dictionaries) against per-head writes.
 Both backends share one set of weights; timings interleave the two and report medians.
 """
@@ -23,9 +23,9 @@ import time
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.backends.nnsight_backend import statistics_bytes
-from headpursuit_widget.engine.concept_input import resolve_concept
-from headpursuit_widget.engine.ranking import null_dictionaries
+from headpursuit_widget.engine.concepts.null_words import null_dictionaries
+from headpursuit_widget.engine.concepts.resolve import resolve_concept
+from headpursuit_widget.engine.models.nnsight_model import statistics_bytes
 
 SHAPE_70B = {"n_layers": 80, "n_heads": 64, "head_dim": 128, "d_model": 8192}
 
@@ -45,7 +45,7 @@ def interleaved(a, b, repeats):
 def bench_rank(hf, nn, repeats):
     """The default ranking, rank_heads(m, None, "colours") (eliciting contexts, 30-draw null, refinement),
     on each backend; the null cache is emptied before each call, so both pay for their null."""
-    from headpursuit_widget.engine.ranking import _NULL_CACHE
+    from headpursuit_widget.engine.ranking.null import _NULL_CACHE
 
     def rank(m):
         _NULL_CACHE.clear()

@@ -23,7 +23,7 @@ import torch
 from bench_trust import control_pairs, heldout_folder
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.probes import facts_known, mass_and_control
+from headpursuit_widget.engine.judging.probes import facts_known, mass_and_control
 
 GROUP = 30  # edit sets per call: their full-vocabulary log-probabilities are held at once
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.probes import answer_ids, facts_known, next_token_logprobs_each
+from headpursuit_widget.engine.judging.probes import answer_ids, facts_known, next_token_logprobs_each
 
 HELDOUT = Path(__file__).parent / "heldout"
 CONCEPTS = ("colours", "countries", "animals", "numbers", "emotions", "nouns")

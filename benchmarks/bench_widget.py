@@ -22,8 +22,8 @@ import time
 import headpursuit_widget as hp
 from headpursuit_widget import protocol
 from headpursuit_widget.engine.heads import head_key
-from headpursuit_widget.engine.ranking import _NULL_CACHE
-from headpursuit_widget.engine.session import ACTIVATIONS
+from headpursuit_widget.engine.ranking.null import _NULL_CACHE
+from headpursuit_widget.widget.session import ACTIVATIONS
 
 PROMPT = "Describe a sunset over the sea in two sentences."
 WORD_LISTS = [

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import HeadPursuitError, HeadRanking, bake, generate, load_model, rank_heads, selection, verify
-from .engine.bake import check_out
-from .engine.ranking import SCORES
-from .engine.shipped import DEFAULT_MODEL, SHIPPED
+from .engine import HeadPursuitError, HeadRanking, bake, generate, load_model, rank_heads, verify
+from .engine.editing.bake import check_out
+from .engine.judging import selection
+from .engine.models.shipped import DEFAULT_MODEL, SHIPPED
+from .engine.ranking.scores import SCORES
 
 
 def _read_lines(path: str) -> list[str]:
@@ -118,7 +119,7 @@ def _effect_line(row: dict, others: list[str]) -> str:
 
 
 def _why_not(row: dict) -> str:
-    """Why a measured candidate is not in the selective set (engine/selection.py's rules)."""
+    """Why a measured candidate is not in the selective set (engine/judging/selection.py's rules)."""
     if row["others_median"] < selection.MIN_OTHERS:
         return f"generic: the other categories fall below {selection.MIN_OTHERS:g}x"
     if row["control_drop"] > selection.CONTROL_BUDGET:
@@ -170,7 +171,7 @@ def _print_selection(ranking) -> None:
 
 
 def _print_verification(v, example: str = "") -> None:
-    from .engine.verify import MAX_EXTRA_DROP, MAX_RATIO, MIN_OTHERS, MIN_RANDOM
+    from .engine.judging.verify import MAX_EXTRA_DROP, MAX_RATIO, MIN_OTHERS, MIN_RANDOM
 
     heads = ", ".join(_name(h) for h in v.heads)
     print(

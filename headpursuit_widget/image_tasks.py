@@ -1,14 +1,14 @@
 """Image tasks on a VLM: rank heads for a task's class names over the image tokens, then answer the
 task's question unedited, with the top heads edited, and with as many layer-matched random heads.
 
-The images and class names are the engine's synthetic set (engine/images.py)."""
+The images and class names are the engine's synthetic set (engine/activations/images.py)."""
 
 from __future__ import annotations
 
 import re
 
 from .engine import generate, random_heads, rank_heads
-from .engine.images import DIGITS, TASKS, class_names, labelled_images
+from .engine.activations.images import DIGITS, TASKS, class_names, labelled_images
 
 
 def is_correct(answer: str, label: str, task: str) -> bool:

@@ -168,11 +168,11 @@ def _heads_label(heads) -> str:
     return ", ".join(f"L{layer}H{h}" for layer, h in heads) if len(heads) <= 4 else f"{len(heads)} heads"
 
 
-def verification_figure(v, *, theme: str = "auto"):
+def verification(v, *, theme: str = "auto"):
     """Two panels side by side (a bokeh row):
 
     - left, a scatter of concept mass ratio (x) against control drop (y) for the edited heads and each
-      layer-matched random draw; shaded where those two numbers allow "specific" (engine/verify.py:
+      layer-matched random draw; shaded where those two numbers allow "specific" (engine/judging/verify.py:
       ratio <= MAX_RATIO and drop <= the random draws' median drop + MAX_EXTRA_DROP);
     - right, bars of mass ratio (edited / unedited) for the concept, the concept under random heads
       (median of the draws) and every other category, each with the verdict's threshold for that row
@@ -181,7 +181,7 @@ def verification_figure(v, *, theme: str = "auto"):
     The verdict needs every condition (and "generic" comes first: others and concept both < MIN_OTHERS).
     ``theme``: see the module.
     """
-    from .engine.verify import MAX_EXTRA_DROP, MAX_RATIO, MIN_OTHERS, MIN_RANDOM
+    from .engine.judging.verify import MAX_EXTRA_DROP, MAX_RATIO, MIN_OTHERS, MIN_RANDOM
 
     ink = THEMES[resolve_theme(theme)]["text"]  # the threshold ticks: text colour, readable on the theme
     label = _heads_label(v.heads)
@@ -286,7 +286,7 @@ def _legend_below(fig) -> None:
 
 
 def effects(e, *, theme: str = "auto"):
-    """(n_layers x n_heads) heat map of what flipping each head does (a HeadEffects, engine/effects.py):
+    """(n_layers x n_heads) heat map of what flipping each head does (a HeadEffects, engine/judging/effects.py):
     its selectivity (the other categories' median log ratio minus the concept's) on a diverging
     purple-white-orange scale centred on 0 (orange: the edit cuts the concept more than the others),
     spanning the 2nd to 98th percentile of |selectivity| as the widget's "what it does" view does.

@@ -15,7 +15,7 @@ import transformers as tf
 from support import tiny_tokenizer
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import shipped
+from headpursuit_widget.engine.models import shipped
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(int(os.environ.get("HEADPURSUIT_TEST_THREADS", 0)) or max(1, min(2, os.cpu_count() or 1)))
@@ -76,7 +76,8 @@ def real_model_dir(real_tokenizer):
 
 @pytest.fixture(scope="session", autouse=True)
 def capture_folder(tmp_path_factory):
-    """Captures kept on disk (engine/capture_cache.py) go to a folder of this test session, not the user's cache."""
+    """Captures kept on disk (engine/activations/capture_cache.py) go to this test session's folder, not the
+    user's cache."""
     with pytest.MonkeyPatch.context() as mp:
         folder = tmp_path_factory.mktemp("captures")
         mp.setenv("HEADPURSUIT_CAPTURES", str(folder))

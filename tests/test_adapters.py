@@ -6,7 +6,7 @@ import transformers as tf
 from conftest import FAMILIES
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.adapters import SUPPORTED
+from headpursuit_widget.engine.models.adapters import SUPPORTED
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

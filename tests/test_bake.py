@@ -21,7 +21,7 @@ from conftest import FAMILIES
 
 import headpursuit_widget as hp
 from headpursuit_widget.cli import main
-from headpursuit_widget.engine.bake import CONFIG_KEY
+from headpursuit_widget.engine.editing.bake import CONFIG_KEY
 
 EDITS = {(0, 1): -1.0, (1, 2): 0.0, (1, 0): 2.5}
 PROMPTS = ["The colour of the sky is", "Paris is the capital of"]
@@ -249,7 +249,7 @@ def test_vlm_baked_generates_what_hooked_generation_does(tmp_path):
     edits = {(0, 1): -1.0, (1, 3): 0.0, (1, 0): 3.0}
     baked = hp.bake(model, edits, out=tmp_path / "vlm")
     assert (tmp_path / "vlm" / "processor_config.json").is_file()  # the processor is saved with it
-    from headpursuit_widget.engine import images
+    from headpursuit_widget.engine.activations import images
 
     pics = [s.image for s in images.labelled_images("colours", 1)[:2]]
     want = hp.generate(model, PROMPTS, images=pics, edits=edits, max_new_tokens=6, chat=False)

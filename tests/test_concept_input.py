@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.concept_text import concept_from_text
+from headpursuit_widget.engine.concepts.text import concept_from_text
 
 WORDS = ["red", "blue", "green", "yellow", "black", "white"]
 PROMPTS = ["The car was painted", "She wore a dress", "The flag has stripes", "A small house"]

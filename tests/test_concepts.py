@@ -7,7 +7,7 @@ import pytest
 
 import headpursuit_widget.concepts as concepts
 from headpursuit_widget.engine import HeadPursuitError
-from headpursuit_widget.engine.shipped import concepts as shipped_concepts
+from headpursuit_widget.engine.concepts import shipped as shipped_concepts
 
 
 def test_names_match_data_files():

@@ -3,8 +3,9 @@
 import pytest
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import memory, pursuit
-from headpursuit_widget.engine.baselines import random_words
+from headpursuit_widget.engine import memory
+from headpursuit_widget.engine.concepts.null_words import random_words
+from headpursuit_widget.engine.ranking import pursuit
 
 PROMPTS = ["The car was painted", "She wore a dress", "The flag has stripes", "A small house"]
 

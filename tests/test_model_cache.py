@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import model_cache
-from headpursuit_widget.engine.model_cache import locked, publish_copy, temp_folder, write_manifest
-from headpursuit_widget.engine.shipped import SHIPPED
+from headpursuit_widget.engine.models import cache as model_cache
+from headpursuit_widget.engine.models.cache import locked, publish_copy, temp_folder, write_manifest
+from headpursuit_widget.engine.models.shipped import SHIPPED
 
 SPEC = SHIPPED["smollm2"]
 

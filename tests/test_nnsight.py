@@ -3,7 +3,7 @@
 Every comparison runs in-process (remote=False) and through nnsight's local simulation of a remote
 request (remote="local": the trace is serialised and run with this package hidden, as on NDIF).
 Edits are checked against the weights edited directly (head h's block of o_proj columns scaled).
-Ranking on nnsight runs from SOMP statistics computed inside the traces (engine/statistics.py) and is
+Ranking on nnsight runs from SOMP statistics computed inside the traces (engine/activations/statistics.py) and is
 checked against the hf backend's ranking from captured head writes.
 """
 
@@ -21,11 +21,11 @@ import pytest
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.adapters import norm_gain
-from headpursuit_widget.engine.backends import nnsight_backend
-from headpursuit_widget.engine.concept_input import resolve_concept
-from headpursuit_widget.engine.inputs import encode
-from headpursuit_widget.engine.ranking import null_dictionaries
+from headpursuit_widget.engine.activations.inputs import encode
+from headpursuit_widget.engine.concepts.null_words import null_dictionaries
+from headpursuit_widget.engine.concepts.resolve import resolve_concept
+from headpursuit_widget.engine.models import nnsight_connect, nnsight_model
+from headpursuit_widget.engine.models.adapters import norm_gain
 
 nnsight = pytest.importorskip("nnsight")
 
@@ -114,7 +114,7 @@ def check_ranking(hf, nn, prompts, concept, **options):
             assert abs(r_nn.score_table[name] - r_hf.score_table[name]).max() < 1e-5, name
     assert abs(r_nn.null_evr - r_hf.null_evr).max() < 1e-5 and abs(r_nn.lens_vals - r_hf.lens_vals).max() < 1e-4
     assert abs(r_nn.curves - r_hf.curves).max() < 1e-5
-    # the selection differs by design: its gradient screen needs a local model (engine/selection.py), so on
+    # the selection differs by design: its gradient screen needs a local model (engine/judging/selection.py), so on
     # the nnsight backend the candidates are SOMP's alone; the scores' order must agree
     assert r_nn.unrefined().top(5) == r_hf.unrefined().top(5)
     selected = r_nn.options.get("selection")
@@ -148,7 +148,7 @@ def test_capture_and_ranking_equal_hf(make_tiny, family, mode):
     check_capture_and_ranking(hf, nn, PROMPTS, "colours")
     mean_z = len(PROMPTS) * nn.n_layers * nn.n_heads * nn.head_dim * 4  # the capture
     n_rows, m = statistics_rows(nn, "colours", 4)
-    expected = nnsight_backend.statistics_bytes(
+    expected = nnsight_model.statistics_bytes(
         nn.n_layers, nn.n_heads, nn.head_dim, n_rows=n_rows, n_prompts=4, n_batches=1, dictionaries=(5, m), n_lens=10
     )
     assert nn.bytes_returned == mean_z + expected["total"]  # nothing else came back from the ranking's traces
@@ -169,7 +169,7 @@ def test_model_with_weights_on_the_server_ranks_like_hf(make_tiny):
     statistics its (simulated) server computes: no local W_O or unembedding is read."""
     hf = make_tiny("llama")
     nn = as_nnsight(hf, "local")
-    client = nnsight_backend.NNsightHeadModel(
+    client = nnsight_model.NNsightHeadModel(
         module=copy.deepcopy(hf.module).to("meta"), tokenizer=hf.tokenizer, name=hf.name, lm=nn.lm, remote="local"
     )
     assert not client.weights_here
@@ -280,14 +280,14 @@ def test_missing_nnsight_says_how_to_install(make_tiny, monkeypatch):
 
 
 def test_remote_without_api_key_names_the_variable(monkeypatch):
-    monkeypatch.delenv(nnsight_backend.API_KEY_ENV, raising=False)
+    monkeypatch.delenv(nnsight_connect.API_KEY_ENV, raising=False)
     with pytest.raises(hp.HeadPursuitError, match="NDIF_API_KEY"):
         hp.load_model("smollm2", backend="nnsight", remote=True)
 
 
 def test_remote_model_keeps_its_weights_on_the_server(real_model_dir, monkeypatch):
     """remote=True builds the local copy on the meta device: the layout is there, ranking says why it cannot run."""
-    monkeypatch.setenv(nnsight_backend.API_KEY_ENV, "test-key")
+    monkeypatch.setenv(nnsight_connect.API_KEY_ENV, "test-key")
     m = hp.load_model(real_model_dir, backend="nnsight", remote=True)
     assert (m.n_layers, m.n_heads, m.head_dim, m.d_model) == (30, 9, 64, 576)
     assert not m.weights_here and m.api_key == "test-key" and m.remote is True
@@ -309,7 +309,7 @@ def test_unreachable_server_says_what_to_set():
 def test_nnsight_serve_url_says_it_speaks_another_protocol():
     """A server publishing nnsight-serve's trace route (the FastAPI app of nnsight.modeling.vllm.serve,
     which needs vllm and fastapi, so a stand-in publishes its /openapi.json here) is named as such."""
-    paths = {"paths": {"/health": {}, nnsight_backend.SERVE_ROUTE: {}}}
+    paths = {"paths": {"/health": {}, nnsight_connect.SERVE_ROUTE: {}}}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -330,7 +330,7 @@ def test_nnsight_serve_url_says_it_speaks_another_protocol():
         with pytest.raises(hp.HeadPursuitError, match=r"is an nnsight-serve \(vLLM\) server.*NDIF's request protocol"):
             hp.load_model("smollm2", backend="nnsight", url=url)
         paths["paths"] = {"/health": {}}  # any other server passes the check
-        nnsight_backend._check_reachable(url)
+        nnsight_connect._check_reachable(url)
     finally:
         server.shutdown()
         server.server_close()

@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
-from headpursuit_widget.snapshot import MARKER
+from headpursuit_widget.widget.snapshot import MARKER
 
 ABSOLUTE_PATH = re.compile(r"(/[\w.-]+){2,}\.py:\d+")  # a warning's "/path/to/file.py:123"
 REPO = Path(__file__).resolve().parent.parent  # the kernels import this checkout's package

@@ -13,10 +13,10 @@ import torch
 from planted import CATEGORIES, CONCEPT, category_token_ids, planted_model
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.capture import capture
-from headpursuit_widget.engine.contexts import eliciting_contexts
-from headpursuit_widget.engine.dictionary import dictionary_rows
-from headpursuit_widget.engine.probes import mass_and_control
+from headpursuit_widget.engine.activations.capture import capture
+from headpursuit_widget.engine.concepts.contexts import eliciting_contexts
+from headpursuit_widget.engine.concepts.dictionary import dictionary_rows
+from headpursuit_widget.engine.judging.probes import mass_and_control
 
 
 @pytest.fixture(scope="module")

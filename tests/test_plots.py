@@ -13,7 +13,7 @@ from bokeh.models import ColumnDataSource, HoverTool, Label, Legend, LinearColor
 
 import headpursuit_widget as hp
 from headpursuit_widget import plots
-from headpursuit_widget.engine.verify import MAX_EXTRA_DROP, MAX_RATIO, MIN_OTHERS, MIN_RANDOM, Verification
+from headpursuit_widget.engine.judging.verify import MAX_EXTRA_DROP, MAX_RATIO, MIN_OTHERS, MIN_RANDOM, Verification
 from headpursuit_widget.experiments import Curve
 
 
@@ -120,12 +120,12 @@ def _source(obj, name: str):
 
 def test_verification_plot_shows_the_other_categories_and_the_rule():
     v = _verification()
-    layout = v.plot()
+    layout = plots.verification(v)
     scatter, bars = _panels(layout)
     assert "L1H2" in scatter.title.text and "not better than random" in scatter.title.text
     assert _source(layout, "edited")["x"] == [0.4] and _source(layout, "edited")["y"] == [0.1]
     assert _source(layout, "random")["x"] == [0.9, 1.0] and _source(layout, "random")["heads"] == ["L1H0", "L1H3"]
-    region = _source(layout, "specific_region")  # engine/verify.py's rule: ratio <= 0.35, drop <= random's + 0.3
+    region = _source(layout, "specific_region")  # judging/verify.py's rule: ratio <= 0.35, drop <= random's + 0.3
     assert region["left"] == [0.0] and region["right"] == [MAX_RATIO]
     assert region["top"] == [pytest.approx(0.035 + MAX_EXTRA_DROP)]  # median of 0.05, 0.02
     ratios = _source(layout, "ratios")
@@ -181,7 +181,7 @@ def figures(tiny, tiny_effects):
     return lambda theme: {
         "heatmap": plots.heatmap(ranking, theme=theme),
         "curves": _curve(float("nan")).plot(theme=theme),  # with the "generation off" labels
-        "verification": _verification().plot(theme=theme),
+        "verification": plots.verification(_verification(), theme=theme),
         "effects": plots.effects(effects, theme=theme),
     }
 

@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent(
     from support import tiny_tokenizer
 
     from headpursuit_widget.engine import memory
-    from headpursuit_widget.engine.model_cache import locked
+    from headpursuit_widget.engine.models.cache import locked
 
     tok = tiny_tokenizer()
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Edited passes that start at the first edited layer (engine/prefix.py, probes.next_token_logprobs_each)
+"""Edited passes that start at the first edited layer (engine/editing/prefix.py, probes.next_token_logprobs_each)
 give the full forward's log-probabilities - against copies of the model with W_O edited directly - skip
 the blocks before that layer, and leave the model as it was, also when stopped midway."""
 
@@ -9,7 +9,7 @@ import torch
 from conftest import FAMILIES
 
 from headpursuit_widget.engine.errors import Cancelled
-from headpursuit_widget.engine.probes import next_token_logprobs, next_token_logprobs_each, passes
+from headpursuit_widget.engine.judging.probes import next_token_logprobs, next_token_logprobs_each, passes
 from headpursuit_widget.testing import baked
 
 PROMPTS = ["The red car", "A much longer prompt about the blue sea and the green hills", "Hi", "One two three"]

@@ -10,7 +10,7 @@ import pytest
 
 import headpursuit_widget as hp
 from headpursuit_widget import protocol
-from headpursuit_widget.engine.generation import MAX_NEW_TOKENS
+from headpursuit_widget.engine.editing.generation import MAX_NEW_TOKENS
 from headpursuit_widget.engine.heads import head_key, parse_head_key
 
 JS = Path(__file__).resolve().parent.parent / "js"

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.baselines import logit_lens_top
-from headpursuit_widget.engine.dictionary import dictionary_rows
-from headpursuit_widget.engine.ranking import _SHAPES
+from headpursuit_widget.engine.concepts.dictionary import dictionary_rows
+from headpursuit_widget.engine.ranking.file import _SHAPES
+from headpursuit_widget.engine.ranking.logit_lens import logit_lens_top
 
 WORDS = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange"]
 PROMPTS = [

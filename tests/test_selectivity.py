@@ -13,10 +13,10 @@ import pytest
 
 import headpursuit_widget as hp
 from headpursuit_widget import experiments
-from headpursuit_widget.engine import categories, selection
-from headpursuit_widget.engine.effects import HeadEffects, effects
-from headpursuit_widget.engine.probes import answer_ids
-from headpursuit_widget.engine.verify import VERDICTS, verdict_for
+from headpursuit_widget.engine.judging import categories, selection
+from headpursuit_widget.engine.judging.effects import HeadEffects, effects
+from headpursuit_widget.engine.judging.probes import answer_ids
+from headpursuit_widget.engine.judging.verify import VERDICTS, verdict_for
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_exact_effects_match_an_independent_forward_for_every_category(tiny_effe
     m, e = tiny_effects
     assert e.others == ("countries", "animals", "numbers", "food") and e.exact.all()
     record = hp.rank_heads(m, None, "colours", n_null=2, refine=False, progress=False).concept
-    prompts = hp.engine.contexts.eliciting_contexts("colours", record["words"], part="rank")[:16]
+    prompts = hp.engine.concepts.contexts.eliciting_contexts("colours", record["words"], part="rank")[:16]
     bat = categories.battery(m, record, prompts, part="rank")
     head = (1, 2)
     for i, cat in enumerate((bat.concept, *bat.others)):
@@ -135,9 +135,9 @@ def test_specific_needs_the_cut_in_every_judged_format():
 def test_verify_measures_the_concept_in_its_other_formats(make_tiny):
     """A shipped concept's probe questions are the probe and its eliciting requests a second format; a word
     list under a shipped name gets the name's questions. Each ratio equals an independent forward's."""
-    from headpursuit_widget.engine.contexts import eliciting_contexts
-    from headpursuit_widget.engine.probes import concept_mass, next_token_logprobs_each
-    from headpursuit_widget.engine.verify import MIN_FORMAT_MASS, N_PROBE
+    from headpursuit_widget.engine.concepts.contexts import eliciting_contexts
+    from headpursuit_widget.engine.judging.probes import concept_mass, next_token_logprobs_each
+    from headpursuit_widget.engine.judging.verify import MIN_FORMAT_MASS, N_PROBE
 
     m = make_tiny("llama")
     edits = {(1, 2): -1.0, (0, 1): -1.0}

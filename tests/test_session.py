@@ -1,11 +1,11 @@
-"""engine/session.py: which prompts a concept is ranked on, and request resolution."""
+"""widget/session.py: which prompts a concept is ranked on, and request resolution."""
 
 from __future__ import annotations
 
 import pytest
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.session import ActivationCache, Session, resolve_samples
+from headpursuit_widget.widget.session import ActivationCache, Session, resolve_samples
 
 
 class _Model:
@@ -37,7 +37,7 @@ def test_resolve_samples_rejects_clearly():
 
 
 def test_cache_evicts_the_least_recently_used(monkeypatch):
-    from headpursuit_widget.engine import session as session_mod
+    from headpursuit_widget.widget import session as session_mod
 
     calls = []
     monkeypatch.setattr(session_mod, "capture", lambda m, s, **k: calls.append(tuple(s)) or tuple(s))
@@ -51,7 +51,7 @@ def test_cache_evicts_the_least_recently_used(monkeypatch):
 def test_a_shipped_concepts_capture_is_kept_on_disk_for_the_next_session(tiny, tmp_path, monkeypatch):
     """A new session (empty memory cache) ranks a shipped concept from the disk entry, with the same scores;
     a word list is not kept."""
-    from headpursuit_widget.engine import session as session_mod
+    from headpursuit_widget.widget import session as session_mod
 
     monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
     calls = []

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import pursuit
+from headpursuit_widget.engine.ranking import pursuit
 from headpursuit_widget.testing import reference_somp
 
 

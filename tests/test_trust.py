@@ -9,9 +9,12 @@ import pytest
 import torch
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import concept_input, contexts, null, ranking, selection
+from headpursuit_widget.engine.concepts import contexts, null_words
+from headpursuit_widget.engine.concepts import resolve as concept_input
 from headpursuit_widget.engine.errors import Cancelled
-from headpursuit_widget.engine.verify import VERDICTS
+from headpursuit_widget.engine.judging import selection
+from headpursuit_widget.engine.judging.verify import VERDICTS
+from headpursuit_widget.engine.ranking import null
 
 WORDS = ["red", "blue", "green", "yellow", "black", "white", "purple", "orange"]
 
@@ -71,11 +74,11 @@ def test_last_position_capture_equals_a_manual_forward(make_tiny):
 
 def test_frequency_matched_draws_follow_the_profile_and_exclude_the_concept(tokenizer):
     concept = hp.Concept.from_words("colours", WORDS, tokenizer)
-    words, ids = null.word_pool(tokenizer)
-    profile = null.frequency_profile(tokenizer, concept)
+    words, ids = null_words.word_pool(tokenizer)
+    profile = null_words.frequency_profile(tokenizer, concept)
     assert sum(profile) == len(concept.mapping)
-    bounds = np.linspace(0, len(words), null.N_BINS + 1).astype(int)
-    draws = null.frequency_matched_dictionaries(
+    bounds = np.linspace(0, len(words), null_words.N_BINS + 1).astype(int)
+    draws = null_words.frequency_matched_dictionaries(
         tokenizer, profile, len(concept.token_ids), n_draws=5, exclude=concept.token_ids, seed=1
     )
     id_to_bin = {int(i): int(np.searchsorted(bounds, pos, side="right") - 1) for pos, i in enumerate(ids)}
@@ -85,7 +88,7 @@ def test_frequency_matched_draws_follow_the_profile_and_exclude_the_concept(toke
         assert not set(draw.tolist()) & set(concept.token_ids)
         spaced = [int(t) for t in draw if int(t) in id_to_bin]  # the " word" variants identify the words
         assert spaced and {id_to_bin[t] for t in spaced} <= allowed
-    again = null.frequency_matched_dictionaries(
+    again = null_words.frequency_matched_dictionaries(
         tokenizer, profile, len(concept.token_ids), n_draws=5, exclude=concept.token_ids, seed=1
     )
     assert all(np.array_equal(a, b) for a, b in zip(draws, again))
@@ -177,7 +180,7 @@ def test_a_bare_word_list_is_asked_for_by_example_not_as_a_custom(make_tiny):
     m = make_tiny("llama")
     con, _ = concept_input.resolve_concept(["red", "green", "blue"], m.tokenizer)
     assert con.name == contexts.UNNAMED
-    asked = [c.split("Q: ")[-1] for c in ranking.concept_contexts(con)]
+    asked = [c.split("Q: ")[-1] for c in contexts.concept_contexts(con)]
     assert all("word like " in q and "custom" not in q for q in asked)
     assert {q.split("word like ")[1].split(".")[0] for q in asked} <= {"red", "green", "blue"}
     named = [c.split("Q: ")[-1] for c in contexts.eliciting_contexts("colours", ["red", "blue"], n=3)]

@@ -12,8 +12,8 @@ import vlm_factory as F
 
 import headpursuit_widget as hp
 from headpursuit_widget import image_tasks
-from headpursuit_widget.engine import images
-from headpursuit_widget.engine.vision import encode_vision
+from headpursuit_widget.engine.activations import images
+from headpursuit_widget.engine.activations.vision import encode_vision
 
 # Where transformers 5.x keeps the text decoder, and how many image tokens one 16x16 (Qwen: 56x56)
 # image becomes: Llava 4x4 patches (CLS dropped); Qwen 4x4 patches merged 2x2; Idefics3 4x4 patches,

@@ -12,8 +12,10 @@ import torch
 import vlm_factory as F
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine import images, vision
-from headpursuit_widget.engine.vision import encode_vision, load_image, load_processor
+from headpursuit_widget.engine.activations import images
+from headpursuit_widget.engine.activations.vision import encode_vision, load_image
+from headpursuit_widget.engine.models import processor
+from headpursuit_widget.engine.models.processor import load_processor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +112,7 @@ def test_mixed_and_text_only_samples(llava, pic):
 @pytest.mark.parametrize("kind", ["llava", "qwen2_vl", "smolvlm"])
 def test_saved_processor_reloads_without_torchvision(kind, pic, tmp_path, monkeypatch):
     """Without torchvision AutoProcessor fails for classes with a video processor (Qwen, SmolVLM)."""
-    monkeypatch.setattr(vision, "_torchvision_usable", lambda: False)  # also where it is installed
+    monkeypatch.setattr(processor, "_torchvision_usable", lambda: False)  # also where it is installed
     module, proc = F.build(kind)
     proc.save_pretrained(tmp_path)
     loaded = load_processor(tmp_path)
@@ -189,7 +191,7 @@ def test_png_bytes_round_trip(pic):
 
 
 def test_sample_key_follows_prompt_and_pixels(pic):
-    from headpursuit_widget.engine.vision import sample_key
+    from headpursuit_widget.engine.activations.vision import sample_key
 
     key = sample_key((pic, "Which digit?"))
     assert key == sample_key({"image": np.asarray(pic), "prompt": "Which digit?"})

@@ -10,12 +10,12 @@ import traitlets
 from ipywidgets.widgets.widget import _remove_buffers
 
 import headpursuit_widget as hp
-from headpursuit_widget import widget as widget_mod
 from headpursuit_widget._serialization import array_from_json, array_to_json
-from headpursuit_widget.engine import session as session_mod
-from headpursuit_widget.engine.concept_text import concept_from_text
-from headpursuit_widget.engine.session import samples_key
+from headpursuit_widget.engine.concepts.text import concept_from_text
 from headpursuit_widget.widget import HeadPursuit
+from headpursuit_widget.widget import answers as answers_mod
+from headpursuit_widget.widget import session as session_mod
+from headpursuit_widget.widget.session import samples_key
 
 PROMPT = "The sky at dusk is"
 
@@ -144,13 +144,13 @@ def test_selecting_a_head_fills_the_panel(ranked):
 
 def test_prompt_and_strengths_regenerate_with_edits(widget, tiny_model, monkeypatch):
     calls = []
-    real = widget_mod.generate
+    real = answers_mod.generate
 
     def spy(model, prompts, edits=None, **kw):
         calls.append(edits)
         return real(model, prompts, edits=edits, **kw)
 
-    monkeypatch.setattr(widget_mod, "generate", spy)
+    monkeypatch.setattr(answers_mod, "generate", spy)
     widget.prompt = PROMPT
     assert widget.wait(60)
     expected = hp.generate(tiny_model, [PROMPT], max_new_tokens=4)[0]
@@ -169,7 +169,7 @@ def test_prompt_and_strengths_regenerate_with_edits(widget, tiny_model, monkeypa
 
 def test_slider_moves_are_debounced(widget, monkeypatch):
     slow = FakeGenerate(n=2)
-    monkeypatch.setattr(widget_mod, "generate", slow)
+    monkeypatch.setattr(answers_mod, "generate", slow)
     widget.prompt = PROMPT
     assert widget.wait(30)
     widget.debounce = 0.3
@@ -182,7 +182,7 @@ def test_slider_moves_are_debounced(widget, monkeypatch):
 
 def test_latest_setting_wins_and_cancels_the_older(widget, monkeypatch, sent):
     slow = FakeGenerate(n=40, hold={1})  # call 0 is the baseline, call 1 the first edited answer
-    monkeypatch.setattr(widget_mod, "generate", slow)
+    monkeypatch.setattr(answers_mod, "generate", slow)
     widget.prompt = PROMPT
     assert widget.wait(30)
     widget.strengths = {"0.0": 2.0}
@@ -202,7 +202,7 @@ def test_latest_setting_wins_and_cancels_the_older(widget, monkeypatch, sent):
 
 def test_stop_cancels_and_keeps_the_partial_answer(widget, monkeypatch, sent):
     slow = FakeGenerate(n=200, hold={0}, hold_after=5)
-    monkeypatch.setattr(widget_mod, "generate", slow)
+    monkeypatch.setattr(answers_mod, "generate", slow)
     widget.prompt = PROMPT
     assert slow.holding.wait(10)
     widget.stop()
@@ -262,7 +262,7 @@ def test_errors_show_in_the_widget(widget, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("out of memory on the test device")
 
-    monkeypatch.setattr(widget_mod, "generate", broken)
+    monkeypatch.setattr(answers_mod, "generate", broken)
     widget.prompt = PROMPT
     assert widget.wait(30)
     assert widget.status == "error" and "out of memory on the test device" in widget.error
@@ -322,7 +322,7 @@ def test_samples_key_hashes_images_by_content():
 
 def test_closed_widget_starts_no_generation(widget, monkeypatch):
     fake = FakeGenerate(n=2)
-    monkeypatch.setattr(widget_mod, "generate", fake)
+    monkeypatch.setattr(answers_mod, "generate", fake)
     widget.close()
     widget.prompt = PROMPT
     widget.strengths = {"1.1": -1.0}

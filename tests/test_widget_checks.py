@@ -15,9 +15,9 @@ import traitlets
 
 import headpursuit_widget as hp
 from headpursuit_widget import protocol
-from headpursuit_widget import widget as widget_mod
-from headpursuit_widget.engine.inputs import format_prompt
+from headpursuit_widget.engine.activations.inputs import format_prompt
 from headpursuit_widget.widget import HeadPursuit
+from headpursuit_widget.widget import answers as answers_mod
 
 PROMPT = "The sky at dusk is"
 
@@ -267,8 +267,8 @@ class Streams:
 
 def test_stop_on_a_new_prompt_leaves_no_old_edited_answer(make_widget, monkeypatch):
     fake = Streams(hold=2)  # calls: old baseline, old edited, new baseline (held)
-    monkeypatch.setattr(widget_mod, "generate", fake)
-    monkeypatch.setattr(widget_mod, "next_token_probs", lambda m, p, e, c: torch.zeros(1, m.adapter.vocab_size))
+    monkeypatch.setattr(answers_mod, "generate", fake)
+    monkeypatch.setattr(answers_mod, "next_token_probs", lambda m, p, e, c: torch.zeros(1, m.adapter.vocab_size))
     w = make_widget(verify=False)
     w.strengths = {"0.1": -1.0}
     w.prompt = "Old prompt"
@@ -286,7 +286,7 @@ def test_every_stream_ends_and_unchanged_answers_are_not_regenerated(make_widget
     sent = []
     monkeypatch.setattr(HeadPursuit, "send", lambda self, content, buffers=None: sent.append(content))
     fake = Streams()
-    monkeypatch.setattr(widget_mod, "generate", fake)
+    monkeypatch.setattr(answers_mod, "generate", fake)
     w = make_widget(verify=False)
     w.prompt = PROMPT
     assert w.wait(30)

@@ -16,8 +16,8 @@ from ipywidgets.widgets.widget import _remove_buffers
 from planted import CONCEPT, planted_model
 
 import headpursuit_widget as hp
-from headpursuit_widget.snapshot import snapshot_html
 from headpursuit_widget.widget import HeadPursuit
+from headpursuit_widget.widget.snapshot import snapshot_html
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import headpursuit_widget as hp
-from headpursuit_widget.engine.session import Session
-from headpursuit_widget.snapshot import MARKER, snapshot_html
 from headpursuit_widget.widget import HeadPursuit
+from headpursuit_widget.widget.session import Session
+from headpursuit_widget.widget.snapshot import MARKER, snapshot_html
 
 EDITS = {"1.0": -1.0, "0.2": 3.0, "1.3": 0.0}
 

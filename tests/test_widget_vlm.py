@@ -12,11 +12,11 @@ import vlm_factory as F
 from ipywidgets.widgets.widget import _remove_buffers
 
 import headpursuit_widget as hp
-from headpursuit_widget import widget as widget_mod
-from headpursuit_widget.engine import images
-from headpursuit_widget.engine.session import ACTIVATIONS
-from headpursuit_widget.engine.vision import load_image
+from headpursuit_widget.engine.activations import images
+from headpursuit_widget.engine.activations.vision import load_image
 from headpursuit_widget.widget import HeadPursuit
+from headpursuit_widget.widget import answers as answers_mod
+from headpursuit_widget.widget.session import ACTIVATIONS
 
 WORDS = images.class_names("colours")
 RANK = dict(k=5, n_null=2)
@@ -62,13 +62,13 @@ def test_ranks_on_image_positions_and_fills_the_strip(widget, vlm, samples):
 
 def test_picking_a_sample_regenerates_on_its_image(widget, vlm, samples, monkeypatch):
     calls = []
-    real = widget_mod.generate
+    real = answers_mod.generate
 
     def spy(model, prompts, edits=None, images=None, **kw):
         calls.append((edits, images))
         return real(model, prompts, edits=edits, images=images, **kw)
 
-    monkeypatch.setattr(widget_mod, "generate", spy)
+    monkeypatch.setattr(answers_mod, "generate", spy)
     prompt = samples[0][1]
     widget.strengths = {"1.0": -1.0, "0.2": 3.0}
     assert widget.wait(60)
@@ -105,7 +105,7 @@ def test_sample_picks_are_debounced_and_the_latest_wins(widget, samples, monkeyp
             return [" s1.0"]
         return [f"image {index}"]
 
-    monkeypatch.setattr(widget_mod, "generate", slow)
+    monkeypatch.setattr(answers_mod, "generate", slow)
     widget.debounce = 0.3
     for i in (1, 2, 3):
         widget.sample_index = i

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from headpursuit_widget.worker import CLOSED, STOPPED, SUPERSEDED, Cancel, Worker
+from headpursuit_widget.widget.worker import CLOSED, STOPPED, SUPERSEDED, Cancel, Worker
 
 
 def test_cancel_keeps_the_first_reason():

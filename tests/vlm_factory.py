@@ -14,7 +14,8 @@ import torch
 import transformers as tf
 from support import tiny_tokenizer_dir
 
-from headpursuit_widget.engine.vision import NoVideoProcessor, images_only, placeholder
+from headpursuit_widget.engine.activations.vision import placeholder
+from headpursuit_widget.engine.models.processor import NoVideoProcessor, images_only
 
 KINDS = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm", "gemma3", "paligemma")
 LLAMA_TEXT = ("llava", "llava_next", "idefics3", "smolvlm")  # accept a Llama text model
@@ -42,7 +43,7 @@ def tokenizer_dir(real: bool = False) -> str:
     """Folder holding the tiny tokenizer, or with real=True SmolLM2's: the default model's re-saved
     copy (made on first load)."""
     import headpursuit_widget as hp
-    from headpursuit_widget.engine import shipped
+    from headpursuit_widget.engine.models import shipped
 
     if not real:
         return tiny_tokenizer_dir()

@@ -1,18 +1,12 @@
-"""The kernel-side engine: pure torch, no widget imports."""
+"""The kernel-side engine: pure torch, no widget imports; one subpackage per stage (docs/architecture.md)."""
 
-from .bake import bake
-from .baselines import random_heads
-from .capture import capture
-from .dictionary import Concept
-from .edits import edit_heads
-from .effects import HeadEffects, effects
+from .activations import capture
+from .concepts import Concept
+from .editing import bake, edit_heads, generate
 from .errors import HeadPursuitError
-from .generation import generate
+from .judging import HeadEffects, Verification, effects, random_heads, refine, verify
 from .models import HeadModel, load_model, wrap
-from .pursuit import SompResult, somp
-from .ranking import HeadRanking, rank_heads
-from .selection import refine
-from .verify import Verification, verify
+from .ranking import HeadRanking, SompResult, rank_heads, somp
 
 __all__ = [
     "Concept",

@@ -1,4 +1,9 @@
-"""The one exception type the engine raises for bad input, and `shorten` for echoing that input in messages."""
+"""The one exception type the engine raises for bad input (and Cancelled, for a stopped computation), and
+`shorten` for echoing that input in messages."""
+
+from __future__ import annotations
+
+import threading
 
 
 class HeadPursuitError(ValueError):
@@ -23,3 +28,9 @@ def check_int(value, what: str, minimum: int = 1) -> int:
 
 class Cancelled(HeadPursuitError):
     """A long computation (refine, verify) was stopped through its `cancel` event."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise Cancelled when the event is set (checked between forward passes)."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled: the computation was stopped before it finished")

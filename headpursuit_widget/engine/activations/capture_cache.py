@@ -1,0 +1,83 @@
+"""Captured head writes kept on disk, so that a shipped concept's grid needs no capture in a new session.
+
+One entry per (model fingerprint, positions, prompts): ``<folder>/<fingerprint>/<key>.npy`` (numpy, read
+without pickle) beside ``<key>.json`` (its SHA-256, shape and dtype); the folder is $HEADPURSUIT_CAPTURES,
+else ``captures/`` in the model cache ($HEADPURSUIT_CACHE). Writers and readers hold the folder's lock; an
+entry is written to a temporary file that is then renamed, so nobody sees half of one. An entry whose bytes
+do not match its SHA-256 is refused with the paths to delete. Only text prompts in float16 / float32 /
+float64 are kept (bfloat16 has no numpy dtype; images are not keyed by text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import HeadPursuitError
+from ..files import give_usual_mode
+from ..models.cache import locked, sha256_of
+from ..models.shipped import cache_dir
+
+KEPT_DTYPES = (torch.float16, torch.float32, torch.float64)
+
+
+def entry_path(model, prompts, positions: str) -> Path | None:
+    """Where the capture of ``prompts`` at ``positions`` for ``model`` lives (the .npy file), or None
+    when it cannot be kept (a prompt that is not text)."""
+    if not all(isinstance(p, str) for p in prompts):
+        return None
+    digest = hashlib.sha256(json.dumps([positions, list(prompts)]).encode()).hexdigest()[:32]
+    folder = Path(os.environ.get("HEADPURSUIT_CAPTURES") or cache_dir() / "captures")
+    return folder / model.fingerprint / f"{digest}.npy"
+
+
+def load(path: Path) -> torch.Tensor | None:
+    """The capture stored at ``path`` (n_layers, n_tokens, n_heads, head_dim), None when there is none;
+    HeadPursuitError naming the file to delete when it does not match its recorded SHA-256."""
+    meta_path = path.with_suffix(".json")
+    if not path.parent.is_dir():
+        return None
+    with locked(path.parent):  # a writer replaces the .npy and its .json together under this lock
+        if not (path.is_file() and meta_path.is_file()):
+            return None
+        array = None
+        try:
+            meta = json.loads(meta_path.read_text())
+            ok = sha256_of(path) == meta["sha256"]
+            array = np.load(path, allow_pickle=False) if ok else None
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+    if not ok or array is None:
+        raise HeadPursuitError(
+            f"the cached capture {path} is corrupted or incomplete (it does not match {meta_path.name}): "
+            f"delete {path} and {meta_path} (the contexts are captured again)"
+        )
+    if list(array.shape) != meta["shape"] or str(array.dtype) != meta["dtype"]:
+        raise HeadPursuitError(f"the cached capture {path} does not have its recorded shape: delete {path}")
+    return torch.from_numpy(array)
+
+
+def store(path: Path, acts: torch.Tensor) -> None:
+    """Write ``acts`` to ``path`` (and its .json) atomically under the folder's lock; a dtype numpy cannot
+    hold is not kept."""
+    if acts.dtype not in KEPT_DTYPES:
+        return
+    array = acts.detach().cpu().numpy()
+    with locked(path.parent):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.part-", suffix=".npy")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+            give_usual_mode(Path(tmp))
+            meta = {"sha256": sha256_of(Path(tmp)), "shape": list(array.shape), "dtype": str(array.dtype)}
+            path.with_suffix(".json").write_text(json.dumps(meta))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -1,0 +1,221 @@
+"""A ranking session: which samples to rank on, one capture per sample set, and ranking.
+
+The widget, experiments and the CLI share it: ``Session(model).rank("colours")`` ranks as
+``rank_heads(model, None, "colours")`` does (on the concept's eliciting contexts, at the last
+position) but without the causal refinement, which the widget runs in the background; given
+``prompts`` every concept ranks on them instead. Captures are reused from the process-wide
+``ACTIVATIONS`` cache (a few entries, least recently used out), and a shipped concept's eliciting
+contexts from disk (engine/activations/capture_cache.py), so a new session ranks it without a capture;
+a model that ranks from statistics (the nnsight backend, engine/activations/statistics.py) computes
+them in its traces for each concept instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..engine.activations import capture_cache
+from ..engine.activations.capture import capture
+from ..engine.activations.vision import is_vlm_sample, sample_key, split_samples
+from ..engine.concepts import shipped as shipped_concepts
+from ..engine.concepts.contexts import concept_contexts
+from ..engine.concepts.resolve import resolve_concept
+from ..engine.errors import HeadPursuitError, check_cancel
+from ..engine.ranking.rank import rank_heads
+from ..engine.ranking.result import HeadRanking
+
+
+def samples_key(samples) -> tuple:
+    """Hashable key of ranking samples: prompts as they are, (image, prompt) pairs by content hash."""
+    return tuple(s if isinstance(s, str) else sample_key(s) for s in samples)
+
+
+class ActivationCache:
+    """``capture`` results keyed by (model fingerprint, positions, samples); thread-safe, LRU-bounded."""
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = max_entries
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(model, samples, positions: str) -> tuple:
+        return (model.fingerprint, positions, samples_key(samples))
+
+    def holds(self, model, samples, *, positions: str = "prompt") -> bool:
+        """True if the activations of ``samples`` at ``positions`` are cached for ``model``."""
+        with self._lock:
+            return self.key(model, samples, positions) in self._entries
+
+    def capture(
+        self, model, samples, *, positions: str = "prompt", on_progress=None, persist: bool = False
+    ) -> torch.Tensor:
+        """``capture(model, samples)`` (n_layers, n_tokens, n_heads, head_dim), or its cached copy;
+        ``on_progress(fraction)`` is called per captured batch. ``persist``: also keep it on disk
+        (engine/activations/capture_cache.py), where a later session finds it."""
+        key = self.key(model, samples, positions)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        path = capture_cache.entry_path(model, samples, positions) if persist else None
+        acts = capture_cache.load(path) if path is not None else None
+        if acts is None:
+            acts = capture(model, list(samples), positions=positions, progress=False, on_progress=on_progress)
+            if path is not None:
+                capture_cache.store(path, acts)
+        with self._lock:
+            self._entries[key] = acts
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return acts
+
+
+ACTIVATIONS = ActivationCache()  # shared by every session in this process
+
+
+def resolve_samples(
+    model, *, prompts=None, samples=None, images=None, prompt: str = "", sample_index: int = 0, need_prompt: bool = True
+):
+    """(ranking samples or None, strip images, generation prompt) from a request's
+    ``prompts=`` / ``samples=`` / ``images=``.
+
+    ``samples`` is ``prompts`` by another name; ``images`` with ``prompt`` makes one
+    (image, prompt) sample per image; an empty ``prompt`` becomes the picked sample's prompt.
+    ``need_prompt`` is False when nothing will be ranked (a saved ranking): images need no prompt.
+    """
+    if prompts is not None and samples is not None:
+        raise HeadPursuitError("pass prompts= or samples= (the same thing), not both")
+    samples = prompts if samples is None else samples
+    if images is not None:
+        if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple)):
+            raise HeadPursuitError(
+                f"images must be a list of images (PIL, arrays or paths), got {type(images).__name__}"
+            )
+        if samples is not None:
+            raise HeadPursuitError("pass images= (with prompt=) or samples=[(image, prompt), ...], not both")
+        if not images:
+            raise HeadPursuitError("images= is empty")
+        if need_prompt and not prompt.strip():
+            raise HeadPursuitError(
+                "images= needs prompt= (the question asked about each image when ranking and "
+                "generating), or pass samples=[(image, prompt), ...]"
+            )
+        strip = list(images)
+        samples = [(im, prompt) for im in strip] if need_prompt else None
+    else:
+        strip = []
+        if samples is not None:
+            samples = list(samples)
+            if any(is_vlm_sample(s) for s in samples):
+                per_sample, texts = split_samples(samples)
+                strip = [ims[0] if ims else None for ims in per_sample]
+                if any(im is None for im in strip):
+                    raise HeadPursuitError("give every sample an image, or none")
+                if not prompt.strip() and 0 <= sample_index < len(texts):
+                    prompt = texts[sample_index]
+    if strip and not getattr(model, "is_vlm", False):
+        raise HeadPursuitError(
+            f"images need a vision-language model with its processor (hp.load_model or "
+            f"hp.wrap(model, processor)); {getattr(model, 'name', 'this model')!r} is a text model"
+        )
+    return samples, strip, prompt
+
+
+def opening_prompt(concept) -> str:
+    """A prompt whose answer should use ``concept``: a shipped concept's first held-out
+    generation prompt (``eval_prompts[0]``, never a ranking prompt); for words, a request to
+    write about the first few of them; for a word file, about its name."""
+    if isinstance(concept, str):
+        if concept in shipped_concepts.names():
+            return shipped_concepts.get(concept).eval_prompts[0]
+        return f"Write two sentences about {Path(concept).stem.replace('_', ' ')}."
+    words = [str(w) for w in concept][:5]
+    return f"Write two sentences that use these words: {', '.join(words)}."
+
+
+class Session:
+    """Ranks concepts for one model, capturing each sample set once (through ``cache``).
+
+    ``prompts``: the samples to rank every concept on (positions "prompt", or "image" for image
+    samples); None ranks each concept on its own eliciting contexts at positions "last", as
+    ``rank_heads(model, None, concept)`` does. ``k``, ``n_null`` (None: rank_heads's defaults) and
+    ``seed`` go to ``rank_heads``.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        prompts=None,
+        positions: str | None = None,
+        k: int | None = None,
+        n_null: int | None = None,
+        seed: int = 0,
+        cache: ActivationCache = ACTIVATIONS,
+    ):
+        self.model = model
+        self.prompts = tuple(prompts) if prompts is not None else None
+        if positions is None and self.prompts is not None:
+            positions = "image" if any(map(is_vlm_sample, self.prompts)) else "prompt"
+        self.positions = positions or "last"
+        self.options: dict[str, Any] = {
+            name: value for name, value in dict(k=k, n_null=n_null, seed=seed).items() if value is not None
+        }
+        self.cache = cache
+
+    def samples_for(self, concept, *, rule: str = "whole_word") -> tuple:
+        """The samples ``concept`` is ranked on: the session's prompts, else its eliciting contexts."""
+        if self.prompts is not None:
+            return self.prompts
+        con, _ = resolve_concept(concept, self.model.tokenizer, rule)
+        return tuple(concept_contexts(con, seed=self.options["seed"]))
+
+    def rank(
+        self,
+        concept,
+        *,
+        rule: str | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> HeadRanking:
+        """``rank_heads`` of ``concept`` (without refinement) on ``samples_for(concept)`` with cached
+        activations; ``rule`` (a dictionary.RULES name) overrides the default sub-token rule.
+
+        ``on_progress(fraction)`` goes from 0.05 to 0.8 as the capture proceeds (not called when
+        cached) and is 0.85 when the pursuit starts. Setting ``cancel`` raises Cancelled at the next
+        captured batch, or before the pursuit."""
+
+        def report(fraction: float) -> None:
+            check_cancel(cancel)
+            if on_progress is not None:
+                on_progress(fraction)
+
+        options = {**self.options, **({} if rule is None else {"rule": rule})}
+        samples = self.samples_for(concept, rule=options.get("rule", "whole_word"))
+        acts = None  # a model that ranks from statistics computes them in its traces: no head writes to cache
+        if not self.model.ranks_from_statistics:
+            acts = self.cache.capture(
+                self.model,
+                samples,
+                positions=self.positions,
+                on_progress=lambda f: report(0.05 + 0.75 * f),
+                persist=self.prompts is None and isinstance(concept, str) and concept in shipped_concepts.names(),
+            )
+        report(0.85)
+        return rank_heads(
+            self.model,
+            None if self.prompts is None else list(samples),
+            concept,
+            activations=acts,
+            positions=self.positions,
+            refine=False,
+            progress=False,
+            **options,
+        )
