@@ -131,8 +131,8 @@ def test_classroom_lab_is_written_for_students():
     for term in (*terms, "Selectivity"):
         assert f"* **{term}**" in markdown, term
     assert "L0H2" in markdown and "raw EVR" in markdown and "## 7. Use the widget" in markdown
-    # students find a colour head and an answer head and tell them apart by what flipping each does
-    assert "## 5. A colour head or an answer head?" in markdown and "**L22H8 is a colour head.**" in markdown
+    # students find a colour-selective head and answer heads and tell them apart by what flipping each does
+    assert "## 5. A colour head or an answer head?" in markdown and "**L22H8 is colour-selective" in markdown
     source = "\n".join(c.source for c in code)
     assert source.count("hp.rank_heads(") == 1 and "hp.effects(" not in source  # rank once; no all-head flips
     for head in ("flip(22, 8)", "flip(17, 7)", "flip(0, 7)"):
