@@ -1,13 +1,15 @@
 """OpenMP's wait policy: why the package asks for OMP_WAIT_POLICY=PASSIVE.
 
-torch's OpenMP threads spin while they wait for each other ("ACTIVE"). When anything else wants the same
-cores (the widget's background check beside its generation, a second process, a test runner), a spinning
-thread holds a core that the thread it waits for needs, and a small forward pass can take 50x longer.
-The policy is read once, when torch starts, so each policy runs in a child process; within each child
-the baseline is the same forward pass with nothing else running, then the same pass while a second
-thread runs forward passes too (what the widget does while it verifies and regenerates).
+torch's OpenMP threads spin while they wait for each other. When another torch process wants the same
+cores (a second notebook, a test runner beside a kernel), spinning threads hold the cores the others wait
+for: a pass took 2x (SmolLM2) to 100x (a tiny model) longer. Sleeping ("PASSIVE") costs about 20% on a
+quiet machine for one pass alone, nothing beside a second thread (the widget's background check beside
+its answer). The policy is read once, when torch starts, so each policy runs in a child process; within
+each child the baseline is the same forward pass with nothing else running, then the same pass while a
+second thread runs forward passes too. --rival runs another torch process (same policy) meanwhile.
 
-    python benchmarks/bench_omp.py [--model smollm2|tiny] [--repeats 5] [--threads 2]
+    python benchmarks/bench_omp.py [--model smollm2|tiny] [--repeats 5] [--threads 2] [--rival]
+        [--policies ACTIVE,PASSIVE,GOMP_SPINCOUNT=10000]
 
 Prints, per policy, the median seconds of a pass alone and beside a second thread, and their ratio.
 """
@@ -63,15 +65,34 @@ print(json.dumps({"alone_s": alone, "beside_s": beside}))
 """
 
 
-def run(policy: str, model: str, repeats: int, threads: int) -> dict:
-    env = dict(os.environ, OMP_WAIT_POLICY=policy)
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, model, str(repeats), str(threads)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+RIVAL = r"""
+import torch
+torch.set_num_threads(2)
+x, w = torch.randn(64, 256), torch.randn(256, 256)
+while True:
+    x = torch.tanh(x @ w)
+"""
+
+
+def run(policy: str, model: str, repeats: int, threads: int, rival: bool) -> dict:
+    """policy: "ACTIVE", "PASSIVE", or "GOMP_SPINCOUNT=N" (libgomp's default policy, spinning N times).
+    rival: another torch process with the same policy runs small matrix products meanwhile."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    name, _, value = policy.partition("=")
+    env.update({name: value} if value else {"OMP_WAIT_POLICY": policy})
+    other = subprocess.Popen([sys.executable, "-c", RIVAL], env=env) if rival else None
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, model, str(repeats), str(threads)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        if other is not None:
+            other.kill()
+            other.wait()
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -80,11 +101,14 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2", help="a shipped model name, or 'tiny' (random, no download)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument("--policies", default="ACTIVE,PASSIVE", help="comma-separated; GOMP_SPINCOUNT=N too")
+    parser.add_argument("--rival", action="store_true", help="another torch process runs meanwhile")
     args = parser.parse_args()
-    for policy in ("ACTIVE", "PASSIVE"):
-        r = run(policy, args.model, args.repeats, args.threads)
+    for policy in args.policies.split(","):
+        r = run(policy, args.model, args.repeats, args.threads, args.rival)
+        label = f"{policy} {args.model}" + (" (rival process)" if args.rival else "")
         print(
-            f"{policy:8s} {args.model}: a pass alone {r['alone_s'] * 1e3:8.1f} ms, beside a second thread "
+            f"{label:40s} a pass alone {r['alone_s'] * 1e3:8.1f} ms, beside a second thread "
             f"{r['beside_s'] * 1e3:8.1f} ms ({r['beside_s'] / r['alone_s']:.1f}x)"
         )
 

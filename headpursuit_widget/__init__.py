@@ -6,8 +6,8 @@ plots load on first use, so scripts and the CLI need neither Jupyter nor bokeh.
 
 import os
 
-# torch's OpenMP threads spin while they wait; beside any other work on the same cores (the widget's
-# background check, a test runner) a small pass then takes up to 100x longer (benchmarks/bench_omp.py).
+# torch's OpenMP threads spin while they wait; beside another torch process on the same cores a pass then
+# took 2x (SmolLM2) to 100x (tiny) longer, against ~20% lost on a quiet machine (benchmarks/bench_omp.py).
 # Read once, when torch starts: it has no effect when torch was imported first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
