@@ -55,6 +55,12 @@ def run_all_cells(page) -> None:
     raise AssertionError(f"Run All Cells did not start the notebook ({_page_state(page)})")
 
 
+def _front_end_startup_error(text: str) -> bool:
+    """Notebook 7's own errors while it starts: its bundle's start-up error, and the request a first kernel
+    had pending when the server shut it for a second one (the two-kernel race of _rerun)."""
+    return "/static/notebook/" in text or "Canceled future for create_subshell_request" in text
+
+
 def _kernel_status(page) -> str:
     """The notebook toolbar's kernel status ("idle", "busy", "starting", ...), "" where it shows none."""
     indicator = page.locator(".jp-Notebook-ExecutionIndicator")
@@ -321,7 +327,7 @@ def test_notebook7_renders_the_widget(lab, page, artifacts):
         page.locator('.hp-root [data-testid="token-panel"]').wait_for()
         page.locator(".hp-root").screenshot(path=str(artifacts / "widget-notebook7.png"))
         # Notebook 7.6's own bundle throws on start-up here (a settings schema); only other errors count
-        assert [e for e in page.js_errors if "/static/notebook/" not in e] == []
+        assert [e for e in page.js_errors if not _front_end_startup_error(e)] == []
     finally:
         kernel.close()
 
@@ -369,7 +375,7 @@ def test_first_render_shows_a_baseline_answer(lab, page, quickstart_opening, fro
             time.sleep(0.2)
         answer = kernel.eval("w.baseline_text")
         assert answer.strip() and kernel.eval("[w.prompt, w.strengths, w.error]") == [prompt.input_value(), {}, ""]
-        assert [e for e in page.js_errors if "/static/notebook/" not in e] == []  # Notebook 7.6's own start-up error
+        assert [e for e in page.js_errors if not _front_end_startup_error(e)] == []  # Notebook 7.6's own start-up error
     finally:
         kernel.close()
 
