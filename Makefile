@@ -12,7 +12,7 @@ MODEL := $(HEADPURSUIT_CACHE)/smollm2/hf/config.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab demo lint test check test-real test-notebooks test-browser chromium bench clean
+.PHONY: setup lab demo lint test check test-subprocess test-real test-notebooks test-browser chromium bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,9 +41,10 @@ lab: setup
 demo: setup
 	$(VENV)/bin/headpursuit demo
 
-# Tiers: `make check` (static checks, vitest, pytest on tiny random models: no download, no browser);
-# `make test-real`, `make test-notebooks`, `make test-browser` (each slow tier alone); `make test` (all).
-TINY := not real_model and not browser and not notebook and not bigmodel and not gpu
+# Tiers: `make check` (static checks, vitest, pytest on tiny random models in two workers: no download,
+# no browser, no fresh Python); `make test-subprocess`, `make test-real`, `make test-notebooks`,
+# `make test-browser` (each slow tier alone); `make test` (all, one process).
+TINY := not real_model and not browser and not notebook and not bigmodel and not gpu and not subprocess
 
 lint: $(STAMP) node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
@@ -54,7 +55,10 @@ lint: $(STAMP) node_modules/.package-lock.json
 	npm test
 
 check: lint $(BUNDLE)
-	$(PY) -m pytest -m "$(TINY)" $(PYTEST_ARGS)
+	HEADPURSUIT_TEST_THREADS=1 $(PY) -m pytest -m "$(TINY)" -n 2 $(PYTEST_ARGS)
+
+test-subprocess: $(STAMP) $(BUNDLE)
+	$(PY) -m pytest -m subprocess $(PYTEST_ARGS)
 
 test-real: setup
 	$(PY) -m pytest -m "real_model and not browser and not notebook" $(PYTEST_ARGS)

@@ -114,6 +114,7 @@ LOAD_PLAIN = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_saved_folders_load_with_plain_transformers_without_the_package(make_tiny, tmp_path):
     cases = []
     for family in FAMILIES:

@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from headpursuit_widget.engine import memory
 
 POSIX_ONLY = ("fcntl", "resource", "termios", "tty", "pty", "pwd", "grp")
@@ -85,6 +87,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_package_imports_loads_edits_and_generates_without_posix_only_modules():
     script = SCRIPT.format(posix_only=POSIX_ONLY, tests=str(TESTS))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 # prints OMP_WAIT_POLICY as it was when `torch` was first imported (OpenMP reads it then)
 SCRIPT = """
 import os, sys
@@ -27,6 +29,7 @@ def _policy_when_torch_starts(**env: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.subprocess
 def test_import_sets_passive_before_torch_starts_and_keeps_a_users_choice():
     assert _policy_when_torch_starts() == "PASSIVE"
     assert _policy_when_torch_starts(OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"

@@ -127,6 +127,7 @@ def test_saved_processor_reloads_without_torchvision(kind, pic, tmp_path, monkey
         torch.testing.assert_close(a.inputs[key], b.inputs[key], rtol=0, atol=0)
 
 
+@pytest.mark.subprocess
 def test_broken_torchvision_falls_back_to_pil(pic, tmp_path):
     """A torchvision that fails on import (built for another torch) breaks transformers' image
     processors, PIL ones included; hp.load_model hides it and loads the PIL path."""

@@ -107,6 +107,7 @@ def run_script(state: str) -> tuple[subprocess.CompletedProcess, float]:
     return proc, (ended - float(lines[-1].split()[-1])) if lines else float("inf")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("state", list(STATES))
 def test_script_exits_cleanly(state):
     proc, exit_seconds = run_script(state)
