@@ -144,3 +144,46 @@ def test_every_subpackage_states_its_role():
     for init in PACKAGE.rglob("__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
         assert doc, f"{init.relative_to(PACKAGE)} has no docstring"
+
+
+def _walk(model, run) -> list[tuple[str, list[str]]]:
+    """The stays of `model` while `run()` goes: each package function that receives `model` as an argument
+    (the model's own methods aside), in the order of its first call; consecutive functions of one module
+    form one stay. -> [(module, [functions])]."""
+    import sys
+
+    first: list[tuple[str, str]] = []
+
+    def profile(frame, event, _arg):
+        module, code = frame.f_globals.get("__name__", ""), frame.f_code
+        if event != "call" or not module.startswith(NAME + ".") or (module, code.co_name) in first:
+            return
+        arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        if any(frame.f_locals.get(a) is model for a in arguments if a != "self"):
+            first.append((module, code.co_name))
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    stays: list[tuple[str, list[str]]] = []
+    for module, function in first:
+        if stays and stays[-1][0] == module:
+            stays[-1][1].append(function)
+        else:
+            stays.append((module, [function]))
+    return stays
+
+
+def test_the_walk_of_rank_heads_model_is_short(make_tiny):
+    """rank_heads's model, on the default path (eliciting contexts, SOMP, null, selection): at most 15
+    stays and 6 returns to a module it had left, counting every function it is passed to."""
+    import headpursuit_widget as hp
+
+    model = make_tiny("llama")
+    stays = _walk(model, lambda: hp.rank_heads(model, None, "colours", n_null=4, progress=False))
+    modules = [module for module, _ in stays]
+    returns = [m for i, m in enumerate(modules) if m in modules[:i]]
+    assert modules[0].endswith("ranking.rank") and any(m.endswith("judging.selection") for m in modules)
+    assert len(stays) <= 15 and len(returns) <= 6, stays

@@ -61,6 +61,28 @@ class Lab:
     def sessions(self) -> list[dict]:
         return requests.get(f"{self.url}/api/sessions", timeout=10).json()
 
+    def start_kernel(self, path: str, timeout: float = 120) -> str:
+        """Start (or find) the session of the notebook at `path` (relative to the server's root) and wait
+        for its kernel's own ready signal (its reply to kernel_info); -> the kernel id. A page opened on
+        `path` then joins this kernel instead of starting its own: opening a notebook with no session
+        can start two kernels and shut the first seconds later, taking the first cells' run with it."""
+        from jupyter_client import BlockingKernelClient
+
+        body = {"path": path, "type": "notebook", "name": Path(path).name, "kernel": {"name": "python3"}}
+        kernel_id = requests.post(f"{self.url}/api/sessions", json=body, timeout=60).json()["kernel"]["id"]
+        client = BlockingKernelClient(connection_file=str(self.runtime / f"kernel-{kernel_id}.json"))
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=timeout)
+        finally:
+            client.stop_channels()
+        return kernel_id
+
+    def kernel_ids(self, path: str) -> list[str]:
+        """The ids of the kernels the server's sessions hold for the notebook at `path`."""
+        return [s["kernel"]["id"] for s in self.sessions() if s["path"] == path]
+
     def kernel(self, notebook: str, timeout: float = 120) -> Kernel:
         """A client for the kernel of `notebook`, once the server has started one."""
         end = time.monotonic() + timeout
@@ -165,6 +187,8 @@ def lab(tmp_path_factory, bundle):
             "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly",
+            "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the pages' own ready signals
+            "--JupyterNotebookApp.expose_app_in_browser=True",
             "--allow-root",
         ],
         cwd=root,

@@ -19,45 +19,78 @@ RENDER_TIMEOUT = 300_000  # model load + capture + ranking on a busy 2-core mach
 
 
 def dismiss_dialogs(page) -> None:
-    """Close any JupyterLab dialog (kernel choice, kernel restart, file changed on disk) with its
-    default button, keeping its text in `page.dialogs` for the failure message."""
+    """Close any JupyterLab dialog (file changed on disk, ...) with its default button, keeping its text in
+    `page.dialogs` for the failure message; a kernel choice is refused instead: its default would start a
+    second kernel for the notebook and shut the one the page joined."""
     dialog = page.locator(".jp-Dialog")
     for _ in range(5):
         if not dialog.count():
             return
-        page.dialogs.append(" | ".join(dialog.first.inner_text().split("\n")))
-        accept = dialog.first.locator("button.jp-mod-accept")
-        (accept if accept.count() else dialog.first.locator("button").last).first.click()
-        page.wait_for_timeout(300)
+        text = " | ".join(dialog.first.inner_text().split("\n"))
+        page.dialogs.append(text)
+        button = "button.jp-mod-reject" if "Select Kernel" in text else "button.jp-mod-accept"
+        chosen = dialog.first.locator(button)
+        (chosen if chosen.count() else dialog.first.locator("button").last).first.click()
+        dialog.first.wait_for(state="detached", timeout=10_000)
+
+
+JOIN = """async () => {
+    const app = window.jupyterapp;
+    await app.restored;
+    while (!app.shell.currentWidget?.sessionContext) {
+        await new Promise((resolve) => setTimeout(resolve, 100));  // the notebook's panel is not open yet
+    }
+    const panel = app.shell.currentWidget;
+    await panel.context.ready;
+    return await panel.sessionContext.initialize();  // true: it will ask for a kernel (a dialog)
+}"""
+
+JOINED = """(started) => {
+    const session = window.jupyterapp.shell.currentWidget?.sessionContext?.session;
+    return session?.kernel?.id === started && session.kernel.status === "idle";
+}"""
+
+
+def join_kernel(page) -> None:
+    """Wait on the page's own ready signals (window.jupyterapp): the app restored, the notebook loaded, its
+    session context initialised; refuse the kernel choice it asks for when it could not see the started
+    kernel in time; then wait until the page's session holds the started kernel, idle."""
+    _, _, started = page.notebook
+    if page.evaluate(JOIN):
+        page.locator(".jp-Dialog").first.wait_for(timeout=30_000)
+        dismiss_dialogs(page)
+    try:
+        page.wait_for_function(JOINED, arg=started, timeout=120_000)
+    except Exception as exc:
+        raise AssertionError(f"the page never joined the notebook's kernel ({_page_state(page)})") from exc
 
 
 def run_all_cells(page) -> None:
-    """Run every cell through the Run menu (same in JupyterLab and Notebook 7), retrying until a
-    cell shows it is running or its prompt changes (the menu may act before the kernel is up, and a
-    notebook another page autosaved opens with the old run's prompts)."""
+    """Run every cell through the Run menu (same in JupyterLab and Notebook 7) once the page has joined the
+    notebook's kernel (join_kernel), and wait until a cell runs or its prompt changes (a notebook another
+    page autosaved opens with the old run's prompts)."""
     page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
-    end = time.monotonic() + 120
-    while _kernel_status(page) not in ("idle", "") and time.monotonic() < end:  # "": no indicator to read
-        page.wait_for_timeout(200)
-    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
-    before = prompts.all_text_contents()
-    for _ in range(10):
-        dismiss_dialogs(page)
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
-        end = time.monotonic() + 5
-        while time.monotonic() < end:
-            now = prompts.all_text_contents()
-            if now != before or any("[*]" in p for p in now):
-                return
-            page.wait_for_timeout(100)
-        page.keyboard.press("Escape")
-    raise AssertionError(f"Run All Cells did not start the notebook ({_page_state(page)})")
+    join_kernel(page)
+    before = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+    dismiss_dialogs(page)
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
+    try:
+        page.wait_for_function(
+            """(before) => {
+                const now = [...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")].map((p) => p.textContent);
+                return now.some((p) => p.includes("[*]")) || JSON.stringify(now) !== JSON.stringify(before);
+            }""",
+            arg=before,
+            timeout=60_000,
+        )
+    except Exception as exc:
+        raise AssertionError(f"Run All Cells did not start the notebook ({_page_state(page)})") from exc
 
 
 def _front_end_startup_error(text: str) -> bool:
-    """Notebook 7's own errors while it starts: its bundle's start-up error, and the request a first kernel
-    had pending when the server shut it for a second one (the two-kernel race of _rerun)."""
+    """Notebook 7's own errors while it starts: its bundle's start-up error, and a kernel request it
+    cancels when a kernel it had started is shut."""
     return "/static/notebook/" in text or "Canceled future for create_subshell_request" in text
 
 
@@ -67,62 +100,43 @@ def _kernel_status(page) -> str:
     return (indicator.first.get_attribute("data-status") or "") if indicator.count() else ""
 
 
-def _stalled(page) -> bool:
-    """The kernel is idle, no cell runs or waits, and a code cell was never run: Run All stopped early
-    (seen in both front ends when it was clicked as the kernel connected: the first cell ran, the rest not)."""
-    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
-    return _kernel_status(page) == "idle" and not any("*" in p for p in prompts) and any("[ ]" in p for p in prompts)
-
-
-def _rerun(page, why: str) -> None:
-    """Run All again: opening a notebook can start two kernels and shut the first within seconds (the
-    server log shows it), so a Run All clicked meanwhile runs its first cells in a kernel that goes away
-    (the next cell then raises NameError, or is never sent). A real error raises again on the rerun."""
-    page.reruns = getattr(page, "reruns", 0) + 1
-    page.dialogs.append(f"Run All repeated: {why}")
-    run_all_cells(page)
-
-
 def _page_state(page) -> str:
-    """What the page showed: cell prompts, kernel status, dialogs closed and reruns on the way, script errors."""
+    """What the page showed: cell prompts, kernel status, dialogs closed, the notebook's kernels on the
+    server (the one started for it first), script errors."""
     prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+    lab, path, started = page.notebook
     return (
-        f"prompts {prompts}, kernel {_kernel_status(page)!r}, dialogs and reruns {page.dialogs}, "
-        f"page errors {page.js_errors[-3:]}"
+        f"prompts {prompts}, kernel {_kernel_status(page)!r}, dialogs {page.dialogs}, kernels of {path} "
+        f"{lab.kernel_ids(path)} (started {started}), page errors {page.js_errors[-3:]}"
     )
 
 
 def wait_for_widget(page, timeout_s: float = RENDER_TIMEOUT / 1000):
-    """Wait for the grid to render; a cell that raises, or cells left unrun by an idle kernel, get Run All
-    again (_rerun); fail with the traceback when a cell still raises after two reruns."""
+    """Wait for the grid to render; fail with the traceback when a cell raises, and when the notebook's
+    kernel is no longer the one its page joined."""
     cells = page.locator('.hp-root [role="gridcell"]')
     error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Traceback")
     end = time.monotonic() + timeout_s
-    stalled_since = None
     while time.monotonic() < end:
         if cells.count():
+            lab, path, started = page.notebook
+            assert lab.kernel_ids(path) == [started], f"the notebook's kernel changed ({_page_state(page)})"
             return cells
         if error.count():
-            text = error.first.text_content() or ""
-            if getattr(page, "reruns", 0) >= 2:
-                raise AssertionError(f"the notebook raised: {text} ({_page_state(page)})")
-            _rerun(page, f"a cell raised ...{text[-160:]!r}")
-            error.first.wait_for(state="detached", timeout=60_000)  # Run All clears the old outputs
-            continue
+            raise AssertionError(f"the notebook raised: {error.first.text_content()} ({_page_state(page)})")
         dismiss_dialogs(page)
-        stalled_since = (stalled_since or time.monotonic()) if _stalled(page) else None
-        if stalled_since and time.monotonic() - stalled_since > 15 and getattr(page, "reruns", 0) < 3:
-            _rerun(page, "the kernel idled with cells never run")
-            stalled_since = None
         time.sleep(0.5)
     raise AssertionError(f"the widget's grid did not render within {timeout_s:.0f} s ({_page_state(page)})")
 
 
 def goto(lab, page, path: str) -> None:
-    """Open `path` (lab/tree/... or notebooks/...). JupyterLab pages open in a workspace of their own,
-    so that the notebooks earlier tests opened are not restored beside this one (two widgets on a page)."""
+    """Open `path` (lab/tree/... or notebooks/...) once the server has its kernel up (Lab.start_kernel),
+    so that the page joins that kernel. JupyterLab pages open in a workspace of their own, so that the
+    notebooks earlier tests opened are not restored beside this one (two widgets on a page)."""
+    file = path.removeprefix("lab/tree/").removeprefix("notebooks/")
+    page.notebook = (lab, file, lab.start_kernel(file))
     if path.startswith("lab/tree/"):
-        path = f"lab/workspaces/t{uuid.uuid4().hex[:12]}/tree/{path.removeprefix('lab/tree/')}"
+        path = f"lab/workspaces/t{uuid.uuid4().hex[:12]}/tree/{file}"
     page.goto(f"{lab.url}/{path}")
 
 
