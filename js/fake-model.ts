@@ -45,6 +45,7 @@ export function defaults(over: Partial<WidgetModel> = {}): WidgetModel {
     concept: "colours",
     compare: "",
     scores_minus: "",
+    grid_note: "",
     compare_stats: {},
     concept_names: ["colours", "countries"],
     concept_words: [],

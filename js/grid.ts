@@ -4,7 +4,8 @@
  * a diverging scale centred on 0, and the legend names both concepts.
  * A toggle switches between what a head writes (the score) and what flipping it does (`selectivity`,
  * diverging around 0; generic heads hatched, heads measured by an edited pass marked in a corner),
- * the latter once the selection has measured it (`effects_note` says why not yet). */
+ * the latter once the selection has measured it (`effects_note` says why not yet). A first grid, drawn from
+ * some of a new concept's contexts while the rest are read, says so (`grid_note`) until the full one comes. */
 import { decodeArray } from "./codecs";
 import {
   diverging,
@@ -41,6 +42,7 @@ export class GridView {
   private doesKey: HTMLElement[];
   private viewButtons: Record<GridViewName, HTMLButtonElement>;
   private viewNote: HTMLElement;
+  private gridNote: HTMLElement;
   private cells: HTMLElement[] = [];
   private nLayers = 0;
   private nHeads = 0;
@@ -96,6 +98,7 @@ export class GridView {
       }),
     };
     this.viewNote = h("span", { class: "hp-hint", "data-testid": "view-note" });
+    this.gridNote = h("span", { class: "hp-hint", role: "status", "data-testid": "grid-note" });
     for (const name of ["writes", "does"] as const) {
       this.viewButtons[name].addEventListener("click", () => {
         this.model.set("grid_view", name);
@@ -108,6 +111,7 @@ export class GridView {
       this.viewButtons.writes,
       this.viewButtons.does,
       this.viewNote,
+      this.gridNote,
     );
     this.el = h("div", { class: "hp-grid-wrap" }, toggle, legend, this.grid, this.tooltip);
     this.grid.addEventListener("click", (e) => {
@@ -195,6 +199,9 @@ export class GridView {
     const colour = minus || does ? diverging : viridis;
     this.legend(scale, score, minus, does);
     this.toggle(does);
+    const note = this.model.get("grid_note") ?? "";
+    this.gridNote.textContent = does ? "" : note;
+    this.gridNote.hidden = does || !note;
     const H = this.nHeads;
     this.cells.forEach((cell, i) => {
       const l = Math.floor(i / H);

@@ -87,7 +87,8 @@ export function mount(model: ModelLike, el: HTMLElement): () => void {
     ["change:n_layers change:n_heads", () => grid.render()],
     [
       "change:scores change:significant change:strengths change:selected change:score change:concept " +
-        "change:scores_minus change:grid_view change:selectivity change:generic change:exact change:effects_note",
+        "change:scores_minus change:grid_view change:selectivity change:generic change:exact change:effects_note " +
+        "change:grid_note",
       () => grid.update(),
     ],
     [

@@ -66,6 +66,8 @@ export interface WidgetModel {
   compare: string;
   /** '' when scores are the concept's own; else the compared concept whose scores they subtract. */
   scores_minus: string;
+  /** '' when the grid shows the full ranking; else why not yet (a first grid from some of the contexts). */
+  grid_note: string;
   /** The compared concept's stats for the panel's head; {} when none. */
   compare_stats: HeadStats | Record<string, never>;
   concept_names: string[];

@@ -109,6 +109,20 @@ describe("grid", () => {
   }, 20_000); // 5120 cells in jsdom on a shared 2-core machine
 });
 
+describe("a first grid", () => {
+  it("says it is not final until the full ranking clears the note, as text", () => {
+    const note = "first grid, from 16 of 64 contexts: <b>refining</b>";
+    const model = setup(new FakeModel({ concept: "colours", scores: encode([1, 2, 3, 4, 5, 6], "float32", [2, 3]) }));
+    expect(q("grid-note").hidden).toBe(true);
+    model.set("grid_note", note);
+    expect(q("grid-note").hidden).toBe(false);
+    expect(q("grid-note").textContent).toBe(note); // rendered as text, never as HTML
+    expect(q("grid-note").querySelector("b")).toBeNull();
+    model.set("grid_note", "");
+    expect(q("grid-note").hidden).toBe(true);
+  });
+});
+
 describe("comparing two concepts", () => {
   // colours minus animals: differences from -2 to 4. The scale is symmetric, -m to m, with m the larger
   // magnitude of the 2% and 98% quantiles: sorted -2, -0.5, 0, 0.5, 1, 4, the 98% one is 1 + 0.9 x 3 = 3.7

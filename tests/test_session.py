@@ -80,3 +80,41 @@ def test_a_corrupt_capture_entry_is_refused_with_the_paths_to_delete(tiny, tmp_p
     entry.unlink()
     Session(tiny, cache=ActivationCache()).rank("animals")  # captured and kept again
     assert entry.is_file()
+
+
+def test_a_first_ranking_on_the_first_quarter_comes_before_the_rest_is_captured(tiny, monkeypatch):
+    """on_first gets rank_heads of the first quarter of the contexts (captured alone), before any other
+    sample is captured; the final ranking equals the one captured in one piece."""
+    import torch
+
+    from headpursuit_widget.widget import session as session_mod
+
+    words = ["red", "blue", "green", "yellow"]
+    samples = Session(tiny).samples_for(words)
+    n_first = max(session_mod.FIRST_MIN, round(session_mod.FIRST_SHARE * len(samples)))
+    assert len(samples) >= 2 * n_first  # else no first grid: the test would say nothing
+    captured: list[int] = []
+    real = session_mod.capture
+    monkeypatch.setattr(session_mod, "capture", lambda m, s, **k: captured.append(len(s)) or real(m, s, **k))
+    firsts = []
+    final = Session(tiny, cache=ActivationCache()).rank(
+        words, on_first=lambda r, n, total: firsts.append((r, n, total, list(captured)))
+    )
+    ((first, n, total, before),) = firsts
+    assert (n, total, before, captured) == (n_first, len(samples), [n_first], [n_first, len(samples) - n_first])
+    alone = hp.capture(tiny, list(samples[:n_first]), positions="last", progress=False)
+    expected = hp.rank_heads(
+        tiny, list(samples[:n_first]), words, activations=alone, positions="last", refine=False, progress=False
+    )
+    torch.testing.assert_close(torch.as_tensor(first.scores), torch.as_tensor(expected.scores))
+    whole = hp.rank_heads(tiny, None, words, refine=False, progress=False)
+    torch.testing.assert_close(torch.as_tensor(final.scores), torch.as_tensor(whole.scores), rtol=1e-4, atol=1e-4)
+    assert final.options["contexts"] == whole.options["contexts"] and "selection" not in final.options
+
+
+def test_no_first_ranking_when_the_capture_is_cached_or_too_small(tiny):
+    cache, firsts = ActivationCache(), []
+    Session(tiny, cache=cache).rank("colours")
+    Session(tiny, cache=cache).rank("colours", on_first=lambda *a: firsts.append(a))  # in memory
+    Session(tiny, prompts=["a red car", "a blue sky"]).rank("colours", on_first=lambda *a: firsts.append(a))
+    assert firsts == []

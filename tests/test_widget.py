@@ -217,19 +217,25 @@ def test_new_concept_captures_its_contexts_once(widget, tiny_model, monkeypatch)
     captures = []
     real = session_mod.capture
     monkeypatch.setattr(session_mod, "capture", lambda *a, **k: captures.append(1) or real(*a, **k))
-    progress = []
+    progress, notes, grids = [], [], []
     widget.observe(lambda c: progress.append(c["new"]), "progress")
+    widget.observe(lambda c: notes.append(c["new"]), "grid_note")
+    widget.observe(lambda c: grids.append((widget.grid_note, c["new"].copy())), "scores")
     words = ["red", "green", "blue", "white"]
     widget.concept = ", ".join(words)
     assert widget.wait(60)
-    assert captures == [1]  # its own eliciting contexts
-    assert widget.concept_words == words
+    assert captures == [1, 1]  # its own eliciting contexts: the first grid's quarter, then the rest
+    assert widget.concept_words == words and widget.grid_note == ""
     r = hp.rank_heads(tiny_model, None, words, refine=False, progress=False)
-    np.testing.assert_allclose(widget.scores, r.scores)
+    np.testing.assert_allclose(widget.scores, r.scores, rtol=1e-4, atol=1e-4)
+    n = len(r.options["contexts"])
+    first = [scores for note, scores in grids if note.startswith("first grid")]
+    assert len(first) == 1 and notes[0].startswith(f"first grid, from {n // 4} of {n} contexts") and notes[-1] == ""
+    assert not np.allclose(first[0], r.scores)  # drawn from fewer contexts
     assert any(0 < p < 1 for p in progress) and widget.progress == 0
     widget.concept = "colours"
     assert widget.wait(60)
-    assert captures == [1]  # colours' contexts were captured when the widget opened
+    assert captures == [1, 1]  # colours' contexts were captured when the widget opened
 
 
 def test_new_prompts_capture_once_with_progress_per_batch(tiny_model, monkeypatch):
@@ -244,7 +250,9 @@ def test_new_prompts_capture_once_with_progress_per_batch(tiny_model, monkeypatc
     monkeypatch.setattr(session_mod, "capture", spy)
     w = HeadPursuit(tiny_model, concept=["red", "green", "blue"], prompts=prompts)
     assert w.wait(60)
-    assert captures == [20] and fractions == [8 / 20, 16 / 20, 1.0]  # one capture, progress per batch of 8
+    # the first grid's 8 prompts, then the other 12; progress per batch of 8 over the whole
+    assert captures == [8, 12] and fractions == [1.0, 8 / 12, 1.0]
+    assert w.progress == 0 and w.grid_note == ""
     acts = real(tiny_model, prompts, progress=False)
     r = hp.rank_heads(tiny_model, prompts, ["red", "green", "blue"], activations=acts, refine=False, progress=False)
     np.testing.assert_allclose(w.scores, r.scores, rtol=1e-5, atol=1e-7)

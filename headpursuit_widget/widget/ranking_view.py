@@ -98,10 +98,13 @@ class RankingView(t.HasTraits):
         self.set_trait("error", "")
         self.set_trait("status", "ranking")
         try:
-            r = self._session_rank(concept, cancel)
+            r = self._session_rank(concept, cancel, first=True)
         except Exception as exc:
             if cancel.is_set():
                 return  # a newer concept or close() took over
+            if self.grid_note:  # the failed concept's first grid goes: the grid shows the last full ranking
+                self.set_trait("grid_note", "" if self._base else "first grid only: the full ranking failed")
+                self._show_scores()
             if self._base is None:
                 self._rank_error = exc
             self._show_error(exc, f"ranking failed {self._stale_grid()}".strip())
@@ -112,13 +115,33 @@ class RankingView(t.HasTraits):
             if self.prompt.strip():
                 self.regenerate()  # the next-token readout counts the new concept's tokens
 
-    def _session_rank(self, concept, cancel: Cancel) -> HeadRanking:
+    def _session_rank(self, concept, cancel: Cancel, *, first: bool = False) -> HeadRanking:
         """Session.rank of ``concept`` with the widget's rule, shown in ``progress``; Cancelled once ``cancel``
-        is set (checked at each captured batch)."""
+        is set (checked at each captured batch). ``first``: show a first grid while the rest is captured."""
         self.set_trait("progress", 0.01)
+
+        def show_first(r: HeadRanking, n: int, total: int) -> None:
+            self._worker.publish(cancel, lambda: self._show_first(r, n, total))
+
         return self._session.rank(
-            concept, rule=self.rule, on_progress=lambda f: self.set_trait("progress", f), cancel=cancel
+            concept,
+            rule=self.rule,
+            on_progress=lambda f: self.set_trait("progress", f),
+            cancel=cancel,
+            on_first=show_first if first else None,
         )
+
+    def _show_first(self, r: HeadRanking, n: int, total: int) -> None:
+        """A first grid, from the first ``n`` of the ``total`` contexts while the rest are captured (a new
+        concept's grid comes sooner); ``grid_note`` says so until the full ranking replaces it. The panel,
+        the selection and ``ranking`` wait for the full ranking."""
+        if self._other is not None:
+            return  # a comparison's grid is a difference of two full rankings
+        with self.hold_sync():
+            self.grid_note = f"first grid, from {n} of {total} contexts: refining as the rest are read"
+            self.scores_minus = ""
+            self.significant = np.asarray(r.significant, dtype=bool)
+            self.scores = np.asarray(r.with_score(self.score).scores, dtype=np.float64)
 
     def _rank_other(self, concept, cancel: Cancel) -> None:
         """Rank the compared concept (as _rank ranks the concept); the grid then shows the difference."""
@@ -146,6 +169,7 @@ class RankingView(t.HasTraits):
     def _show_ranking(self, r: HeadRanking) -> None:
         with self.hold_sync():
             self._base, self._rank_error, self._refine_error = r, None, None
+            self.grid_note = ""
             self._refined = r if "selection" in r.options else None  # hp.rank_heads selects by default
             self.verdict = self.verdict_label = self.verdict_on = ""
             self._show_effects(r.effects, self._no_effects_note())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,13 @@ class ActivationCache:
             return self.key(model, samples, positions) in self._entries
 
     def capture(
-        self, model, samples, *, positions: str = "prompt", on_progress=None, persist: bool = False
+        self, model, samples, *, positions: str = "prompt", on_progress=None, persist: bool = False, on_first=None
     ) -> torch.Tensor:
-        """``capture(model, samples)`` (n_layers, n_tokens, n_heads, head_dim), or its cached copy;
+        """``capture(model, samples)`` (n_layers, n_heads, n_samples, d_model), or its cached copy;
         ``on_progress(fraction)`` is called per captured batch. ``persist``: also keep it on disk
-        (engine/activations/capture_cache.py), where a later session finds it."""
+        (engine/activations/capture_cache.py), where a later session finds it. ``on_first(acts)``: when
+        the samples must be captured, the first FIRST_SHARE of them are captured first and their writes
+        (n_layers, n_heads, n_first, d_model) handed to it before the rest is captured."""
         key = self.key(model, samples, positions)
         with self._lock:
             if key in self._entries:
@@ -67,7 +70,7 @@ class ActivationCache:
         path = capture_cache.entry_path(model, samples, positions) if persist else None
         acts = capture_cache.load(path) if path is not None else None
         if acts is None:
-            acts = capture(model, list(samples), positions=positions, progress=False, on_progress=on_progress)
+            acts = _capture_in_parts(model, list(samples), positions, on_progress, on_first)
             if path is not None:
                 capture_cache.store(path, acts)
         with self._lock:
@@ -78,6 +81,27 @@ class ActivationCache:
 
 
 ACTIVATIONS = ActivationCache()  # shared by every session in this process
+FIRST_SHARE, FIRST_MIN = 0.25, 8  # the first grid's share of the samples, and the fewest it is drawn from
+
+
+def _capture_in_parts(model, samples: list, positions: str, on_progress, on_first) -> torch.Tensor:
+    """capture(model, samples) (n_layers, n_heads, n, d_model); with ``on_first``, the first FIRST_SHARE of
+    the samples (at least FIRST_MIN, and only when as many remain) are captured first and handed to it."""
+    n_first = max(FIRST_MIN, round(FIRST_SHARE * len(samples)))
+    if on_first is None or len(samples) < 2 * n_first:
+        return capture(model, samples, positions=positions, progress=False, on_progress=on_progress)
+    parts = []
+    for lo, hi in ((0, n_first), (n_first, len(samples))):
+        report = None if on_progress is None else _share(on_progress, lo / len(samples), (hi - lo) / len(samples))
+        parts.append(capture(model, samples[lo:hi], positions=positions, progress=False, on_progress=report))
+        if lo == 0:
+            on_first(parts[0])
+    return torch.cat(parts, dim=2)
+
+
+def _share(on_progress, done: float, share: float):
+    """on_progress for a part that covers ``share`` of the samples after ``done`` of them."""
+    return lambda fraction: on_progress(done + share * fraction)
 
 
 def resolve_samples(
@@ -184,13 +208,16 @@ class Session:
         rule: str | None = None,
         on_progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
+        on_first: Callable[[HeadRanking, int, int], None] | None = None,
     ) -> HeadRanking:
         """``rank_heads`` of ``concept`` (without refinement) on ``samples_for(concept)`` with cached
         activations; ``rule`` (a dictionary.RULES name) overrides the default sub-token rule.
 
         ``on_progress(fraction)`` goes from 0.05 to 0.8 as the capture proceeds (not called when
         cached) and is 0.85 when the pursuit starts. Setting ``cancel`` raises Cancelled at the next
-        captured batch, or before the pursuit."""
+        captured batch, or before the pursuit. ``on_first(ranking, n_first, n)``: when the samples must be
+        captured, a first ranking on the first n_first of the n samples (the same options) comes before
+        the rest is captured."""
 
         def report(fraction: float) -> None:
             check_cancel(cancel)
@@ -207,11 +234,27 @@ class Session:
                 positions=self.positions,
                 on_progress=lambda f: report(0.05 + 0.75 * f),
                 persist=self.prompts is None and isinstance(concept, str) and concept in shipped_concepts.names(),
+                on_first=None
+                if on_first is None
+                else partial(self._first, on_first, concept, samples, options, cancel),
             )
         report(0.85)
+        return self._rank(concept, samples, acts, options, given=self.prompts is not None)
+
+    def _first(self, on_first, concept, samples: tuple, options: dict, cancel, part: torch.Tensor) -> None:
+        """on_first(the ranking of the first samples' writes ``part`` (n_layers, n_heads, n_first, d_model),
+        n_first, len(samples))."""
+        check_cancel(cancel)
+        n_first = part.shape[2]
+        on_first(self._rank(concept, samples[:n_first], part, options, given=True), n_first, len(samples))
+
+    def _rank(self, concept, samples: tuple, acts, options: dict, *, given: bool) -> HeadRanking:
+        """rank_heads of ``concept`` on ``acts`` (the writes of ``samples``), without refinement; ``given``:
+        rank them as given prompts (else as the concept's own eliciting contexts)."""
+        prompts = list(samples) if given else None
         return rank_heads(
             self.model,
-            None if self.prompts is None else list(samples),
+            prompts,
             concept,
             activations=acts,
             positions=self.positions,

@@ -60,6 +60,9 @@ class WidgetTraits(anywidget.AnyWidget):
         help="str, default '': a second concept, typed as concept is; the grid then shows the concept's score minus "
         "this one's (ranked like concept, in the background); '' compares nothing",
     ).tag(sync=True)
+    grid_note = t.Unicode(
+        "", help="str: '' when the grid shows the full ranking; else why it is not final yet (a first grid)"
+    ).tag(sync=True)
     scores_minus = t.Unicode(
         "", help="str: '' when scores are the concept's own; else the compared concept whose scores they subtract"
     ).tag(sync=True)

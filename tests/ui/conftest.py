@@ -72,9 +72,9 @@ class Lab:
         kernel_id = requests.post(f"{self.url}/api/sessions", json=body, timeout=60).json()["kernel"]["id"]
         client = BlockingKernelClient(connection_file=str(self.runtime / f"kernel-{kernel_id}.json"))
         client.load_connection_file()
-        client.start_channels()
+        client.start_channels(hb=False)  # a busy machine can miss heartbeats: the reply is the signal
         try:
-            client.wait_for_ready(timeout=timeout)
+            client.kernel_info(reply=True, timeout=timeout)  # queued until the kernel listens
         finally:
             client.stop_channels()
         return kernel_id
