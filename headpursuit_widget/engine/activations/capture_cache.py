@@ -38,7 +38,7 @@ def entry_path(model, prompts, positions: str) -> Path | None:
 
 
 def load(path: Path) -> torch.Tensor | None:
-    """The capture stored at ``path`` (n_layers, n_tokens, n_heads, head_dim), None when there is none;
+    """The capture stored at ``path`` (n_layers, n_heads, n_samples, d_model), None when there is none;
     HeadPursuitError naming the file to delete when it does not match its recorded SHA-256."""
     meta_path = path.with_suffix(".json")
     if not path.parent.is_dir():
@@ -49,11 +49,11 @@ def load(path: Path) -> torch.Tensor | None:
         array = None
         try:
             meta = json.loads(meta_path.read_text())
-            ok = sha256_of(path) == meta["sha256"]
-            array = np.load(path, allow_pickle=False) if ok else None
+            if sha256_of(path) == meta["sha256"]:
+                array = np.load(path, allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError):
-            ok = False
-    if not ok or array is None:
+            array = None
+    if array is None:
         raise HeadPursuitError(
             f"the cached capture {path} is corrupted or incomplete (it does not match {meta_path.name}): "
             f"delete {path} and {meta_path} (the contexts are captured again)"
