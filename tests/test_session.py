@@ -118,3 +118,33 @@ def test_no_first_ranking_when_the_capture_is_cached_or_too_small(tiny):
     Session(tiny, cache=cache).rank("colours", on_first=lambda *a: firsts.append(a))  # in memory
     Session(tiny, prompts=["a red car", "a blue sky"]).rank("colours", on_first=lambda *a: firsts.append(a))
     assert firsts == []
+
+
+def test_the_nulls_word_pool_is_kept_on_disk_and_a_corrupt_one_refused(tokenizer, tmp_path, monkeypatch):
+    """A new process (empty memory cache) reads the pool the first one built and kept, equal to building it
+    again from the vocabulary; a damaged entry is refused with its path."""
+    import weakref
+
+    import numpy as np
+
+    from headpursuit_widget.engine.concepts import null_words, pool_cache
+
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
+    monkeypatch.setattr(null_words, "_POOLS", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(null_words, "_WORDS", weakref.WeakKeyDictionary())
+    built = null_words.word_pool(tokenizer)
+    path = pool_cache.entry_path(tokenizer)
+    assert path.is_file() and path.parent == tmp_path / "pools"
+    words = null_words.random_words(tokenizer)  # the slow reference: every word encoded again
+    ids = np.array([tokenizer.encode(" " + w, add_special_tokens=False)[0] for w in words])
+    order = np.argsort(ids, kind="stable")
+    kept = pool_cache.load(path)
+    assert kept[0] == built[0] == [words[i] for i in order]
+    assert (kept[1] == built[1]).all() and (kept[1] == ids[order]).all() and kept[1].dtype == np.int64
+    monkeypatch.setattr(null_words, "_POOLS", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(null_words, "random_words", lambda tok: pytest.fail("the pool was built, not read"))
+    assert null_words.word_pool(tokenizer)[0] == built[0]
+    path.write_text(path.read_text().replace(built[0][0], built[0][0] + "x", 1))
+    monkeypatch.setattr(null_words, "_POOLS", weakref.WeakKeyDictionary())
+    with pytest.raises(hp.HeadPursuitError, match=f"delete {path}"):
+        null_words.word_pool(tokenizer)

@@ -22,7 +22,7 @@ import torch
 from ..errors import HeadPursuitError
 from ..files import give_usual_mode
 from ..models.cache import locked, sha256_of
-from ..models.shipped import cache_dir
+from ..models.shipped import captures_dir
 
 KEPT_DTYPES = (torch.float16, torch.float32, torch.float64)
 
@@ -33,8 +33,7 @@ def entry_path(model, prompts, positions: str) -> Path | None:
     if not all(isinstance(p, str) for p in prompts):
         return None
     digest = hashlib.sha256(json.dumps([positions, list(prompts)]).encode()).hexdigest()[:32]
-    folder = Path(os.environ.get("HEADPURSUIT_CAPTURES") or cache_dir() / "captures")
-    return folder / model.fingerprint / f"{digest}.npy"
+    return captures_dir() / model.fingerprint / f"{digest}.npy"
 
 
 def load(path: Path) -> torch.Tensor | None:

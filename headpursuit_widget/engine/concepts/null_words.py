@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 from ..errors import HeadPursuitError
+from . import pool_cache
 from .dictionary import Concept, word_token_ids
 
 N_BINS = 16
@@ -42,15 +43,21 @@ def random_words(tokenizer) -> list[str]:
 
 
 def word_pool(tokenizer) -> tuple[list[str], np.ndarray]:
-    """(words, ids): the word-like pool of random_words sorted by the id of " word" (cached)."""
+    """(words, ids): the word-like pool of random_words sorted by the id of " word" (cached per tokenizer in
+    memory, and on disk: pool_cache.py)."""
     try:
         return _POOLS[tokenizer]
     except (KeyError, TypeError):
         pass
-    words = random_words(tokenizer)
-    ids = np.array([tokenizer.encode(" " + w, add_special_tokens=False)[0] for w in words], dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    pool = ([words[i] for i in order], ids[order])
+    path = pool_cache.entry_path(tokenizer)
+    pool = pool_cache.load(path) if path is not None else None
+    if pool is None:
+        words = random_words(tokenizer)
+        ids = np.array([tokenizer.encode(" " + w, add_special_tokens=False)[0] for w in words], dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        pool = ([words[i] for i in order], ids[order])
+        if path is not None:
+            pool_cache.store(path, *pool)
     try:
         _POOLS[tokenizer] = pool
     except TypeError:

@@ -86,6 +86,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HEADPURSUIT_CACHE", Path.home() / ".cache" / "headpursuit"))
 
 
+def captures_dir() -> Path:
+    """Where derived data is kept between sessions (captures, the null's word pools): $HEADPURSUIT_CAPTURES,
+    else ``captures/`` in cache_dir()."""
+    return Path(os.environ.get("HEADPURSUIT_CAPTURES") or cache_dir() / "captures")
+
+
 def _pip_download(requirements: tuple[str, ...], dest: Path) -> list[Path]:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), *requirements]
     proc = subprocess.run(cmd, capture_output=True, text=True)
