@@ -292,7 +292,8 @@ def test_grid_view_toggle_shows_what_heads_do(lab, page, artifacts):
         writes_colours = _cell_colours(page)
         does.click()
         _has_selectivity_label(page, concept)
-        assert kernel.eval("w.grid_view") == "does" and does.get_attribute("aria-pressed") == "true"
+        assert does.get_attribute("aria-pressed") == "true"
+        _wait_kernel(kernel, "w.grid_view == 'does'")  # the click's message reaches the kernel after the page
         assert _cell_colours(page) != writes_colours  # the grid shows another quantity
         cell = page.locator(f'.hp-root [role="gridcell"][data-layer="{concept[0]}"][data-head="{concept[1]}"]')
         selectivity = kernel.eval(f"float(__import__('numpy').float32(w.selectivity[{concept[0]}, {concept[1]}]))")
