@@ -183,6 +183,8 @@ def test_jupyterlab_grid_panel_slider_stop(lab, page, artifacts):
         cell.click()
         panel = page.locator('.hp-root [data-testid="token-panel"]')
         panel.get_by_text(f"Layer {layer}, head {head}", exact=True).wait_for(timeout=30_000)
+        # the title shows at once; the head's tokens follow in one message (the panel is redrawn whole)
+        panel.locator('[data-testid="atom-token"]').first.wait_for(timeout=30_000)
         atoms = kernel.eval(f"[t for t, _ in w.ranking.tokens({layer}, {head}, 10)]")
         lens = kernel.eval(f"[t for t, _ in w.ranking.lens_tokens({layer}, {head}, 10)]")
         assert panel.locator('[data-testid="atom-token"]').all_text_contents() == atoms
