@@ -148,8 +148,8 @@ def test_every_subpackage_states_its_role():
 
 def _walk(model, run) -> list[tuple[str, list[str]]]:
     """The stays of `model` while `run()` goes: each package function that receives `model` as an argument
-    (the model's own methods aside), in the order of its first call; consecutive functions of one module
-    form one stay. -> [(module, [functions])]."""
+    (the model's own methods and properties included: `self`), in the order of its first call; consecutive
+    functions of one module form one stay. -> [(module, [functions])]."""
     import sys
 
     first: list[tuple[str, str]] = []
@@ -159,7 +159,7 @@ def _walk(model, run) -> list[tuple[str, list[str]]]:
         if event != "call" or not module.startswith(NAME + ".") or (module, code.co_name) in first:
             return
         arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-        if any(frame.f_locals.get(a) is model for a in arguments if a != "self"):
+        if any(frame.f_locals.get(a) is model for a in arguments):
             first.append((module, code.co_name))
 
     sys.setprofile(profile)
@@ -178,7 +178,7 @@ def _walk(model, run) -> list[tuple[str, list[str]]]:
 
 def test_the_walk_of_rank_heads_model_is_short(make_tiny):
     """rank_heads's model, on the default path (eliciting contexts, SOMP, null, selection): at most 15
-    stays and 6 returns to a module it had left, counting every function it is passed to."""
+    stays and 6 returns to a module it had left, counting every function it is passed to, its own methods too."""
     import headpursuit_widget as hp
 
     model = make_tiny("llama")

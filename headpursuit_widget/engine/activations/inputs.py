@@ -61,7 +61,9 @@ _MARKER = "\ue000"  # a private-use character: no template adds it
 
 
 def encode_text(
-    model,
+    tokenizer,
+    context_window: int,
+    device: torch.device,
     prompts: list[str],
     positions: str = "prompt",
     chat: bool = False,
@@ -73,17 +75,18 @@ def encode_text(
     "all" selects every non-pad, non-special token (template text included).
     "last" selects the last non-pad token of each prompt (where the next token is predicted).
 
-    Prompts longer than the context window minus `reserve` tokens are cut at the end, with a warning.
+    Prompts longer than `context_window` minus `reserve` tokens are cut at the end, with a warning; the
+    batch's tensors go to `device`.
     """
     if positions not in POSITIONS:
         raise HeadPursuitError(f"positions must be one of {POSITIONS}, got {shorten(repr(positions))}")
     if positions == "image":
         raise HeadPursuitError("positions='image' needs a vision-language model with image samples")
-    tok = model.tokenizer
+    tok = tokenizer
     spans = [user_span(tok, p, chat) for p in prompts]
-    limit = model.context_window - reserve
+    limit = context_window - reserve
     if limit <= 0:
-        raise HeadPursuitError(f"max_new_tokens={reserve} leaves no room in the {model.context_window}-token context")
+        raise HeadPursuitError(f"max_new_tokens={reserve} leaves no room in the {context_window}-token context")
     if not tok.is_fast and positions == "prompt" and chat:
         raise HeadPursuitError("chat=True with positions='prompt' needs a fast tokenizer (character offsets)")
     enc = tok(  # lists, one tokenisation
@@ -92,7 +95,7 @@ def encode_text(
     cut = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) > limit]
     if cut:
         warnings.warn(
-            f"prompts {cut} are longer than {limit} tokens (context window {model.context_window}"
+            f"prompts {cut} are longer than {limit} tokens (context window {context_window}"
             f"{f' minus {reserve} new tokens' if reserve else ''}) and were truncated",
             stacklevel=3,
         )
@@ -114,7 +117,7 @@ def encode_text(
         select[row, at] = torch.tensor(flags, dtype=torch.bool)
     if positions == "last":
         select = last_position(enc["attention_mask"].bool())
-    inputs = {k: v.to(model.device) for k, v in enc.items()}
+    inputs = {k: v.to(device) for k, v in enc.items()}
     return Batch(inputs=inputs, select=select)
 
 
@@ -130,4 +133,13 @@ def encode(
         raise HeadPursuitError(
             "this is a text-only model: samples must be strings (image samples need a VLM loaded with its processor)"
         )
-    return encode_text(model, samples, positions=positions, chat=chat, padding_side=padding_side, reserve=reserve)
+    return encode_text(
+        model.tokenizer,
+        model.context_window,
+        model.device,
+        samples,
+        positions=positions,
+        chat=chat,
+        padding_side=padding_side,
+        reserve=reserve,
+    )

@@ -94,26 +94,39 @@ def rank_heads(
         automatic_contexts=prompts is None,
         approximate=model.adapter.approximate,
     )
-    ranking = _assemble(model, grids, con.token_ids, concept_record(con, spec), method, score, options)
+    made_by = dict(vocab_of=model.tokenizer, model_name=model.name, fingerprint=model.fingerprint)
+    ranking = _assemble(grids, con.token_ids, concept_record(con, spec), method, score, options, **made_by)
     if (refine or refine is None) and not model.is_vlm:  # refinement measures text next-token predictions
         ranking = run_refine(model, ranking, progress=progress)
     return ranking
 
 
-def _assemble(model, grids: dict, token_ids: list, concept: dict, method: str, score: str, options: dict):
-    """The HeadRanking of `model` from score_grids' arrays, with the strings of every token id it holds."""
+def _assemble(
+    grids: dict,
+    token_ids: list,
+    concept: dict,
+    method: str,
+    score: str,
+    options: dict,
+    *,
+    vocab_of,
+    model_name: str,
+    fingerprint: str,
+) -> HeadRanking:
+    """The HeadRanking of score_grids' arrays, with the strings of every token id it holds (decoded by the
+    tokenizer `vocab_of`), tied to the model by its name and fingerprint."""
     atoms = np.asarray(token_ids)[grids.pop("atoms")]
     ids = np.concatenate([atoms.ravel(), grids["lens_ids"].ravel(), np.asarray(token_ids, dtype=np.int64)])
     return HeadRanking(
         atoms=atoms,
         **grids,
-        vocab=_decode_all(model.tokenizer, ids),
+        vocab=_decode_all(vocab_of, ids),
         concept=concept,
         method=method,
         score_name=score,
         options=options,
-        model_name=model.name,
-        fingerprint=model.fingerprint,
+        model_name=model_name,
+        fingerprint=fingerprint,
     )
 
 
