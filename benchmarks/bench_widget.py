@@ -5,11 +5,12 @@
    widget, where each concept is ranked on its own eliciting contexts, next to the engine's bare
    ``hp.rank_heads(m, None, words, refine=False)``; and the grid of a widget given prompts, whose
    activations are captured once, next to a bare ``hp.rank_heads(..., activations=acts)``.
-2. Slider change -> complete regenerated edited answer, against a bare ``hp.generate``
-   with the same edits producing the same tokens (target <= 1.1x), and the time to the
+2. Slider change -> complete regenerated edited answer (its last piece sent to the front end), against a
+   bare ``hp.generate`` with the same edits producing the same tokens (target <= 1.1x); the time until the
+   widget is ready again (the next-token readout under the answer computed too); and the time to the
    first streamed edited token against one single-token generation.
 
-    python benchmarks/bench_widget.py [--model smollm2] [--tokens 32] [--repeats 3] [--grids-only] [--json out.json]
+    python benchmarks/bench_widget.py [--model smollm2] [--tokens 32] [--repeats 3] [--grids-only | --slider-only] [--json out.json]
 """
 
 from __future__ import annotations
@@ -148,19 +149,26 @@ def bench_slider(w, model, tokens: int, repeats: int) -> dict:
     send = w.send
 
     def spy(content, buffers=None):
-        if content.get("type") == protocol.TOKEN and content["target"] == "edited" and "first" not in sent_at:
-            sent_at["first"] = time.perf_counter()
+        kind, now = content.get("type"), time.perf_counter()
+        if kind == protocol.TOKEN and content["target"] == "edited" and "first" not in sent_at:
+            sent_at["first"] = now
+        if kind == protocol.STREAM_END and content["target"] == "edited":
+            sent_at["answer"] = now
         send(content, buffers)
 
     w.send = spy
-    widget_s, bare_s = [], []
+    w.observe(
+        lambda change: sent_at.setdefault("ready", time.perf_counter()) if change["new"] == "ready" else 0, "status"
+    )
+    widget_s, ready_s, bare_s = [], [], []
     for layer, head in heads:
         edits = {(layer, head): 5.0}
         sent_at.clear()
         t0 = time.perf_counter()
         w.strengths = {head_key(layer, head): 5.0}
-        w.wait(300)
-        widget_s.append(time.perf_counter() - t0)
+        w.wait(300, verdict=True)  # the verdict of the new edits too: nothing runs beside the bare generate
+        ready_s.append(sent_at["ready"] - t0)  # the answer, then the next-token readout under it
+        widget_s.append(sent_at["answer"] - t0)  # the last piece of the edited answer has been sent
         first_token.append(sent_at["first"] - t0)
         t, text = _timed_in_thread(
             lambda edits=edits: hp.generate(model, [PROMPT], edits=edits, max_new_tokens=tokens)[0]
@@ -171,6 +179,8 @@ def bench_slider(w, model, tokens: int, repeats: int) -> dict:
     ratios = [a / b for a, b in zip(widget_s, bare_s)]
     return {
         "regenerate_s": statistics.median(widget_s),
+        "ready_s": statistics.median(ready_s),
+        "ready_ratio": statistics.median(a / b for a, b in zip(ready_s, bare_s)),
         "bare_generate_s": statistics.median(bare_s),
         "ratio": statistics.median(ratios),
         "ratios": ratios,
@@ -190,6 +200,7 @@ def main(argv=None) -> dict:
     ap.add_argument(
         "--grids-only", action="store_true", help="time the grids alone: no selection, no verdict, no slider"
     )
+    ap.add_argument("--slider-only", action="store_true", help="time the slider alone: no new concepts")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     model = hp.load_model(args.model)
@@ -208,9 +219,9 @@ def main(argv=None) -> dict:
         "constructor_returns_s": returned,
         "first_grid_s (capture + rank)": first_grid,
         "first_answers_s (grid + baseline)": time.perf_counter() - t0,
-        **bench_concepts(w, model, args.repeats),
+        **({} if args.slider_only else bench_concepts(w, model, args.repeats)),
         **({} if args.grids_only else bench_slider(w, model, args.tokens, args.repeats)),
-        **bench_cached_concepts(model, args.repeats),
+        **({} if args.slider_only else bench_cached_concepts(model, args.repeats)),
     }
     for key, value in results.items():
         print(f"{key:32} {value:.3f}" if isinstance(value, float) else f"{key:32} {value}")

@@ -27,6 +27,7 @@ class Answers(t.HasTraits):
     _refined: HeadRanking | None
     _baseline_key: Any
     _edited_key: Any
+    _baseline_prob: tuple | None  # ((prompt, concept token ids), the unedited next-token probability)
     debounce: float
 
     def edit_top(self, k: int | None = None, alpha: float | None = None) -> None:
@@ -142,7 +143,12 @@ class Answers(t.HasTraits):
         if image is not None or not ids:
             return []
         chat = bool(getattr(self._model.tokenizer, "chat_template", None))
-        base = float(next_token_probs(self._model, [prompt], chat=chat)[0, ids].sum())
+        if self._baseline_prob is None or self._baseline_prob[0] != (prompt, tuple(ids)):  # a slider keeps it
+            self._baseline_prob = (
+                (prompt, tuple(ids)),
+                float(next_token_probs(self._model, [prompt], chat=chat)[0, ids].sum()),
+            )
+        base = self._baseline_prob[1]
         edited = float(next_token_probs(self._model, [prompt], edits=edits, chat=chat)[0, ids].sum()) if edits else base
         return [base, edited]
 

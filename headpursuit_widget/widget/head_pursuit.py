@@ -114,7 +114,7 @@ class HeadPursuit(Sharing, Answers, RankingView, Checks, EffectsView, Validation
         self._refine_error: Exception | None = None  # why hp.refine failed on _base
         self._other: HeadRanking | None = None  # the compared concept's ranking (compare), None when off
         self._rank_error: Exception | None = None  # why the first ranking failed, until one succeeds
-        self._baseline_key = self._edited_key = None
+        self._baseline_key = self._edited_key = self._baseline_prob = None
         self._verify_on = verify and not model.is_vlm  # refine and verify measure text predictions
         self._display = None  # the display handle whose snapshot wait() refreshes
         self.debounce = debounce
