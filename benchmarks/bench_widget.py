@@ -10,7 +10,8 @@
    widget is ready again (the next-token readout under the answer computed too); and the time to the
    first streamed edited token against one single-token generation.
 
-    python benchmarks/bench_widget.py [--model smollm2] [--tokens 32] [--repeats 3] [--grids-only | --slider-only] [--json out.json]
+    python benchmarks/bench_widget.py [--model smollm2] [--tokens 32] [--repeats 3]
+        [--grids-only | --slider-only] [--json out.json]
 """
 
 from __future__ import annotations

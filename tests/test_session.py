@@ -60,6 +60,7 @@ def test_a_shipped_concepts_capture_is_kept_on_disk_for_the_next_session(tiny, t
     first = Session(tiny, cache=ActivationCache()).rank("colours")
     entries = sorted(tmp_path.rglob("*.npy"))
     assert len(calls) == 1 and len(entries) == 1 and entries[0].with_suffix(".json").is_file()
+    _forget_kept_rankings(tmp_path)  # else the next session reads the kept ranking, not the capture
     again = Session(tiny, cache=ActivationCache()).rank("colours")
     assert len(calls) == 1  # read from disk, not captured
     assert (again.scores == first.scores).all()
@@ -71,6 +72,7 @@ def test_a_shipped_concepts_capture_is_kept_on_disk_for_the_next_session(tiny, t
 def test_a_corrupt_capture_entry_is_refused_with_the_paths_to_delete(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
     Session(tiny, cache=ActivationCache()).rank("animals")
+    _forget_kept_rankings(tmp_path)
     (entry,) = tmp_path.rglob("*.npy")
     data = bytearray(entry.read_bytes())
     data[-1] ^= 0xFF
@@ -80,6 +82,59 @@ def test_a_corrupt_capture_entry_is_refused_with_the_paths_to_delete(tiny, tmp_p
     entry.unlink()
     Session(tiny, cache=ActivationCache()).rank("animals")  # captured and kept again
     assert entry.is_file()
+
+
+def _forget_kept_rankings(folder) -> None:
+    for path in [*folder.rglob("*.ranking.npz"), *folder.rglob("*.ranking.json")]:
+        path.unlink()
+
+
+def test_a_shipped_concepts_ranking_is_kept_and_read_back_whole(tiny, tmp_path, monkeypatch):
+    """A new session takes a shipped concept's ranking from disk with neither a capture nor rank_heads, equal
+    in every field to the one computed; another concept, other options or other code are not served from it."""
+    import numpy as np
+
+    from headpursuit_widget.engine.ranking import kept
+    from headpursuit_widget.widget import session as session_mod
+
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
+    ranked = []
+    real = session_mod.rank_heads
+    monkeypatch.setattr(session_mod, "rank_heads", lambda *a, **k: ranked.append(1) or real(*a, **k))
+    first = Session(tiny, cache=ActivationCache()).rank("colours")
+    (entry,) = tmp_path.rglob("*.ranking.npz")
+    assert entry.with_suffix(".json").is_file() and len(ranked) == 1
+    again = Session(tiny, cache=ActivationCache()).rank("colours")
+    assert len(ranked) == 1  # neither the capture nor the pursuit ran
+    for name in ("concept", "method", "score_name", "options", "model_name", "fingerprint", "vocab", "recommended"):
+        assert getattr(again, name) == getattr(first, name), name
+    for name in ("scores", "null_evr", "atoms", "gains", "curves", "lens_ids", "lens_vals", "significant"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(first, name), err_msg=name)
+    assert again.score_table.keys() == first.score_table.keys()
+    for name, grid in first.score_table.items():
+        np.testing.assert_array_equal(again.score_table[name], grid, err_msg=name)
+    Session(tiny, cache=ActivationCache(), k=3).rank("colours")  # other options: ranked, kept apart
+    Session(tiny, cache=ActivationCache()).rank("animals")
+    kept.code_digest.cache_clear()
+    monkeypatch.setattr(kept, "_STAGES", ("ranking",))  # as if the pipeline's code had changed
+    Session(tiny, cache=ActivationCache()).rank("colours")
+    kept.code_digest.cache_clear()
+    assert len(ranked) == 4 and len(list(tmp_path.rglob("*.ranking.npz"))) == 4
+
+
+def test_a_corrupt_kept_ranking_is_refused_with_the_paths_to_delete(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
+    first = Session(tiny, cache=ActivationCache()).rank("animals")
+    (entry,) = tmp_path.rglob("*.ranking.npz")
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    record = entry.with_suffix(".json")
+    with pytest.raises(hp.HeadPursuitError, match=f"kept ranking {entry} is corrupted.*delete {entry} and {record}"):
+        Session(tiny, cache=ActivationCache()).rank("animals")
+    entry.unlink()
+    again = Session(tiny, cache=ActivationCache()).rank("animals")  # ranked and kept again
+    assert entry.is_file() and (again.scores == first.scores).all()
 
 
 def test_a_first_ranking_on_the_first_quarter_comes_before_the_rest_is_captured(tiny, monkeypatch):

@@ -6,8 +6,9 @@ position) but without the causal refinement, which the widget runs in the backgr
 ``prompts`` every concept ranks on them instead. Captures are reused from the process-wide
 ``ACTIVATIONS`` cache (a few entries, least recently used out), and a shipped concept's eliciting
 contexts from disk (engine/activations/capture_cache.py), so a new session ranks it without a capture;
-a model that ranks from statistics (the nnsight backend, engine/activations/statistics.py) computes
-them in its traces for each concept instead.
+its ranking is kept on disk too (engine/ranking/kept.py), so a new session draws its grid without the
+pursuit and the null; a model that ranks from statistics (the nnsight backend,
+engine/activations/statistics.py) computes them in its traces for each concept instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..engine.concepts import shipped as shipped_concepts
 from ..engine.concepts.contexts import concept_contexts
 from ..engine.concepts.resolve import resolve_concept
 from ..engine.errors import HeadPursuitError, check_cancel
+from ..engine.ranking import kept
 from ..engine.ranking.rank import rank_heads
 from ..engine.ranking.result import HeadRanking
 
@@ -226,6 +228,10 @@ class Session:
 
         options = {**self.options, **({} if rule is None else {"rule": rule})}
         samples = self.samples_for(concept, rule=options.get("rule", "whole_word"))
+        kept_at = self._kept_path(concept, samples, options)
+        if kept_at is not None and (ranking := kept.load(kept_at, self.model)) is not None:
+            report(0.85)
+            return ranking
         acts = None  # a model that ranks from statistics computes them in its traces: no head writes to cache
         if not self.model.ranks_from_statistics:
             acts = self.cache.capture(
@@ -233,13 +239,27 @@ class Session:
                 samples,
                 positions=self.positions,
                 on_progress=lambda f: report(0.05 + 0.75 * f),
-                persist=self.prompts is None and isinstance(concept, str) and concept in shipped_concepts.names(),
+                persist=self._keeps(concept),
                 on_first=None
                 if on_first is None
                 else partial(self._first, on_first, concept, samples, options, cancel),
             )
         report(0.85)
-        return self._rank(concept, samples, acts, options, given=self.prompts is not None)
+        ranking = self._rank(concept, samples, acts, options, given=self.prompts is not None)
+        if kept_at is not None:
+            kept.store(kept_at, ranking)
+        return ranking
+
+    def _keeps(self, concept) -> bool:
+        """Whether ``concept``'s capture and ranking are kept on disk: a shipped concept on its own contexts."""
+        return self.prompts is None and isinstance(concept, str) and concept in shipped_concepts.names()
+
+    def _kept_path(self, concept, samples: tuple, options: dict):
+        """Where ``concept``'s ranking on ``samples`` is kept (engine/ranking/kept.py), None when it is not."""
+        if not self._keeps(concept) or self.model.ranks_from_statistics:
+            return None
+        con, _ = resolve_concept(concept, self.model.tokenizer, options.get("rule", "whole_word"))
+        return kept.entry_path(self.model, samples, self.positions, con.token_ids, options)
 
     def _first(self, on_first, concept, samples: tuple, options: dict, cancel, part: torch.Tensor) -> None:
         """on_first(the ranking of the first samples' writes ``part`` (n_layers, n_heads, n_first, d_model),

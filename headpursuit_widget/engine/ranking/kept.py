@@ -1,0 +1,57 @@
+"""Rankings kept on disk beside the kept captures, so that a new session draws a shipped concept's grid
+without the pursuit and the null (about 1 s of SmolLM2's 1.2 s on 2 CPU threads).
+
+One entry per (model fingerprint, samples, positions, concept, options, code):
+``<captures>/<fingerprint>/<key>.ranking.npz`` (the ranking file, file.py: plain arrays and JSON, read
+without pickle) beside ``<key>.ranking.json`` (its SHA-256), written and checked like a kept capture
+(activations/capture_cache.py: atomic, under the folder's lock; an entry that does not match its SHA-256
+is refused with the paths to delete). The key holds the concept's token ids and a digest of the source of
+the stages that make a ranking (activations/, concepts/, ranking/), so that a changed word list or an
+edited pipeline never reads an older result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+from ..activations.capture_cache import keep_entry, read_entry
+from ..models.shipped import captures_dir
+from .result import HeadRanking
+
+_STAGES = ("activations", "concepts", "ranking")  # the engine folders whose code a kept ranking depends on
+
+
+@cache
+def code_digest() -> str:
+    """SHA-256 of the Python source of the stages that make a ranking ("" when none is found: nothing is
+    kept then)."""
+    engine = Path(__file__).resolve().parent.parent
+    files = sorted(p for stage in _STAGES for p in (engine / stage).glob("*.py"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(engine).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest() if files else ""
+
+
+def entry_path(model, samples, positions: str, token_ids, options: dict) -> Path | None:
+    """Where the ranking of the concept with ``token_ids`` on ``samples`` (text) at ``positions`` with
+    rank_heads ``options`` is kept, or None when it cannot be (a sample that is not text, no source)."""
+    if not all(isinstance(s, str) for s in samples) or not code_digest():
+        return None
+    key = json.dumps([positions, list(samples), [int(i) for i in token_ids], options, code_digest()], sort_keys=True)
+    return captures_dir() / model.fingerprint / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.ranking.npz"
+
+
+def load(path: Path, model) -> HeadRanking | None:
+    """The ranking kept at ``path`` for ``model``, None when there is none; HeadPursuitError naming the files
+    to delete when it does not match its recorded SHA-256 or is not a ranking of ``model``."""
+    found = read_entry(path, lambda p: HeadRanking.load(p, model=model), "kept ranking")
+    return None if found is None else found[0]
+
+
+def store(path: Path, ranking: HeadRanking) -> None:
+    """Keep ``ranking`` at ``path`` (and its .json), atomically under the folder's lock."""
+    keep_entry(path, ranking.save)
