@@ -198,10 +198,15 @@ class Session:
 
     def samples_for(self, concept, *, rule: str = "whole_word") -> tuple:
         """The samples ``concept`` is ranked on: the session's prompts, else its eliciting contexts."""
+        return self._samples_and_ids(concept, rule)[0]
+
+    def _samples_and_ids(self, concept, rule: str) -> tuple[tuple, tuple | None]:
+        """(samples_for(concept), the concept's token ids when the samples are its eliciting contexts, else
+        None): the concept is tokenised once."""
         if self.prompts is not None:
-            return self.prompts
+            return self.prompts, None
         con, _ = resolve_concept(concept, self.model.tokenizer, rule)
-        return tuple(concept_contexts(con, seed=self.options["seed"]))
+        return tuple(concept_contexts(con, seed=self.options["seed"])), con.token_ids
 
     def rank(
         self,
@@ -227,8 +232,8 @@ class Session:
                 on_progress(fraction)
 
         options = {**self.options, **({} if rule is None else {"rule": rule})}
-        samples = self.samples_for(concept, rule=options.get("rule", "whole_word"))
-        kept_at = self._kept_path(concept, samples, options)
+        samples, token_ids = self._samples_and_ids(concept, options.get("rule", "whole_word"))
+        kept_at = self._kept_path(concept, samples, token_ids, options)
         if kept_at is not None and (ranking := kept.load(kept_at, self.model)) is not None:
             report(0.85)
             return ranking
@@ -254,12 +259,12 @@ class Session:
         """Whether ``concept``'s capture and ranking are kept on disk: a shipped concept on its own contexts."""
         return self.prompts is None and isinstance(concept, str) and concept in shipped_concepts.names()
 
-    def _kept_path(self, concept, samples: tuple, options: dict):
-        """Where ``concept``'s ranking on ``samples`` is kept (engine/ranking/kept.py), None when it is not."""
-        if not self._keeps(concept) or self.model.ranks_from_statistics:
+    def _kept_path(self, concept, samples: tuple, token_ids: tuple | None, options: dict):
+        """Where ``concept``'s ranking on ``samples`` (its eliciting contexts, the concept of ``token_ids``)
+        is kept (engine/ranking/kept.py), None when it is not."""
+        if token_ids is None or not self._keeps(concept) or self.model.ranks_from_statistics:
             return None
-        con, _ = resolve_concept(concept, self.model.tokenizer, options.get("rule", "whole_word"))
-        return kept.entry_path(self.model, samples, self.positions, con.token_ids, options)
+        return kept.entry_path(self.model, samples, self.positions, token_ids, options)
 
     def _first(self, on_first, concept, samples: tuple, options: dict, cancel, part: torch.Tensor) -> None:
         """on_first(the ranking of the first samples' writes ``part`` (n_layers, n_heads, n_first, d_model),
