@@ -73,3 +73,12 @@ def tiny_tokenizer_dir() -> str:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     tiny_tokenizer().save_pretrained(folder)
     return folder
+
+
+def corrupt(entry, at: int | None = None):
+    """Flip one byte of the kept file `entry` (a pathlib.Path; by default the middle one) and return the
+    .json record beside it."""
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2 if at is None else at] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    return entry.with_suffix(".json")

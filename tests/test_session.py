@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support import corrupt
 
 import headpursuit_widget as hp
 from headpursuit_widget.widget.session import ActivationCache, Session, resolve_samples
@@ -74,9 +75,7 @@ def test_a_corrupt_capture_entry_is_refused_with_the_paths_to_delete(tiny, tmp_p
     Session(tiny, cache=ActivationCache()).rank("animals")
     _forget_kept_rankings(tmp_path)
     (entry,) = tmp_path.rglob("*.npy")
-    data = bytearray(entry.read_bytes())
-    data[-1] ^= 0xFF
-    entry.write_bytes(bytes(data))
+    corrupt(entry, at=-1)
     with pytest.raises(hp.HeadPursuitError, match=f"corrupted.*delete {entry}"):
         Session(tiny, cache=ActivationCache()).rank("animals")
     entry.unlink()
@@ -115,10 +114,8 @@ def test_a_shipped_concepts_ranking_is_kept_and_read_back_whole(tiny, tmp_path, 
         np.testing.assert_array_equal(again.score_table[name], grid, err_msg=name)
     Session(tiny, cache=ActivationCache(), k=3).rank("colours")  # other options: ranked, kept apart
     Session(tiny, cache=ActivationCache()).rank("animals")
-    kept.code_digest.cache_clear()
     monkeypatch.setattr(kept, "_STAGES", ("ranking",))  # as if the pipeline's code had changed
     Session(tiny, cache=ActivationCache()).rank("colours")
-    kept.code_digest.cache_clear()
     assert len(ranked) == 4 and len(list(tmp_path.rglob("*.ranking.npz"))) == 4
 
 
@@ -126,10 +123,7 @@ def test_a_corrupt_kept_ranking_is_refused_with_the_paths_to_delete(tiny, tmp_pa
     monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
     first = Session(tiny, cache=ActivationCache()).rank("animals")
     (entry,) = tmp_path.rglob("*.ranking.npz")
-    data = bytearray(entry.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    entry.write_bytes(bytes(data))
-    record = entry.with_suffix(".json")
+    record = corrupt(entry)
     with pytest.raises(hp.HeadPursuitError, match=f"kept ranking {entry} is corrupted.*delete {entry} and {record}"):
         Session(tiny, cache=ActivationCache()).rank("animals")
     entry.unlink()

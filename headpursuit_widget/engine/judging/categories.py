@@ -11,6 +11,7 @@ used. The control never holds a fact whose answer is a token of any of these cat
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ..concepts import shipped as shipped_concepts
 from ..concepts.contexts import UNNAMED, eliciting_contexts
 from ..concepts.dictionary import Concept
 from ..errors import HeadPursuitError
+from . import kept
 from .controls import control_split, domains_of
 from .probes import answer_ids, next_token_logprobs_each, passes
 
@@ -162,7 +164,28 @@ def battery(
 def measure(
     model, bat: Battery, edit_sets, *, cancel: threading.Event | None = None, progress=False, desc="measuring"
 ) -> list[Reading]:
-    """A Reading per edit set (None: unedited), from one pass over the battery's prompts per set."""
+    """A Reading per edit set (None: unedited). Edit sets measured before on this battery are read from
+    disk (engine/judging/kept.py); the others take one pass over the battery's prompts each (and the unedited
+    pass, whose recorded blocks the edited passes start from, when two or more are new)."""
+    local = model.module if model.backend == "hf" else None  # passes of this process's module are kept
+    path = kept.entry_path(model.fingerprint, local, "readings", dataclasses.asdict(bat))
+    known = kept.load(path)
+    keys = [kept.edit_key(model.adapter, e) for e in edit_sets]
+    todo = {k: e for k, e in zip(keys, edit_sets) if k not in known}
+    base = kept.edit_key(model.adapter, None)
+    if len(todo) > 1 and base not in todo:
+        todo = {base: None, **todo}
+    if todo:
+        found = dict(zip(todo, _measured(model, bat, list(todo.values()), cancel, progress, desc)))
+        new = {k: dataclasses.asdict(r) for k, r in found.items()}
+        known.update(new)
+        if path is not None:
+            kept.store(path, new)
+    return [Reading(float(known[k]["mass"]), *(np.asarray(known[k][f]) for f in kept.FIELDS[1:])) for k in keys]
+
+
+def _measured(model, bat: Battery, edit_sets, cancel, progress, desc) -> list[Reading]:
+    """A Reading per edit set from one pass over the battery's prompts per set."""
     cats = (bat.concept, *bat.formats, *bat.others)
     control_ids = answer_ids(model.tokenizer, bat.control)
     columns = sorted({i for c in cats for i in c.token_ids} | set(control_ids))

@@ -17,6 +17,7 @@ Two methods:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..editing.edits import parse_edits
 from ..errors import HeadPursuitError, check_cancel, check_int, shorten
 from ..files import read_checked, write_atomic
 from ..hooks import hooks_removed
+from . import kept
 from .categories import Battery, battery, effect_of, measure, selectivity
 from .probes import answer_ids
 
@@ -41,6 +43,7 @@ GENERIC_BELOW = 0.8  # a head whose edit leaves the other categories' median bel
 N_CHECK = 8  # heads attribution re-measures exactly
 N_CONTEXTS = 16  # the concept's eliciting contexts measured by default
 FORMAT = "headpursuit-effects/1"
+_ESTIMATES = ("mass_ratio", "other_ratios", "control_drop")  # attribute()'s arrays, in its order
 _SHAPES = {
     "mass_ratio": ("n_layers", "n_heads"),
     "other_ratios": ("n_others", "n_layers", "n_heads"),
@@ -250,7 +253,7 @@ def measure_heads(
         options={"n_prompts": len(bat.concept.prompts), "n_control": len(bat.control), "n_check": n_check},
     )
     if method == "attribution":
-        result.mass_ratio[:], result.other_ratios[:], result.control_drop[:] = attribute(
+        result.mass_ratio[:], result.other_ratios[:], result.control_drop[:] = _attributed(
             model, bat, alpha, cancel=cancel, progress=progress
         )
         sel = result.selectivity
@@ -265,6 +268,17 @@ def measure_heads(
             result.other_ratios[:, layer, h] = e.other_ratios
             result.exact[layer, h] = True
     return result
+
+
+def _attributed(model, bat: Battery, alpha: float, *, cancel, progress):
+    """attribute()'s estimates, read from disk when this battery was attributed before (judging/kept.py)."""
+    path = kept.entry_path(model.fingerprint, model.module, "attribution", dataclasses.asdict(bat), alpha)
+    found = kept.load_arrays(path, "kept attribution")
+    if found is None:
+        found = dict(zip(_ESTIMATES, attribute(model, bat, alpha, cancel=cancel, progress=progress)))
+        if path is not None:
+            kept.store_arrays(path, found)
+    return tuple(found[name] for name in _ESTIMATES)
 
 
 def attribute(model, bat: Battery, alpha: float, *, batch_size: int = 16, cancel=None, progress=False):

@@ -14,34 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cache
 from pathlib import Path
 
-from ..activations.capture_cache import keep_entry, read_entry
+from ..kept import code_digest, keep_entry, read_entry
 from ..models.shipped import captures_dir
 from .result import HeadRanking
 
 _STAGES = ("activations", "concepts", "ranking")  # the engine folders whose code a kept ranking depends on
 
 
-@cache
-def code_digest() -> str:
-    """SHA-256 of the Python source of the stages that make a ranking ("" when none is found: nothing is
-    kept then)."""
-    engine = Path(__file__).resolve().parent.parent
-    files = sorted(p for stage in _STAGES for p in (engine / stage).glob("*.py"))
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(engine).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest() if files else ""
+def _digest() -> str:
+    """The code digest of the stages that make a ranking."""
+    return code_digest(_STAGES)
 
 
 def entry_path(model, samples, positions: str, token_ids, options: dict) -> Path | None:
     """Where the ranking of the concept with ``token_ids`` on ``samples`` (text) at ``positions`` with
     rank_heads ``options`` is kept, or None when it cannot be (a sample that is not text, no source)."""
-    if not all(isinstance(s, str) for s in samples) or not code_digest():
+    if not all(isinstance(s, str) for s in samples) or not _digest():
         return None
-    key = json.dumps([positions, list(samples), [int(i) for i in token_ids], options, code_digest()], sort_keys=True)
+    key = json.dumps([positions, list(samples), [int(i) for i in token_ids], options, _digest()], sort_keys=True)
     return captures_dir() / model.fingerprint / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.ranking.npz"
 
 
