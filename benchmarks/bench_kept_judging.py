@@ -21,10 +21,10 @@ import sys
 import tempfile
 
 CHILD = r"""
-import json, sys, time
+import importlib, json, sys, time
 import torch
 import headpursuit_widget as hp
-from headpursuit_widget.engine.judging import categories, verify as verify_mod
+from headpursuit_widget.engine.judging import categories
 from headpursuit_widget.engine.judging.probes import next_token_logprobs
 
 torch.set_num_threads(2)
@@ -45,7 +45,7 @@ else:
     t = time.perf_counter()
     verdict = hp.verify(model, refined, k=4).summary()
     clock["verify_s"] = time.perf_counter() - t
-probe = verify_mod._default_probe(refined.concept, 0)
+probe = importlib.import_module("headpursuit_widget.engine.judging.verify")._default_probe(refined.concept, 0)
 prompts = categories.battery(model, refined.concept, probe, part="verify").prompts
 t = time.perf_counter()
 next_token_logprobs(model, prompts)
