@@ -4,6 +4,8 @@ back, equal to measuring it again; anything that changes what a pass computes is
 Independent truth: the same measures made with nothing kept (a fresh, empty captures folder), and a count
 of the forward passes that ran."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,20 @@ def test_attribution_and_the_known_control_facts_are_kept_too(make_tiny, tmp_pat
         np.testing.assert_array_equal(getattr(again, name), getattr(first, name), err_msg=name)
     other = effects_mod.effects(m, "colours", alpha=0.5, method="attribution", n_check=0, progress=False)
     assert calls[-1] == "attribute" and not np.array_equal(other.mass_ratio, first.mass_ratio)
+
+
+def test_a_set_cancel_stops_even_when_everything_is_kept(make_tiny, tmp_path, monkeypatch, counted):
+    from headpursuit_widget.engine.errors import Cancelled
+
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
+    m = make_tiny("llama", seed=7)
+    r = hp.rank_heads(m, None, "colours", n_null=2, progress=False)
+    hp.verify(m, r, k=2, n_random=2)
+    counted.clear()
+    hp.verify(m, r, k=2, n_random=2)
+    assert counted == []  # all kept
+    stop = threading.Event()
+    stop.set()
+    for judge in (lambda: hp.verify(m, r, k=2, n_random=2, cancel=stop), lambda: hp.refine(m, r, cancel=stop)):
+        with pytest.raises(Cancelled):
+            judge()

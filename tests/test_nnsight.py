@@ -103,7 +103,7 @@ def check_ranking(hf, nn, prompts, concept, **options):
     sd magnifies rounding in EVR (1e-8 for hf's writes, 1e-10 for the float32 projections that cross
     the wire) by 1/sd, which reaches 1e4 on SmolLM2 heads whose writes barely vary (z near 140)."""
     kw = dict(n_null=4, k=8, progress=False, **options)
-    r_hf = hp.rank_heads(hf, prompts, concept, **kw)
+    r_hf = hp.rank_heads(hf, prompts, concept, **{**kw, "refine": False})  # hf's selection: tests/test_selectivity.py
     r_nn = hp.rank_heads(nn, prompts, concept, **kw)
     acts = float64_writes(hf, prompts, options.get("positions", "prompt"))
     r_ref = hp.rank_heads(hf, prompts, concept, activations=acts, **{**kw, "refine": False})

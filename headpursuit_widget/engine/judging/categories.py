@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..concepts import shipped as shipped_concepts
 from ..concepts.contexts import UNNAMED, eliciting_contexts
 from ..concepts.dictionary import Concept
-from ..errors import HeadPursuitError
+from ..errors import HeadPursuitError, check_cancel
 from . import kept
 from .controls import control_split, domains_of
 from .probes import answer_ids, next_token_logprobs_each, passes
@@ -166,7 +166,9 @@ def measure(
 ) -> list[Reading]:
     """A Reading per edit set (None: unedited). Edit sets measured before on this battery are read from
     disk (engine/judging/kept.py); the others take one pass over the battery's prompts each (and the unedited
-    pass, whose recorded blocks the edited passes start from, when two or more are new)."""
+    pass, whose recorded blocks the edited passes start from, when two or more are new). A set `cancel`
+    raises engine.errors.Cancelled, even when everything is kept."""
+    check_cancel(cancel)
     local = model.module if model.backend == "hf" else None  # passes of this process's module are kept
     path = kept.entry_path(model.fingerprint, local, "readings", dataclasses.asdict(bat))
     known = kept.load(path)
