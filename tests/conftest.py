@@ -7,7 +7,9 @@ real model or its tokenizer (fixtures `smollm2`, `real_tokenizer`) or are marked
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,12 +76,32 @@ def real_model_dir(real_tokenizer):
     return str(shipped.resaved_dir("smollm2"))
 
 
+TEST_KEPT_LIMIT = 2 << 30  # bytes: the tests' kept folder is emptied when it grows past this
+
+
+def _size(folder: Path) -> int:
+    """Bytes held by the files under folder."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def capture_folder(tmp_path_factory):
-    """Captures kept on disk (engine/activations/capture_cache.py) go to this test session's folder, not the
-    user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
+    """What the engine keeps on disk (captures, rankings, edited-pass readings) goes to the tests' own folder,
+    never the user's: `<cache>/test-captures`, kept between test runs. Every kept entry is keyed by the model's
+    weights, the inputs and a digest of the engine code that computed it, so a run after an engine change
+    measures again and a run after a change elsewhere (widget, notebooks, tests) reads what was measured.
+    HEADPURSUIT_TEST_CAPTURES=fresh gives each run an empty folder (everything measured); any other value
+    names the folder. Tests of keeping itself use their own empty folders."""
+    choice = os.environ.get("HEADPURSUIT_TEST_CAPTURES", "")
+    if choice == "fresh":
         folder = tmp_path_factory.mktemp("captures")
+    else:
+        folder = Path(choice) if choice else shipped.cache_dir() / "test-captures"
+        wiper = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"  # one xdist worker empties it, never two
+        if wiper and folder.is_dir() and _size(folder) > TEST_KEPT_LIMIT:
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HEADPURSUIT_CAPTURES", str(folder))
         yield folder
 
