@@ -70,7 +70,7 @@ test-browser: setup chromium
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 test: lint setup chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/run_all.py

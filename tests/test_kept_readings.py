@@ -13,7 +13,7 @@ from support import corrupt
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine.concepts.contexts import eliciting_contexts
-from headpursuit_widget.engine.judging import categories, probes
+from headpursuit_widget.engine.judging import categories, kept, probes
 
 EDITS = [None, {(1, 2): -1.0}, {(0, 1): -1.0, (1, 3): 0.5}, {"1.2": -1}]
 
@@ -151,3 +151,22 @@ def test_a_set_cancel_stops_even_when_everything_is_kept(make_tiny, tmp_path, mo
     for judge in (lambda: hp.verify(m, r, k=2, n_random=2, cancel=stop), lambda: hp.refine(m, r, cancel=stop)):
         with pytest.raises(Cancelled):
             judge()
+
+
+def test_the_key_is_the_same_whatever_torch_s_thread_count():
+    """A weight's plain torch sum splits by thread and its last bits change with the thread count; the key's
+    sums must not (a user who changes threads, or a test run in two workers, reads what was kept).
+    Independent truth: numpy's float64 sum of the same weights, which the key's sums must match closely."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.Linear(1024, 333))
+    threads = torch.get_num_threads()
+    paths = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            paths.append(kept.entry_path("f" * 16, module, "readings", {"battery": 1}))
+    finally:
+        torch.set_num_threads(threads)
+    assert paths[0] == paths[1] == paths[2]
+    for p in module.parameters():
+        assert kept._sum(p) == pytest.approx(float(p.detach().double().numpy().sum()), rel=1e-5, abs=1e-5)

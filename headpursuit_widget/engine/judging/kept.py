@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,24 @@ def entry_path(fingerprint: str, module, kind: str, *subject) -> Path | None:
     if module is None or not code_digest(_STAGES):
         return None
     params = list(module.parameters())
-    with torch.no_grad():
-        sums = torch.stack([p.detach().float().sum() for p in params]).tolist()
+    sums = [_sum(p) for p in params]
     weights = [str(params[0].dtype), params[0].device.type]
     key = json.dumps([kind, *subject, weights, sums, code_digest(_STAGES)])
     return captures_dir() / fingerprint / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.{kind}.npz"
+
+
+_ROW = 4096  # elements summed in order by one thread (below torch's grain for splitting a reduction)
+
+
+@torch.no_grad()
+def _sum(param: torch.Tensor) -> float:
+    """The sum of ``param``'s entries, the same whatever torch's thread count: rows of _ROW are each summed
+    in float32 by one thread, then their sums exactly (math.fsum) (a plain ``.sum()`` splits the reduction by thread,
+    and its last bits, hence the key, changed with ``torch.set_num_threads``)."""
+    flat = param.detach().reshape(-1)
+    n = flat.numel() // _ROW * _ROW
+    rows = flat[:n].view(-1, _ROW).float().sum(dim=1)
+    return math.fsum(torch.cat([rows, flat[n:].float()]).tolist())
 
 
 def edit_key(adapter, edits) -> str:
