@@ -5,8 +5,9 @@ quarter of the contexts (session.py FIRST_SHARE).
 Each run is a fresh child process (an empty memory cache, as a new notebook has) with the model loaded
 before the clock starts; it times ``Session(model).rank(concept)`` (what the widget's grid waits for),
 then, in the same process, the bare ``rank_heads`` of the same contexts from their activations in memory
-(the baseline: the pursuit and the null alone). The first child finds no disk entry (a folder of its own)
-and keeps the capture and the ranking; the next ones read the kept ranking (engine/ranking/kept.py).
+(the baseline: the pursuit and the null alone). The folder of its own starts as `headpursuit fetch` (what
+`make lab` runs) leaves it: the null's word pool, no capture. The first child finds no capture or ranking
+and keeps both; the next ones read the kept ranking (engine/ranking/kept.py).
 
     python benchmarks/bench_grid_cache.py [--model smollm2] [--concept colours] [--repeats 3]
 """
@@ -56,6 +57,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="new sessions after the first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
+        fetch = "import sys; from headpursuit_widget.cli import main; sys.exit(main(['fetch', sys.argv[1]]))"
+        subprocess.run(
+            [sys.executable, "-c", fetch, args.model], env=dict(os.environ, HEADPURSUIT_CAPTURES=folder), check=True
+        )
         runs = [child(args.model, args.concept, folder) for _ in range(1 + args.repeats)]
     for i, r in enumerate(runs):
         label = "first session (captures)" if i == 0 else f"new session {i} (kept)"

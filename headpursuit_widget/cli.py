@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import HeadPursuitError, HeadRanking, bake, generate, load_model, rank_heads, verify
+from .engine.concepts.null_words import word_pool
 from .engine.editing.bake import check_out
 from .engine.judging import selection
 from .engine.models.shipped import DEFAULT_MODEL, SHIPPED
@@ -53,6 +54,7 @@ def _print_ranking(ranking, n: int) -> None:
 
 def cmd_fetch(args) -> None:
     model = load_model(args.model)
+    word_pool(model.tokenizer)  # kept on disk (pool_cache.py): a first ranking need not read the vocabulary
     print(f"ready: {model}")
 
 
@@ -236,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     model_help = f"shipped alias ({', '.join(SHIPPED)}), local folder, .gguf file or cached hub id"
 
-    f = sub.add_parser("fetch", help="download and cache a shipped model")
+    f = sub.add_parser("fetch", help="download and cache a shipped model and its null's word pool")
     f.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=model_help)
     f.set_defaults(func=cmd_fetch)
 

@@ -6,10 +6,26 @@ import re
 
 import numpy as np
 import pytest
+import transformers as tf
 
 import headpursuit_widget as hp
 from headpursuit_widget import cli
 from headpursuit_widget.cli import main
+from headpursuit_widget.engine.concepts import null_words, pool_cache
+
+
+def test_fetch_keeps_the_null_word_pool(tmp_path, model_dir, monkeypatch, capsys):
+    """`headpursuit fetch` leaves the null's word pool on disk, so a first ranking does not build it; what it
+    kept equals a pool built from the vocabulary with nothing kept."""
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
+    assert main(["fetch", str(model_dir)]) == 0 and "ready:" in capsys.readouterr().out
+    tokenizer = tf.AutoTokenizer.from_pretrained(model_dir)
+    path = pool_cache.entry_path(tokenizer)
+    assert path is not None and path.is_file()
+    kept_words, kept_ids = pool_cache.load(path)
+    monkeypatch.setattr(pool_cache, "entry_path", lambda tokenizer: None)
+    words, ids = null_words.word_pool(tf.AutoTokenizer.from_pretrained(model_dir))
+    assert kept_words == words and np.array_equal(kept_ids, ids) and len(words) > 10
 
 
 @pytest.fixture(scope="module")
