@@ -176,11 +176,13 @@ def _walk(model, run) -> list[tuple[str, list[str]]]:
     return stays
 
 
-def test_the_walk_of_rank_heads_model_is_short(make_tiny):
-    """rank_heads's model, on the default path (eliciting contexts, SOMP, null, selection): at most 15
-    stays and 6 returns to a module it had left, counting every function it is passed to, its own methods too."""
+def test_the_walk_of_rank_heads_model_is_short(make_tiny, tmp_path, monkeypatch):
+    """rank_heads's model, on the default path (eliciting contexts, SOMP, null, selection, with nothing kept
+    on disk): at most 15 stays and 6 returns to a module it had left, counting every function it is passed to,
+    its own methods too."""
     import headpursuit_widget as hp
 
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))  # every pass runs, whatever an earlier run kept
     model = make_tiny("llama")
     stays = _walk(model, lambda: hp.rank_heads(model, None, "colours", n_null=4, progress=False))
     modules = [module for module, _ in stays]

@@ -12,6 +12,7 @@ import torch
 from support import corrupt
 
 import headpursuit_widget as hp
+from headpursuit_widget.engine import kept as engine_kept
 from headpursuit_widget.engine.concepts.contexts import eliciting_contexts
 from headpursuit_widget.engine.judging import categories, kept, probes
 
@@ -169,4 +170,4 @@ def test_the_key_is_the_same_whatever_torch_s_thread_count():
         torch.set_num_threads(threads)
     assert paths[0] == paths[1] == paths[2]
     for p in module.parameters():
-        assert kept._sum(p) == pytest.approx(float(p.detach().double().numpy().sum()), rel=1e-5, abs=1e-5)
+        assert engine_kept._sum(p) == pytest.approx(float(p.detach().double().numpy().sum()), rel=1e-5, abs=1e-5)

@@ -197,3 +197,30 @@ def test_the_nulls_word_pool_is_kept_on_disk_and_a_corrupt_one_refused(tokenizer
     monkeypatch.setattr(null_words, "_POOLS", weakref.WeakKeyDictionary())
     with pytest.raises(hp.HeadPursuitError, match=f"delete {path}"):
         null_words.word_pool(tokenizer)
+
+
+def test_weights_edited_in_place_are_captured_and_ranked_again(make_tiny, tmp_path, monkeypatch):
+    """The fingerprint reads a few weights only: a weight edited in place elsewhere must not serve the
+    capture or the ranking kept for the weights before. Independent truth: the edited model ranked with
+    nothing kept (an empty folder)."""
+    import numpy as np
+    import torch
+
+    m = make_tiny("llama", seed=5)
+    monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path / "kept"))
+    before = Session(m, cache=ActivationCache()).rank("colours")
+    weight = m.adapter.blocks[0].mlp.down_proj.weight  # a weight the fingerprint does not read
+    saved, fingerprint = weight.detach().clone(), m.fingerprint
+    try:
+        with torch.no_grad():
+            weight.mul_(3.0)
+        assert m.fingerprint == fingerprint
+        kept_after = Session(m, cache=ActivationCache()).rank("colours")
+        monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path / "fresh"))
+        fresh = Session(m, cache=ActivationCache()).rank("colours")
+    finally:
+        with torch.no_grad():
+            weight.copy_(saved)
+    np.testing.assert_array_equal(kept_after.scores, fresh.scores)
+    assert not np.array_equal(kept_after.scores, before.scores)
+    assert len(list((tmp_path / "kept").rglob("*.npy"))) == 2  # one capture per weights

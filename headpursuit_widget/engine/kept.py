@@ -5,13 +5,16 @@ Each entry is a file beside a ``.json`` record of its SHA-256 (and whatever else
 folder of the captures folder (models/shipped.py captures_dir). Writers and readers hold the folder's lock;
 an entry is written to a temporary file that is then renamed, so nobody sees half of one. An entry whose
 bytes do not match its SHA-256 is refused with the paths to delete. Keys hold ``code_digest`` of the
-stages that compute the kept result, so an edited pipeline never reads an older result.
+stages that compute the kept result, so an edited pipeline never reads an older result, and
+``weights_key`` of the model's module, so weights edited in place (a baked head, a scaled MLP) are
+measured again although the model's fingerprint reads only a few of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,9 +22,38 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .errors import HeadPursuitError
 from .files import give_usual_mode
 from .models.cache import locked, sha256_of
+
+_ROW = 4096  # elements summed in order by one thread (below torch's grain for splitting a reduction)
+
+
+@torch.no_grad()
+def _sum(param: torch.Tensor) -> float:
+    """The sum of ``param``'s entries, the same whatever torch's thread count: rows of _ROW are each summed
+    in float32 by one thread, then their sums exactly (math.fsum); a plain ``.sum()`` splits the reduction
+    by thread, and its last bits changed with ``torch.set_num_threads``."""
+    flat = param.detach().reshape(-1)
+    n = flat.numel() // _ROW * _ROW
+    rows = flat[:n].view(-1, _ROW).float().sum(dim=1)
+    return math.fsum(torch.cat([rows, flat[n:].float()]).tolist())
+
+
+def local_module(model):
+    """``model``'s torch module when its passes run in this process (backend "hf"), else None."""
+    return model.module if model.backend == "hf" else None
+
+
+def weights_key(module) -> list | None:
+    """[dtype, device type, the sum of each parameter tensor] of a local torch ``module`` (about 30 ms for
+    SmolLM2's 135M weights); None for None (a model whose weights are not here: its fingerprint alone)."""
+    if module is None:
+        return None
+    params = list(module.parameters())
+    return [str(params[0].dtype), params[0].device.type, [_sum(p) for p in params]]
 
 
 @cache

@@ -1,7 +1,7 @@
 """Captured head writes kept on disk, so that a shipped concept's grid needs no capture in a new session.
 
-One entry per (model fingerprint, positions, prompts): ``<folder>/<fingerprint>/<key>.npy`` (numpy, read
-without pickle) beside ``<key>.json`` (its SHA-256, shape and dtype); the folder is $HEADPURSUIT_CAPTURES,
+One entry per (model fingerprint and weights, positions, prompts, code): ``<folder>/<fingerprint>/<key>.npy``
+(numpy, read without pickle) beside ``<key>.json`` (its SHA-256, shape and dtype); the folder is $HEADPURSUIT_CAPTURES,
 else ``captures/`` in the model cache ($HEADPURSUIT_CACHE). Writers and readers hold the folder's lock; an
 entry is written to a temporary file that is then renamed, so nobody sees half of one. An entry whose bytes
 do not match its SHA-256 is refused with the paths to delete. Only text prompts in float16 / float32 /
@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from ..errors import HeadPursuitError
-from ..kept import keep_entry, read_entry
+from ..kept import code_digest, keep_entry, local_module, read_entry, weights_key
 from ..models.shipped import captures_dir
 
+_STAGES = ("activations", "models")  # the engine folders whose code a capture depends on
 KEPT_DTYPES = (torch.float16, torch.float32, torch.float64)
 
 
@@ -30,7 +31,8 @@ def entry_path(model, prompts, positions: str) -> Path | None:
     when it cannot be kept (a prompt that is not text)."""
     if not all(isinstance(p, str) for p in prompts):
         return None
-    digest = hashlib.sha256(json.dumps([positions, list(prompts)]).encode()).hexdigest()[:32]
+    key = [positions, list(prompts), weights_key(local_module(model)), code_digest(_STAGES)]
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
     return captures_dir() / model.fingerprint / f"{digest}.npy"
 
 

@@ -4,7 +4,7 @@ refine, verify and effects read every edit set through categories.measure; each 
 per category and control fact) is kept per (model, battery, code): ``<captures>/<fingerprint>/<key>.readings.npz``
 (plain arrays, read without pickle: the edit sets' keys, the masses, the control log-probabilities)
 beside its ``.json`` SHA-256, checked and written like a kept capture (engine/kept.py). The key holds the
-model's fingerprint, its weights' dtype and device type, a checksum of every parameter (a sum per
+model's fingerprint, its weights (engine/kept.py weights_key: dtype, device type and a sum per
 tensor: an in-place weight edit, such as a baked head, reads nothing measured before it), the whole
 battery (prompts, token ids, control facts) and the digest of the code that measures (activations/,
 editing/, judging/, models/). Only local models (backend "hf") are kept. Two processes adding to one
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..editing.edits import parse_edits
-from ..kept import code_digest, keep_entry, read_entry
+from ..kept import code_digest, keep_entry, read_entry, weights_key
 from ..models.shipped import captures_dir
 
 _STAGES = ("activations", "editing", "judging", "models")  # the engine folders whose code a reading depends on
@@ -36,25 +34,8 @@ def entry_path(fingerprint: str, module, kind: str, *subject) -> Path | None:
     local model)."""
     if module is None or not code_digest(_STAGES):
         return None
-    params = list(module.parameters())
-    sums = [_sum(p) for p in params]
-    weights = [str(params[0].dtype), params[0].device.type]
-    key = json.dumps([kind, *subject, weights, sums, code_digest(_STAGES)])
+    key = json.dumps([kind, *subject, weights_key(module), code_digest(_STAGES)])
     return captures_dir() / fingerprint / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.{kind}.npz"
-
-
-_ROW = 4096  # elements summed in order by one thread (below torch's grain for splitting a reduction)
-
-
-@torch.no_grad()
-def _sum(param: torch.Tensor) -> float:
-    """The sum of ``param``'s entries, the same whatever torch's thread count: rows of _ROW are each summed
-    in float32 by one thread, then their sums exactly (math.fsum) (a plain ``.sum()`` splits the reduction by thread,
-    and its last bits, hence the key, changed with ``torch.set_num_threads``)."""
-    flat = param.detach().reshape(-1)
-    n = flat.numel() // _ROW * _ROW
-    rows = flat[:n].view(-1, _ROW).float().sum(dim=1)
-    return math.fsum(torch.cat([rows, flat[n:].float()]).tolist())
 
 
 def edit_key(adapter, edits) -> str:

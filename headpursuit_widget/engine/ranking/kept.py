@@ -1,7 +1,7 @@
 """Rankings kept on disk beside the kept captures, so that a new session draws a shipped concept's grid
 without the pursuit and the null (about 1 s of SmolLM2's 1.2 s on 2 CPU threads).
 
-One entry per (model fingerprint, samples, positions, concept, options, code):
+One entry per (model fingerprint and weights, samples, positions, concept, options, code):
 ``<captures>/<fingerprint>/<key>.ranking.npz`` (the ranking file, file.py: plain arrays and JSON, read
 without pickle) beside ``<key>.ranking.json`` (its SHA-256), written and checked like a kept capture
 (activations/capture_cache.py: atomic, under the folder's lock; an entry that does not match its SHA-256
@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..kept import code_digest, keep_entry, read_entry
+from ..kept import code_digest, keep_entry, local_module, read_entry, weights_key
 from ..models.shipped import captures_dir
 from .result import HeadRanking
 
@@ -33,7 +33,10 @@ def entry_path(model, samples, positions: str, token_ids, options: dict) -> Path
     rank_heads ``options`` is kept, or None when it cannot be (a sample that is not text, no source)."""
     if not all(isinstance(s, str) for s in samples) or not _digest():
         return None
-    key = json.dumps([positions, list(samples), [int(i) for i in token_ids], options, _digest()], sort_keys=True)
+    weights = weights_key(local_module(model))
+    key = json.dumps(
+        [positions, list(samples), [int(i) for i in token_ids], options, weights, _digest()], sort_keys=True
+    )
     return captures_dir() / model.fingerprint / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.ranking.npz"
 
 
