@@ -141,9 +141,9 @@ def _print_selection(ranking) -> None:
     others = list(details["others"])
     single = {tuple(h): row for h, row in zip(details["candidates"], details["single"])}
     print(
-        f"\nthe selection flipped {len(single)} candidate heads alone (SOMP's best by z and the most selective by "
-        f"gradient attribution) on {details['n_contexts']} prompts asking for one of the {concept}, the other "
-        f"categories asked the same way and {details['n_control']} control facts:"
+        f"\nthe selection flipped {len(single)} candidate heads alone (SOMP's best by z and the most selective "
+        f"flipped at the answer position) on {details['n_contexts']} prompts asking for one of the {concept}, "
+        f"the other categories asked the same way and {details['n_control']} control facts:"
     )
     if ranking.recommended:
         print(f"selective set ({len(ranking.recommended)} heads, in the order chosen); {concept} mass / unedited:")

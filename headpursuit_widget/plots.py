@@ -50,6 +50,9 @@ THEMES = {
     "dark": {"background": "#20262b", "text": "#e0e0e0", "muted": "#b0b0b0", "line": "#a0a0a0", "grid": "#3a4248"},
 }
 
+# HeadEffects.method -> what a head not measured by an edited pass shows
+_ESTIMATED = {"answer": "estimated (answer position)", "attribution": "estimated (gradient)"}
+
 
 def resolve_theme(theme: str = "auto") -> str:
     """ "light" or "dark": ``theme`` itself, or for "auto" the HEADPURSUIT_THEME variable (light if unset)."""
@@ -292,7 +295,8 @@ def effects(e, *, theme: str = "auto"):
     spanning the 2nd to 98th percentile of |selectivity| as the widget's "what it does" view does.
     Layer 0 at the top. Generic heads (their edit also cuts the other categories) carry an x. Hover
     shows the concept's ratio, each other category's, their median, the control drop and whether the
-    numbers come from an edited pass (exact) or a gradient estimate. ``theme``: see the module."""
+    numbers come from an edited pass (exact) or an estimate (e.method: the answer position only, or the
+    gradient). ``theme``: see the module."""
     sel = np.asarray(e.selectivity, dtype=float)
     L, H = sel.shape
     layers, heads = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
@@ -310,7 +314,9 @@ def effects(e, *, theme: str = "auto"):
         "others": others,
         "control_drop": np.asarray(e.control_drop, dtype=float).ravel(),
         "generic": is_generic,
-        "measured": np.where(np.asarray(e.exact).ravel(), "exact (edited pass)", "estimated (gradient)"),
+        "measured": np.where(
+            np.asarray(e.exact).ravel(), "exact (edited pass)", _ESTIMATED.get(e.method, "not measured")
+        ),
     }
     src = ColumnDataSource(data, name="heads")
     generic = ColumnDataSource({k: np.asarray(v)[is_generic] for k, v in data.items()}, name="generic")

@@ -54,7 +54,7 @@ export function effectSection(model: ModelLike, layer: number, head: number): HT
     return wrap;
   }
   const full = e as HeadEffect;
-  const how = full.exact ? "measured by an edited pass" : "a gradient estimate";
+  const how = full.exact ? "measured by an edited pass" : "an estimate";
   const title = `What flipping it does (x${full.alpha}, ${how})`;
   const summary = h("p", {
     class: "hp-meta",

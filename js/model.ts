@@ -37,7 +37,7 @@ export interface HeadEffect {
   selectivity: number;
   /** The flip also cuts the other categories (an answer or format head). */
   generic: boolean;
-  /** Measured by an edited pass (else a gradient estimate). */
+  /** Measured by an edited pass at every position (else an estimate). */
   exact: boolean;
 }
 
@@ -91,7 +91,7 @@ export interface WidgetModel {
   selectivity: EncodedArray | null;
   /** bool (n_layers, n_heads): heads whose flip cuts the other categories too. */
   generic: EncodedArray | null;
-  /** bool (n_layers, n_heads): heads measured by an edited pass (else a gradient estimate). */
+  /** bool (n_layers, n_heads): heads measured by an edited pass at every position (else an estimate). */
   exact: EncodedArray | null;
   /** Why "what it does" is not available ("" once it is). */
   effects_note: string;

@@ -304,7 +304,7 @@ describe("what each head does", () => {
     model.set("head_effect", { ...effect, generic: true, exact: false });
     expect(q("effect-generic").textContent).toBe("generic");
     expect(q("effect-summary").textContent).toContain("cuts the other categories too");
-    expect(panel.querySelector("h4")?.textContent).toContain("a gradient estimate");
+    expect(panel.querySelector("h4")?.textContent).toContain("an estimate");
   });
 
   it("says why a head has no effects yet", () => {

@@ -188,4 +188,4 @@ def test_the_walk_of_rank_heads_model_is_short(make_tiny, tmp_path, monkeypatch)
     modules = [module for module, _ in stays]
     returns = [m for i, m in enumerate(modules) if m in modules[:i]]
     assert modules[0].endswith("ranking.rank") and any(m.endswith("judging.selection") for m in modules)
-    assert len(stays) <= 15 and len(returns) <= 6, stays
+    assert len(stays) <= 15 and len(returns) <= 6, "\n".join(f"{m} {f}" for m, f in stays)

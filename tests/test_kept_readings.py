@@ -111,30 +111,31 @@ def test_a_corrupt_kept_entry_is_refused_with_the_paths_to_delete(make_tiny, tmp
     assert len(categories.measure(m, bat, EDITS[:2])) == 2
 
 
-def test_attribution_and_the_known_control_facts_are_kept_too(make_tiny, tmp_path, monkeypatch):
-    """The gradient screen and the control facts the model knows: read back equal, with no pass."""
+@pytest.mark.parametrize(("method", "screen"), [("attribution", "attribute"), ("answer", "answer_flips")])
+def test_the_screens_and_the_known_control_facts_are_kept_too(make_tiny, tmp_path, monkeypatch, method, screen):
+    """A screen's estimates (gradient, answer position) and the control facts the model knows: read back
+    equal, with no pass."""
     import importlib
 
     effects_mod = importlib.import_module("headpursuit_widget.engine.judging.effects")
-    from headpursuit_widget.engine.judging import controls
 
     monkeypatch.setenv("HEADPURSUIT_CAPTURES", str(tmp_path))
     m = make_tiny("llama", seed=6)
     calls = []
-    for mod, name in ((effects_mod, "attribute"), (controls, "facts_known")):
+    for mod, name in ((effects_mod, screen), (categories, "facts_known")):
         real = getattr(mod, name)
         monkeypatch.setattr(mod, name, lambda *a, real=real, name=name, **k: calls.append(name) or real(*a, **k))
-    monkeypatch.setattr(controls, "_KNOWN", {})
-    first = effects_mod.effects(m, "colours", method="attribution", n_check=0, progress=False)
-    split = controls.control_split(m, half="verify")
-    assert calls == ["facts_known", "attribute"]
-    monkeypatch.setattr(controls, "_KNOWN", {})  # as in a new process
-    again = effects_mod.effects(m, "colours", method="attribution", n_check=0, progress=False)
-    assert calls == ["facts_known", "attribute"] and controls.control_split(m, half="verify") == split
+    monkeypatch.setattr(categories, "_KNOWN", {})
+    first = effects_mod.effects(m, "colours", method=method, n_check=0, progress=False)
+    split = categories.control_split(m, half="verify")
+    assert calls == ["facts_known", screen]
+    monkeypatch.setattr(categories, "_KNOWN", {})  # as in a new process
+    again = effects_mod.effects(m, "colours", method=method, n_check=0, progress=False)
+    assert calls == ["facts_known", screen] and categories.control_split(m, half="verify") == split
     for name in ("mass_ratio", "other_ratios", "control_drop"):
         np.testing.assert_array_equal(getattr(again, name), getattr(first, name), err_msg=name)
-    other = effects_mod.effects(m, "colours", alpha=0.5, method="attribution", n_check=0, progress=False)
-    assert calls[-1] == "attribute" and not np.array_equal(other.mass_ratio, first.mass_ratio)
+    other = effects_mod.effects(m, "colours", alpha=0.5, method=method, n_check=0, progress=False)
+    assert calls[-1] == screen and not np.array_equal(other.mass_ratio, first.mass_ratio)
 
 
 def test_a_set_cancel_stops_even_when_everything_is_kept(make_tiny, tmp_path, monkeypatch, counted):

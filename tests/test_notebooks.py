@@ -37,37 +37,43 @@ assert sum(layer == 0 for layer, _ in raw.top(8)) >= 5, raw.top(8)
 assert not [h for h in somp.top(8) + lens.top(8) if h[0] == 0], (somp.top(8), lens.top(8))
 # 4: "for L0H2 random lists explain as much or more"
 assert not r.above_null[0, 2] and r.null_evr[:, 0, 2].max() >= r.score_table["evr"][0, 2]
-# 5: "5 sets of random heads"; "estimated every head from gradients and flipped a few candidates for real"
+# 5: "5 sets of random heads"; "flipped every head at the answer position only ... then flipped a dozen candidates"
 a, b, c = checks["L22H8"], checks["L17H7"], checks["L0H7"]
-assert len(a.random_mass_ratios) == 5 and e.exact.any() and not e.exact.all()
-# "L22H8 is colour-selective": 0.25x, random 1.11x, others' median 0.95x, 0.35 nats within 0.19 + 0.3, numbers 0.44x;
+assert len(a.random_mass_ratios) == 5 and e.exact.any() and not e.exact.all() and e.method == "answer"
+assert len(r.options["selection"]["candidates"]) == 12
+# "L22H8 is colour-selective": 0.25x, random 0.86x, others' median 0.95x, 0.35 nats within 0.06 + 0.3, numbers 0.44x;
 # "Asked the other way ... colours only fall to 0.41x: the verdict is not in every format"
 assert a.verdict == "not in every format" and says(a.format_ratios["requests"], "0.41"), a.summary()
-assert says(a.mass_ratio, "0.25") and says(a.random_median, "1.11") and says(a.others_median, "0.95"), a.summary()
-assert says(a.control_drop, "0.35") and says(a.random_control_drop, "0.19"), a.summary()
+assert says(a.mass_ratio, "0.25") and says(a.random_median, "0.86") and says(a.others_median, "0.95"), a.summary()
+assert says(a.control_drop, "0.35") and says(a.random_control_drop, "0.06"), a.summary()
+assert a.control_drop <= a.random_control_drop + 0.3, a.summary()
 assert says(a.other_ratios["numbers"], "0.44") and says(a.other_ratios["countries"], "1.09"), a.summary()
-# "L17H7 cuts colours hardest (0.05x)": food 0.18x, animals 0.69x; damaging: 0.24 nats against -0.11, more than
-# the 0.3 margin; the others' median 0.83x, numbers 1.51x
-assert b.mass_ratio < min(a.mass_ratio, c.mass_ratio) and b.verdict == "damaging", b.summary()
+# "L17H7 cuts colours hardest (0.05x)": food 0.18x, animals 0.69x, numbers rise 1.51x; generic, lower median 0.69x
+assert b.mass_ratio < min(a.mass_ratio, c.mass_ratio) and b.verdict == "generic", b.summary()
 assert says(b.mass_ratio, "0.05") and says(b.other_ratios["food"], "0.18") and says(b.other_ratios["animals"], "0.69")
-assert says(b.control_drop, "0.24") and says(b.random_control_drop, "-0.11"), b.summary()
-assert b.control_drop - b.random_control_drop > 0.3 and says(b.others_median, "0.83"), b.summary()
-assert says(b.other_ratios["numbers"], "1.51"), b.summary()
-# "L0H7 ... colours 0.11x and the other categories' median 0.13x: generic"; random layer-0 heads 0.48x, 4.35 nats
-assert c.verdict == "generic" and says(c.mass_ratio, "0.11") and says(c.others_median, "0.13"), c.summary()
-assert says(c.random_median, "0.48") and says(c.random_control_drop, "4.35"), c.summary()
-# "SOMP would not have found L22H8 (it is not among its top heads), and the map's gradient estimate missed it
-# too (about 0.95x)"
-assert (22, 8) not in somp.top(20) and not e.exact[22, 8] and abs(e.mass_ratio[22, 8] - 0.95) < 0.05
+assert says(b.other_ratios["numbers"], "1.51") and says(b.others_median, "0.69"), b.summary()
+assert sum(x < 0.8 for x in b.other_ratios.values()) * 2 >= len(b.other_ratios), b.summary()
+# "L0H7 ... colours 0.11x and the other categories' median 0.08x: generic"; random layer-0 heads 0.48x, 2.03 nats
+assert c.verdict == "generic" and says(c.mass_ratio, "0.11") and says(c.others_median, "0.08"), c.summary()
+assert says(c.random_median, "0.48") and says(c.random_control_drop, "2.03"), c.summary()
+# "SOMP would not have found L22H8 (not among its top 20), but ... the answer position put it first, and the
+# ranking then flipped it for real (0.43x on the ranking's own questions)"
+assert (22, 8) not in somp.top(20) and e.exact[22, 8] and says(e.mass_ratio[22, 8], "0.43")
+from headpursuit_widget.engine.judging.selection import N_SOMP
+
+assert r.options["selection"]["candidates"][N_SOMP] == [22, 8]  # the screen's first after SOMP's 4
 # "L17H7 breaks every answer above"; "L22H8 turns the colour answer into None and keeps cold, but it changes
 # the country answer as well"
 colour, opposite, country = "Q: Name a colour.\\nA:", "Q: What is the opposite of hot?\\nA:", "Q: Name a country.\\nA:"
 assert all(answers[p, "L17H7 flipped"] != answers[p, "unedited"] for p in (colour, opposite, country)), answers
 assert answers[colour, "L22H8 flipped"].strip().startswith("None") and "cold" in answers[opposite, "L22H8 flipped"]
 assert answers[country, "L22H8 flipped"] != answers[country, "unedited"], answers
-# 6: "the set the ranking chose is weaker than L22H8 alone, and its verdict is not specific"; "both missed L22H8"
-assert v.mass_ratio > a.mass_ratio and v.verdict != "specific", v.summary()
-assert [22, 8] not in r.options["selection"]["candidates"]
+# 6: "chose L22H8 first ... and added L16H1, which alone cuts colours only a little (0.85x)"; "the pair cuts
+# colours to 0.20x and the requests to 0.31x, random 0.76x, others 0.86x, 0.35 nats within 0.11 + 0.3: specific"
+assert list(r.recommended) == [(22, 8), (16, 1)] and says(e.mass_ratio[16, 1], "0.85"), r.recommended
+assert v.verdict == "specific" and says(v.mass_ratio, "0.20") and says(v.format_ratios["requests"], "0.31")
+assert says(v.random_median, "0.76") and says(v.others_median, "0.86"), v.summary()
+assert says(v.control_drop, "0.35") and says(v.random_control_drop, "0.11"), v.summary()
 """,
 }
 

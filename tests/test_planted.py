@@ -23,14 +23,14 @@ def ranking(planted):
     return hp.rank_heads(m, None, "colours", progress=False)
 
 
-@pytest.mark.parametrize("method", ["exact", "attribution"])
+@pytest.mark.parametrize("method", ["exact", "answer", "attribution"])
 def test_effects_put_the_planted_head_first_and_mark_the_generic_one(planted, method):
     m, info = planted
     e = hp.effects(m, "colours", method=method, progress=False)
     assert e.top(1) == [info["concept"]]
     assert e.generic[info["generic"]] and not e.generic[info["concept"]]
     assert e.mass_ratio[info["concept"]] < 0.2 and e.others_median[info["concept"]] >= 0.9
-    assert e.exact[info["concept"]]  # attribution re-measures its best candidates exactly
+    assert e.exact[info["concept"]]  # the screens re-measure their best candidates with full edits
 
 
 def test_the_default_selection_recommends_the_planted_head_first(planted, ranking):

@@ -149,7 +149,8 @@ def test_effects_map_holds_each_heads_numbers(tiny_effects):
         info = e.head(int(layer), int(head))
         assert heads["selectivity"][i] == pytest.approx(info["selectivity"])
         assert heads["concept"][i] == pytest.approx(info["concept"])
-        assert heads["others_median"][i] == pytest.approx(np.median(list(info["others"].values())))
+        others = sorted(info["others"].values())
+        assert heads["others_median"][i] == pytest.approx(others[(len(others) - 1) // 2])  # the lower middle one
         assert heads["control_drop"][i] == pytest.approx(info["control_drop"])
         assert heads["measured"][i] == "exact (edited pass)"
         assert heads["others"][i] == ", ".join(f"{n} {r:.2f}x" for n, r in info["others"].items())
@@ -170,7 +171,10 @@ def test_effects_map_marks_generic_and_estimated_heads(tiny_effects):
     )
     data = _source(plots.effects(e, theme="dark"), "generic")
     assert len(data["layer"]) == e.n_layers * e.n_heads  # every head generic: every cell crossed
-    assert set(_source(plots.effects(e), "heads")["measured"]) == {"estimated (gradient)"}
+    assert set(_source(plots.effects(e), "heads")["measured"]) == {"not measured"}  # exact, heads left out
+    for method, label in (("answer", "estimated (answer position)"), ("attribution", "estimated (gradient)")):
+        estimated = dataclasses.replace(e, method=method)
+        assert set(_source(plots.effects(estimated), "heads")["measured"]) == {label}
 
 
 @pytest.fixture

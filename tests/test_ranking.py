@@ -11,6 +11,7 @@ import torch
 
 import headpursuit_widget as hp
 from headpursuit_widget.engine.concepts.dictionary import dictionary_rows
+from headpursuit_widget.engine.judging.baselines import layer_matched_sets
 from headpursuit_widget.engine.ranking.file import _SHAPES
 from headpursuit_widget.engine.ranking.logit_lens import logit_lens_top
 
@@ -267,3 +268,19 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, ranking, monkeypatch
         ranking.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.npz"]  # no temporary file left behind
+
+
+def test_verify_draws_share_heads_as_little_as_the_layers_allow():
+    heads = [(21, 5), (22, 8), (22, 1)]
+    sets = layer_matched_sets(heads, 9, 5, seed=3)
+    assert sets == layer_matched_sets(heads, 9, 5, seed=3) and len(sets) == 5
+    uses: Counter = Counter()
+    for draw in sets:
+        assert Counter(l for l, _ in draw) == Counter(l for l, _ in heads)
+        assert len(set(draw)) == len(draw) and not set(draw) & set(heads)
+        uses.update(draw)
+    # layer 21: 5 draws of 1 from 8 others -> no head twice; layer 22: 10 picks from 7 others -> each 1 or 2 times
+    assert max(n for (l, _), n in uses.items() if l == 21) == 1
+    assert sorted(n for (l, _), n in uses.items() if l == 22) == [1, 1, 1, 1, 2, 2, 2]
+    # a layer with too few other heads draws from all of them
+    assert sorted(layer_matched_sets([(0, 0), (0, 1)], 2, 1)[0]) == [(0, 0), (0, 1)]

@@ -43,7 +43,8 @@ def test_exact_effects_match_an_independent_forward_for_every_category(tiny_effe
     assert e.control_drop[head] == pytest.approx(drop, abs=1e-4)
     expected = np.median(np.log(e.other_ratios), 0) - np.log(e.mass_ratio)
     np.testing.assert_allclose(e.selectivity, expected)
-    np.testing.assert_array_equal(e.generic, np.median(e.other_ratios, 0) < 0.8)
+    lower = np.sort(e.other_ratios, 0)[(len(e.others) - 1) // 2]  # at least half of the others at or below it
+    np.testing.assert_array_equal(e.generic, lower < 0.8)
 
 
 def test_attribution_equals_exact_for_a_small_edit(make_tiny):
@@ -104,7 +105,7 @@ def test_the_control_never_asks_for_a_measured_category(make_tiny):
     assert not {a.strip().lower() for _, a in hp.concepts.control()} & words
     # and none of its prompts is a held-out evaluation's control prompt
     heldout = Path(__file__).resolve().parent.parent / "benchmarks" / "heldout"
-    for split in ("final3",):  # final2 (used up before issue 17) shares 13 prompts: tests/test_heldout_final2.py
+    for split in ("final3", "final4"):  # final2 (used up before issue 17) shares 13 prompts: tests/test_heldout_final2.py
         pairs = json.loads((heldout / split / "control.json").read_text())["pairs"]
         assert not {p for p, _ in pairs} & {p for p, _ in hp.concepts.control()}, split
 

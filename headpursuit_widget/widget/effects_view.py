@@ -47,7 +47,7 @@ class EffectsView(t.HasTraits):
         np.ndarray,
         allow_none=True,
         help="bool (n_layers, n_heads) or None: ranking.effects.exact, True where the numbers come from an edited "
-        "pass (else a gradient estimate)",
+        "pass at every position (else an estimate: the head flipped at the answer position only)",
     ).tag(sync=True, **ARRAY)
     effects_note = t.Unicode(
         "", help="str: why 'what it does' is not shown ('' once the selection's effects are in)"

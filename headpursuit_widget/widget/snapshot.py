@@ -159,7 +159,7 @@ def _effect_list(effect: dict | None, concept: str) -> str:
     if effect is None:
         return ""
     e = escape
-    how = "an edited pass" if effect["exact"] else "a gradient estimate"
+    how = "an edited pass" if effect["exact"] else "an estimate"
     items = [f"<li>{e(concept)} {effect['concept']:.2f}x</li>"]
     items += [f"<li>{e(name)} {ratio:.2f}x</li>" for name, ratio in effect["others"].items()]
     items.append(f"<li>control {effect['control_drop']:.2f} nats lost</li>")

@@ -3,10 +3,17 @@
 A concept head cuts its own category's answers while other categories' answers stay. So every causal
 measure of this package (effects, selection, verify) reads one Battery: the concept's prompts, a few
 OTHER categories' eliciting contexts (engine/concepts/contexts.py: "Q: Name a country.\\nA:" for countries,
-in the same format as the concept's), and the control facts (engine/judging/controls.py) with their domains.
+in the same format as the concept's), and the control facts with their domains.
 Each category's mass is the next-token probability of its own tokens; tokens it shares with the
 concept are left out of it, and a category that shares most of its tokens with the concept is not
 used. The control never holds a fact whose answer is a token of any of these categories.
+
+The control: the shipped control facts (hp.concepts.control(), several domains: opposites, science,
+literature, units, ...) restricted to the facts this model gets right (its top next token is the
+answer's first token), kept per model (in memory, and on disk: judging/kept.py); the even-numbered facts
+are the "refine" half (selection), the odd-numbered ones the "verify" half. A model that knows fewer than
+MIN_KNOWN of them (a small or random model) is measured on all of them: the drop in the answers'
+log-probability still measures collateral damage.
 """
 
 from __future__ import annotations
@@ -25,8 +32,7 @@ from ..concepts.contexts import UNNAMED, eliciting_contexts
 from ..concepts.dictionary import Concept
 from ..errors import HeadPursuitError, check_cancel
 from . import kept
-from .controls import control_split, domains_of
-from .probes import answer_ids, next_token_logprobs_each, passes
+from .probes import answer_ids, facts_known, next_token_logprobs_each, passes
 
 OTHER_CATEGORIES = ("colours", "countries", "animals", "numbers", "food")  # asked as "Name a <category>."
 N_OTHER = {"rank": 6, "verify": 8}  # eliciting contexts per other category, per part
@@ -89,12 +95,20 @@ class Effect:
 
     @property
     def others_median(self) -> float:
-        """The other categories' median ratio (1 with none)."""
-        return float(np.median(self.other_ratios)) if len(self.other_ratios) else 1.0
+        """The other categories' median ratio (lower_median; 1 with none)."""
+        return float(lower_median(self.other_ratios)) if len(self.other_ratios) else 1.0
 
     @property
     def selectivity(self) -> float:
         return float(selectivity(self.mass_ratio, self.other_ratios))
+
+
+def lower_median(values, axis: int = 0):
+    """The median along `axis`, taking the lower of the two middle values for an even count: at least half
+    of the values are <= it. So an answer head that cuts half of 4 other categories (food 0.18x, animals
+    0.69x) while it raises another (numbers 1.51x) has a median of 0.69x, not 0.83x."""
+    values = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
+    return np.take(values, (values.shape[axis] - 1) // 2, axis=axis)
 
 
 def selectivity(mass_ratio, other_ratios):
@@ -161,6 +175,58 @@ def battery(
     return Battery(concept_cat, cats, tuple(pairs), tuple(domains_of(pairs)), asked)
 
 
+HALVES = ("refine", "verify")
+MIN_KNOWN = 4
+_KNOWN: dict = {}
+
+
+def control_split(
+    model, *, half: str, exclude_ids=(), n: int | None = None, cancel: threading.Event | None = None
+) -> list[tuple[str, str]]:
+    """The `half` ("refine" or "verify") of the control facts this model answers right, without the
+    facts whose answer's first token is in `exclude_ids` (token ids of the categories being measured);
+    the domains take turns (one fact of each, then the next of each, ...), and `n` keeps the first n."""
+    if half not in HALVES:
+        raise HeadPursuitError(f"half must be one of {HALVES}, got {half!r}")
+    key = model.fingerprint
+    if key not in _KNOWN:
+        _KNOWN[key] = _known(model, shipped_concepts.control(), cancel)
+    pairs = _KNOWN[key][HALVES.index(half) :: 2]
+    excluded = {int(i) for i in exclude_ids}
+    kept = [pair for pair, first in zip(pairs, answer_ids(model.tokenizer, pairs)) if first not in excluded]
+    return interleaved(kept)[:n]
+
+
+def _known(model, pairs, cancel) -> list[tuple[str, str]]:
+    """The pairs this model answers right (all of them when it knows fewer than MIN_KNOWN), read from disk
+    when measured before (judging/kept.py)."""
+    local = model.module if model.backend == "hf" else None  # passes of this process's module are kept
+    path = kept.entry_path(model.fingerprint, local, "control", pairs)
+    found = kept.load_arrays(path, "kept control")
+    if found is None:
+        right = set(facts_known(model, pairs, cancel=cancel))
+        found = {"known": np.array([pair in right for pair in pairs])}
+        if path is not None:
+            kept.store_arrays(path, found)
+    known = [pair for pair, ok in zip(pairs, found["known"]) if ok]
+    return known if len(known) >= MIN_KNOWN else list(pairs)
+
+
+def interleaved(pairs) -> list[tuple[str, str]]:
+    """The pairs with their domains taking turns, each domain's facts in their order."""
+    by_domain: dict = {}
+    for pair, domain in zip(pairs, domains_of(pairs)):
+        by_domain.setdefault(domain, []).append(pair)
+    rounds = max((len(v) for v in by_domain.values()), default=0)
+    return [facts[i] for i in range(rounds) for facts in by_domain.values() if i < len(facts)]
+
+
+def domains_of(pairs) -> list[str]:
+    """The domain of each (prompt, answer) pair: its shipped control domain, "custom" for other pairs."""
+    known = shipped_concepts.control_domains()
+    return [known.get((p, a), "custom") for p, a in pairs]
+
+
 def measure(
     model, bat: Battery, edit_sets, *, cancel: threading.Event | None = None, progress=False, desc="measuring"
 ) -> list[Reading]:
@@ -188,17 +254,27 @@ def measure(
 
 def _measured(model, bat: Battery, edit_sets, cancel, progress, desc) -> list[Reading]:
     """A Reading per edit set from one pass over the battery's prompts per set."""
-    cats = (bat.concept, *bat.formats, *bat.others)
-    control_ids = answer_ids(model.tokenizer, bat.control)
-    columns = sorted({i for c in cats for i in c.token_ids} | set(control_ids))
-    where = {tok: j for j, tok in enumerate(columns)}
-    prompts = bat.prompts
-    with tqdm(total=passes(prompts, edit_sets), desc=desc, disable=not progress) as bar:
+    columns = reading_columns(model.tokenizer, bat)
+    with tqdm(total=passes(bat.prompts, edit_sets), desc=desc, disable=not progress) as bar:
         logprobs = next_token_logprobs_each(
-            model, prompts, edit_sets, cancel=cancel, on_pass=bar.update, columns=columns
+            model, bat.prompts, edit_sets, cancel=cancel, on_pass=bar.update, columns=columns
         )
+    return readings(model.tokenizer, bat, columns, logprobs)
+
+
+def reading_columns(tokenizer, bat: Battery) -> list[int]:
+    """The token ids a Reading reads (every category's and each control answer's), sorted."""
+    cats = (bat.concept, *bat.formats, *bat.others)
+    return sorted({i for c in cats for i in c.token_ids} | set(answer_ids(tokenizer, bat.control)))
+
+
+def readings(tokenizer, bat: Battery, columns: list[int], logprobs) -> list[Reading]:
+    """A Reading per tensor of `logprobs`, each (n_prompts, len(columns)): the next-token log-probabilities
+    of `columns` (normalised over the whole vocabulary) after each of bat.prompts."""
+    where = {tok: j for j, tok in enumerate(columns)}
+    control_ids = answer_ids(tokenizer, bat.control)
     spans, start = [], 0
-    for c in cats:
+    for c in (bat.concept, *bat.formats, *bat.others):
         spans.append((start, start + len(c.prompts), torch.as_tensor([where[i] for i in c.token_ids])))
         start += len(c.prompts)
     ctrl_cols = torch.as_tensor([where[i] for i in control_ids])

@@ -6,13 +6,15 @@ and the control facts' log-probability drop (engine/judging/categories.py). A co
 more than the others (`selectivity` > 0) and is not `generic` (an answer or format head, whose edit
 cuts the other categories too, median below GENERIC_BELOW).
 
-Two methods:
+Three methods:
 - "exact": one edited forward pass per head and batch, each from the head's layer on (the unedited
   layers' outputs are recorded once per batch, engine/editing/prefix.py);
+- "answer": every head edited at the answer position only, exactly, one position per head from its
+  layer on (engine/judging/answer_flips.py), then the n_check most selective heads edited everywhere;
 - "attribution": one forward and one backward pass per batch give every head's first-order effect
   (gradient x the edit's change of the head's write, summed over positions, on each prompt's log mass
   or answer log-probability), then the n_check most selective heads by that estimate are measured
-  exactly. `exact` marks the heads whose numbers come from edited passes.
+  exactly. `exact` marks the heads whose numbers come from edits at every position.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from ..errors import HeadPursuitError, check_cancel, check_int, shorten
 from ..files import read_checked, write_atomic
 from ..hooks import hooks_removed
 from . import kept
-from .categories import Battery, battery, effect_of, measure, selectivity
+from .answer_flips import answer_flips
+from .categories import Battery, battery, effect_of, lower_median, measure, selectivity
 from .probes import answer_ids
 
-METHODS = ("attribution", "exact")
+METHODS = ("answer", "attribution", "exact")
+SCREENS = ("answer", "attribution")  # methods that estimate every head, then measure n_check exactly
 DEFAULT_METHOD = "exact"  # attribution agreed poorly with exact flips on SmolLM2 (docs/effects.md)
 GENERIC_BELOW = 0.8  # a head whose edit leaves the other categories' median below this is generic
 N_CHECK = 8  # heads attribution re-measures exactly
@@ -76,10 +80,11 @@ class HeadEffects:
 
     @property
     def others_median(self) -> np.ndarray:
-        """(n_layers, n_heads): the median over other categories of their mass ratio (1 with no others)."""
+        """(n_layers, n_heads): the median (categories.lower_median) over other categories of their mass ratio
+        (1 with no others)."""
         if not len(self.others):
             return np.ones_like(self.mass_ratio)
-        return np.median(self.other_ratios, axis=0)
+        return lower_median(self.other_ratios, axis=0)
 
     @property
     def selectivity(self) -> np.ndarray:
@@ -166,7 +171,7 @@ def effects_from_record(grid: dict, ranking) -> HeadEffects:
         concept=ranking.concept["name"],
         others=tuple(grid["others"]),
         alpha=-1.0,
-        method="attribution",
+        method=str(grid.get("method", "attribution")),  # rankings saved before the answer screen: attribution
         mass_ratio=np.asarray(grid["mass_ratio"], dtype=np.float64),
         other_ratios=np.asarray(grid["other_ratios"], dtype=np.float64).reshape(
             len(grid["others"]), *np.shape(grid["mass_ratio"])
@@ -201,16 +206,17 @@ def effects(
     concept: a HeadRanking (its concept) or anything rank_heads accepts. others: shipped concept names
     (default: colours, countries, animals, numbers, food without the concept; engine/judging/categories.py).
     prompts: the concept's prompts (default: the first 16 of its "rank" eliciting contexts for `seed`).
-    method: "attribution" (gradient estimate, then the n_check most selective heads exactly) or "exact".
+    method: "exact", "answer" (every head edited at the answer position, then the n_check most selective
+    everywhere) or "attribution" (gradient estimate, then the n_check most selective heads exactly).
     """
     if method not in METHODS:
         raise HeadPursuitError(f"unknown method {shorten(repr(method))}; accepted: {', '.join(METHODS)}")
     n_check = check_int(n_check, "n_check (heads measured exactly)", minimum=0)
     if model.is_vlm:
         raise HeadPursuitError("effects measure text next-token predictions; vision-language models are not supported")
-    if method == "attribution" and model.backend != "hf":
+    if method in SCREENS and model.backend != "hf":
         raise HeadPursuitError(
-            f"method='attribution' needs gradients of a local model; use method='exact' on the {model.backend} backend"
+            f"method={method!r} needs this process's model; use method='exact' on the {model.backend} backend"
         )
     parse_edits(model.adapter, {(0, 0): alpha})  # alpha checked before any pass
     record = _record_of(model, concept)
@@ -252,9 +258,9 @@ def measure_heads(
         fingerprint=model.fingerprint,
         options={"n_prompts": len(bat.concept.prompts), "n_control": len(bat.control), "n_check": n_check},
     )
-    if method == "attribution":
-        result.mass_ratio[:], result.other_ratios[:], result.control_drop[:] = _attributed(
-            model, bat, alpha, cancel=cancel, progress=progress
+    if method in SCREENS:
+        result.mass_ratio[:], result.other_ratios[:], result.control_drop[:] = _estimated(
+            model, bat, alpha, method, cancel=cancel, progress=progress
         )
         sel = result.selectivity
         wanted = sorted(wanted, key=lambda h: -sel[h])[:n_check]
@@ -270,15 +276,30 @@ def measure_heads(
     return result
 
 
-def _attributed(model, bat: Battery, alpha: float, *, cancel, progress):
-    """attribute()'s estimates, read from disk when this battery was attributed before (judging/kept.py)."""
-    path = kept.entry_path(model.fingerprint, model.module, "attribution", dataclasses.asdict(bat), alpha)
-    found = kept.load_arrays(path, "kept attribution")
+def _estimated(model, bat: Battery, alpha: float, method: str, *, cancel, progress):
+    """Every head's estimate by a screening method (attribute() or _at_answer()), read from disk when this
+    battery was screened that way before (judging/kept.py)."""
+    path = kept.entry_path(model.fingerprint, model.module, method, dataclasses.asdict(bat), alpha)
+    found = kept.load_arrays(path, f"kept {method} estimates")
     if found is None:
-        found = dict(zip(_ESTIMATES, attribute(model, bat, alpha, cancel=cancel, progress=progress)))
+        screen = attribute if method == "attribution" else _at_answer
+        found = dict(zip(_ESTIMATES, screen(model, bat, alpha, cancel=cancel, progress=progress)))
         if path is not None:
             kept.store_arrays(path, found)
     return tuple(found[name] for name in _ESTIMATES)
+
+
+def _at_answer(model, bat: Battery, alpha: float, *, cancel, progress):
+    """answer_flips() as attribute()'s arrays: mass ratio (L, H), other ratios (n_others, L, H), control drop (L, H)."""
+    base, *edited = answer_flips(model, bat, alpha, cancel=cancel, progress=progress)
+    found = [effect_of(r, base, bat.domains) for r in edited]
+    shape = (model.n_layers, model.n_heads)
+    others = np.array([e.other_ratios for e in found]).T.reshape(len(bat.others), *shape)
+    return (
+        np.array([e.mass_ratio for e in found]).reshape(shape),
+        others,
+        np.array([e.control_drop for e in found]).reshape(shape),
+    )
 
 
 def attribute(model, bat: Battery, alpha: float, *, batch_size: int = 16, cancel=None, progress=False):

@@ -5,7 +5,8 @@ while other categories' answers stay. refine() measures that on the RANK materia
 eliciting contexts, plus the user's own prompts when the ranking was made on them; other categories'
 rank contexts; the refine half of the control, engine/judging/categories.py), never on what verify() uses:
 1. candidates: SOMP's N_SOMP best heads by z (significant first) and the N_SELECTIVE most selective
-   heads by effects (engine/judging/effects.py, attribution over every head), each then flipped alone (exact);
+   heads by effects (engine/judging/effects.py: every head flipped at the answer position,
+   engine/judging/answer_flips.py), each then flipped alone at every position;
    the N_GREEDY eligible ones with the lowest concept mass enter the greedy search;
 2. a candidate is eligible when its flip cuts the concept (ratio < MAX_SINGLE), keeps the other
    categories (median >= MIN_OTHERS) and costs the control at most CONTROL_BUDGET nats;
@@ -31,8 +32,8 @@ from .categories import battery, effect_of, measure
 from .effects import GENERIC_BELOW, N_CONTEXTS, HeadEffects, measure_heads
 
 N_SOMP = 4
-N_SELECTIVE = 6
-N_GREEDY = 5  # the greedy search adds from the eligible candidates with the lowest concept mass
+N_SELECTIVE = 8
+N_GREEDY = 8  # the greedy search adds from the eligible candidates with the lowest concept mass
 MAX_HEADS = 4
 MAX_SINGLE = 0.9  # a candidate must cut its concept below this alone
 MIN_OTHERS = 0.85  # stricter than the verdict's 0.8: the set is judged again on held-out material
@@ -77,8 +78,8 @@ def refine(
     """A copy of `ranking` whose `recommended` heads are the greedy selective set (alpha = -1).
 
     others: the other categories (shipped names; default engine/judging/categories.py OTHER_CATEGORIES).
-    Costs one forward and backward pass per batch (attribution, hf backend only), then one edited pass
-    per candidate and per greedy trial, each from the head's shallowest layer on.
+    Costs every head's flip at the answer position (one position per head, hf backend only), then one
+    edited pass per candidate and per greedy trial, each from the head's shallowest layer on.
     cancel: a threading.Event; when set, raises engine.errors.Cancelled between forward passes.
     """
     if model.is_vlm:
@@ -94,9 +95,7 @@ def refine(
     heads = candidates(ranking, N_SOMP)
     screened = None
     if model.backend == "hf":
-        screened = measure_heads(
-            model, bat, alpha=-1.0, method="attribution", n_check=0, cancel=cancel, progress=progress
-        )
+        screened = measure_heads(model, bat, alpha=-1.0, method="answer", n_check=0, cancel=cancel, progress=progress)
         heads += [h for h in screened.top(N_SELECTIVE + N_SOMP) if h not in heads][:N_SELECTIVE]
     base, *flipped = measure(
         model,
@@ -172,13 +171,14 @@ def _row(effect) -> dict:
 
 
 def _exact_into(screened: HeadEffects, heads, single) -> dict:
-    """The effects grid as JSON: the attribution estimates with the candidates' exact numbers written in."""
+    """The effects grid as JSON: the answer-position estimates with the candidates' exact numbers written in."""
     for (layer, h), s in zip(heads, single):
         screened.mass_ratio[layer, h] = s["mass_ratio"]
         screened.other_ratios[:, layer, h] = s["other_ratios"]
         screened.control_drop[layer, h] = s["control_drop"]
         screened.exact[layer, h] = True
     return {
+        "method": screened.method,
         "others": list(screened.others),
         "mass_ratio": screened.mass_ratio.tolist(),
         "other_ratios": screened.other_ratios.tolist(),

@@ -30,8 +30,8 @@ from ..concepts.contexts import eliciting_contexts
 from ..concepts.resolve import words_of
 from ..editing.edits import parse_edits
 from ..errors import HeadPursuitError
-from .baselines import layer_matched
-from .categories import battery, effect_of, measure
+from .baselines import layer_matched_sets
+from .categories import battery, effect_of, lower_median, measure
 
 VERDICTS = ("specific", "generic", "not in every format", "not better than random", "damaging")
 MAX_RATIO = 0.35
@@ -101,7 +101,7 @@ class Verification:
 
     @property
     def others_median(self) -> float:
-        return float(np.median(list(self.other_ratios.values()))) if self.other_ratios else 1.0
+        return float(lower_median(list(self.other_ratios.values()))) if self.other_ratios else 1.0
 
     @property
     def specific(self) -> bool:
@@ -167,7 +167,7 @@ def verify(
     bat = battery(
         model, con, probe, part="verify", others=others, control=control, formats=formats, seed=seed_r, cancel=cancel
     )
-    draws = [layer_matched(list(edits), model.n_heads, seed=seed + i) for i in range(n_random)]
+    draws = layer_matched_sets(list(edits), model.n_heads, n_random, seed=seed)
     runs = [None, edits, *(dict(zip(draw, edits.values())) for draw in draws)]
     base, *readings = measure(model, bat, runs, cancel=cancel, progress=progress, desc="verifying")
     found = [effect_of(r, base, bat.domains) for r in readings]
