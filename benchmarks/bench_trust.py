@@ -2,7 +2,8 @@
 than random heads, while OTHER categories' answers and unrelated facts stay? And does hp.verify say so?
 
 Protocol, per concept of the split and per resampled ranking-context set (seed):
-  r = hp.rank_heads(m, None, hp.Concept.from_words(name, words, tok), seed=seed); edit r.top(k) at alpha -1,
+  r = hp.rank_heads(m, None, hp.Concept.from_words(name, words, tok), seed=seed) (with --shipped the default
+  path, hp.rank_heads(m, None, name, seed=seed)); edit r.top(k) at alpha -1,
   k = the size of the selective set r.recommended (at most --k), or --k when it is empty;
   mass: next-token probability of the concept's single-token variants after the split's probe questions,
   ratio to unedited (ratio of means); others: the same ratio for every other concept of the split (not
@@ -169,6 +170,12 @@ def main():
     ap.add_argument("--n-random", type=int, default=3)
     ap.add_argument("--unrefined", action="store_true", help="also evaluate the z-score top k without refinement")
     ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument(
+        "--shipped",
+        action="store_true",
+        help="rank the shipped concept of each name (the default path, rank_heads(m, None, name)) instead of the "
+        "split's word list; masses still read the split's own tokens",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--summarise", nargs="+", metavar="JSON", help="print a markdown table of saved runs and exit")
@@ -184,7 +191,7 @@ def main():
     rows = []
     for name in args.concepts.split(","):
         data = json.loads((heldout_folder(args.split) / f"{name}.json").read_text())
-        concept = hp.Concept.from_words(name, data["words"], tok)
+        concept = name if args.shipped else hp.Concept.from_words(name, data["words"], tok)
         for seed in (int(s) for s in args.seeds.split(",")):
             t0 = time.time()
             r = hp.rank_heads(m, None, concept, seed=seed, progress=False)
@@ -209,6 +216,7 @@ def main():
             print(describe(row), flush=True)
             if args.out:  # after every row: a long run that is stopped keeps what it measured
                 out = dict(model=args.model, split=args.split, k=args.k, n_random=args.n_random, n_control=len(pairs))
+                out["ranked"] = "shipped concept" if args.shipped else "the split's word list"
                 out["rows"] = rows
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.out).write_text(json.dumps(out, indent=1, default=list) + "\n")
