@@ -60,3 +60,12 @@ def test_control_answers_are_single_tokens(real_tokenizer):
         ids = tokenizer.encode(answer, add_special_tokens=False)
         assert len(ids) == 1, (prompt, answer, tokenizer.convert_ids_to_tokens(ids))
         assert tokenizer.decode(ids) == answer
+
+
+def test_sentence_prompts_are_a_third_held_out_format():
+    with_sentences = {"colours", "countries", "animals", "food", "numbers", "months_weekdays"}
+    for name in concepts.names():
+        spec = concepts.get(name)
+        assert bool(spec.sentence_prompts) == (name in with_sentences), name
+        assert not set(spec.sentence_prompts) & set(spec.rank_prompts + spec.probe_prompts), name
+        assert all(not p.endswith(" ") for p in spec.sentence_prompts), name

@@ -134,8 +134,9 @@ def test_specific_needs_the_cut_in_every_judged_format():
 
 
 def test_verify_measures_the_concept_in_its_other_formats(make_tiny):
-    """A shipped concept's probe questions are the probe and its eliciting requests a second format; a word
-    list under a shipped name gets the name's questions. Each ratio equals an independent forward's."""
+    """A shipped concept's probe questions are the probe, its eliciting requests and its fill-in sentences
+    the other formats; a word list under a shipped name gets the name's questions and sentences. Each ratio
+    equals an independent forward's."""
     from headpursuit_widget.engine.concepts.contexts import eliciting_contexts
     from headpursuit_widget.engine.judging.probes import concept_mass, next_token_logprobs_each
     from headpursuit_widget.engine.judging.verify import MIN_FORMAT_MASS, N_PROBE
@@ -149,13 +150,14 @@ def test_verify_measures_the_concept_in_its_other_formats(make_tiny):
     for name, prompts in (
         ("requests", eliciting_contexts("colours", words, part="verify", seed=0, n=N_PROBE)),
         (None, list(hp.concepts.get("colours").probe_prompts)),
+        ("sentences", list(hp.concepts.get("colours").sentence_prompts)),
     ):
         base, edited = (concept_mass(lp, ids).mean() for lp in next_token_logprobs_each(m, prompts, [None, edits]))
         got = v.format_ratios.get(name) if name else v.mass_ratio
         assert (got is None) == (base < MIN_FORMAT_MASS)  # a format the model does not answer is not judged
         if got is not None:
             assert got == pytest.approx(edited / base, rel=1e-4)
-    assert set(v.format_ratios) == {"requests"} and "(requests " in v.summary()  # the tiny model answers both
+    assert set(v.format_ratios) == {"requests", "sentences"} and "(requests " in v.summary()  # all answered
     listed = hp.rank_heads(
         m,
         None,
@@ -164,7 +166,7 @@ def test_verify_measures_the_concept_in_its_other_formats(make_tiny):
         refine=False,
         progress=False,
     )
-    assert set(hp.verify(m, listed, edits=edits, n_random=1).format_ratios) == {"questions"}
+    assert set(hp.verify(m, listed, edits=edits, n_random=1).format_ratios) == {"questions", "sentences"}
 
 
 def test_selection_follows_its_rules_on_its_own_measures(make_tiny):

@@ -18,6 +18,7 @@ from ..errors import HeadPursuitError
 __all__ = ["ConceptSpec", "control", "control_domains", "get", "names"]
 
 _PROMPT_FIELDS = ("rank_prompts", "eval_prompts", "probe_prompts", "neutral_prompts")
+_OPTIONAL_FIELDS = ("sentence_prompts",)
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class ConceptSpec:
     words: the concept's words (dictionary source); rank_prompts: generic text used to rank
     heads; probe_prompts: held-out prompts whose next token should be a concept word;
     eval_prompts: held-out prompts for generation that invite the concept;
-    neutral_prompts: prompts that do not mention it (for enhancement).
+    neutral_prompts: prompts that do not mention it (for enhancement);
+    sentence_prompts: held-out fill-in sentences and list continuations whose next token should be a
+    concept word (a third question format for verify; () where a concept has none).
     Ranking prompts never overlap the held-out ones.
     """
 
@@ -38,6 +41,7 @@ class ConceptSpec:
     eval_prompts: tuple[str, ...]
     probe_prompts: tuple[str, ...]
     neutral_prompts: tuple[str, ...]
+    sentence_prompts: tuple[str, ...] = ()
 
 
 def _data():
@@ -61,13 +65,16 @@ def get(name: str) -> ConceptSpec:
         raise HeadPursuitError(f"unknown concept {name!r}; shipped concepts: {', '.join(available)}")
     raw = _read(f"{name}.json")
     expected = {"name", "description", "words", *_PROMPT_FIELDS}
-    if set(raw) != expected:
-        raise HeadPursuitError(f"concept file {name}.json: fields {sorted(raw)} != {sorted(expected)}")
+    if not expected <= set(raw) <= expected | set(_OPTIONAL_FIELDS):
+        raise HeadPursuitError(
+            f"concept file {name}.json: fields {sorted(raw)}; expected {sorted(expected)}, optionally "
+            f"{list(_OPTIONAL_FIELDS)}"
+        )
     spec = ConceptSpec(
         name=raw["name"],
         description=raw["description"],
         words=tuple(raw["words"]),
-        **{f: tuple(raw[f]) for f in _PROMPT_FIELDS},
+        **{f: tuple(raw[f]) for f in _PROMPT_FIELDS + _OPTIONAL_FIELDS if f in raw},
     )
     _validate(spec, name)
     return spec
@@ -76,13 +83,14 @@ def get(name: str) -> ConceptSpec:
 def _validate(spec: ConceptSpec, name: str) -> None:
     if spec.name != name:
         raise HeadPursuitError(f"concept file {name}.json names itself {spec.name!r}")
-    for field in ("words", *_PROMPT_FIELDS):
+    present = [f for f in _OPTIONAL_FIELDS if getattr(spec, f)]
+    for field in ("words", *_PROMPT_FIELDS, *present):
         values = getattr(spec, field)
         if not values or not all(isinstance(v, str) and v.strip() for v in values):
             raise HeadPursuitError(f"concept {name!r}: {field} must be a non-empty list of strings")
         if len(set(values)) != len(values):
             raise HeadPursuitError(f"concept {name!r}: duplicate entries in {field}")
-    leaked = set(spec.rank_prompts) & set(spec.probe_prompts + spec.eval_prompts)
+    leaked = set(spec.rank_prompts) & set(spec.probe_prompts + spec.eval_prompts + spec.sentence_prompts)
     if leaked:
         raise HeadPursuitError(f"concept {name!r}: ranking prompts reused as held-out prompts: {sorted(leaked)}")
 

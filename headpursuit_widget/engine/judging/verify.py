@@ -5,9 +5,11 @@ Measured on material the selection did not use (engine/judging/categories.py): t
 contexts (or a shipped concept's probe prompts), the "verify" contexts of at least 4 other categories,
 and the "verify" half of the control facts, without any fact answered by a measured category. The concept
 is also asked in the other formats at hand (FORMATS: the eliciting "requests" beside probe questions, a
-shipped concept's "questions" beside the requests of a word list under its name): a concept head cuts its
-category in every format, and a set that cuts one format only (seen for numbers: 0.24x on requests,
-0.77x on the shipped "How many ...?" questions) is not specific. Verdicts, in this order:
+shipped concept's "questions" beside the requests of a word list under its name, and a shipped concept's
+"sentences": fill-in sentences and list continuations): a concept head cuts its category in every format,
+and a set that cuts one format only is not specific (seen for numbers: 0.24x on requests, 0.77x on the
+shipped "How many ...?" questions; for colours, a pair at 0.20x on questions and 0.31x on requests left
+0.87x on a test split's fill-in sentences and lists). Verdicts, in this order:
 - "generic": the edit cuts the other categories too (their median < MIN_OTHERS) and the concept
   (ratio < MIN_OTHERS): an answer or format head, not a concept head;
 - "damaging": the edit costs the control more than random heads do (by > MAX_EXTRA_DROP nats);
@@ -40,7 +42,8 @@ MIN_OTHERS = 0.8
 MAX_EXTRA_DROP = 0.3
 N_PROBE = 16  # default probe: eliciting contexts of the "verify" part
 MIN_FORMAT_MASS = 0.01  # a format whose unedited concept mass is below this is not judged (nothing to cut)
-FORMATS = ("requests", "questions")  # the eliciting "verify" contexts; a shipped concept's probe questions
+# the eliciting "verify" contexts; a shipped concept's probe questions; its fill-in sentences and lists
+FORMATS = ("requests", "questions", "sentences")
 
 
 def verdict_for(
@@ -111,7 +114,8 @@ class Verification:
         """One line, e.g. "2 heads: colours 0.05x, other categories 0.97x (countries 1.02x, ...), random
         heads 0.95x, unrelated facts -0.09 nats (random -0.02): specific"."""
         others = ", ".join(f"{n} {r:.2f}x" for n, r in self.other_ratios.items())
-        formats = "".join(f" ({n} {r:.2f}x)" for n, r in self.format_ratios.items())
+        formats = ", ".join(f"{n} {r:.2f}x" for n, r in self.format_ratios.items())
+        formats = f" ({formats})" if formats else ""
         return (
             f"{self.k} head{'s' * (self.k != 1)}: {self.concept} {self.mass_ratio:.2f}x{formats}, other categories "
             f"{self.others_median:.2f}x ({others}), random heads {self.random_median:.2f}x, unrelated facts "
@@ -201,13 +205,16 @@ def verify(
 
 def _other_formats(concept: dict, seed: int, *, probe_given: bool) -> dict[str, list[str]]:
     """{format: prompts} beside the probe: the eliciting "requests" unless they are the probe already; a
-    shipped concept's "questions" for a word list under its name (the probe is then the requests)."""
+    shipped concept's "questions" for a word list under its name (the probe is then the requests); and a
+    shipped concept's "sentences" (fill-in sentences, list continuations) where it has them."""
     name, shipped = concept["name"], concept.get("shipped")
     out = {}
     if shipped or probe_given:
         out["requests"] = eliciting_contexts(name, words_of(concept), part="verify", seed=seed, n=N_PROBE)
     elif name in shipped_concepts.names():
         out["questions"] = list(shipped_concepts.get(name).probe_prompts)
+    if name in shipped_concepts.names() and shipped_concepts.get(name).sentence_prompts:
+        out["sentences"] = list(shipped_concepts.get(name).sentence_prompts)
     return out
 
 
