@@ -11,8 +11,8 @@ Protocol, per concept of the split and per resampled ranking-context set (seed):
   their median; control: mean log-prob of the split's control facts the model gets right, drop in nats;
   random: median over --n-random layer-matched draws (hp.random_heads); significant: r.significant.sum();
   verdict: hp.verify(m, r, k=k).verdict with its defaults (its own held-out material, not the split's).
---split final2 / final3 / final4 read benchmarks/heldout/final2 / final3 / final4: their own word lists, probe
-questions and control facts (the evaluator's control; hp.verify keeps its defaults).
+--split final2 / final3 / final4 / final5 read benchmarks/heldout/final2 / final3 / final4 / final5: their own
+word lists, probe questions and control facts (the evaluator's control; hp.verify keeps its defaults).
 "specific" by this evaluation (issue 17): mass <= 0.35, others' median >= 0.8, random >= 0.7, control drop
 <= random drop + 0.3; "generic": others' median < 0.8.
 
@@ -37,7 +37,7 @@ from headpursuit_widget.engine.judging.probes import answer_ids, facts_known, ne
 
 HELDOUT = Path(__file__).parent / "heldout"
 CONCEPTS = ("colours", "countries", "animals", "numbers", "emotions", "nouns")
-OWN_FOLDER = ("final2", "final3", "final4")  # splits with their own folder and control facts
+OWN_FOLDER = ("final2", "final3", "final4", "final5")  # splits with their own folder and control facts
 
 
 def heldout_folder(split: str) -> Path:
@@ -163,7 +163,7 @@ def summarise(paths) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2")
-    ap.add_argument("--split", choices=("dev", "final", "final2", "final3", "final4"), default="dev")
+    ap.add_argument("--split", choices=("dev", "final", "final2", "final3", "final4", "final5"), default="dev")
     ap.add_argument("--concepts", default=",".join(CONCEPTS))
     ap.add_argument("--seeds", default="0,1,2", help="ranking-context resamples (rank_heads seed)")
     ap.add_argument("--k", type=int, default=4, help="at most this many heads edited")

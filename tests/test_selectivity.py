@@ -105,7 +105,7 @@ def test_the_control_never_asks_for_a_measured_category(make_tiny):
     assert not {a.strip().lower() for _, a in hp.concepts.control()} & words
     # and none of its prompts is a held-out evaluation's control prompt
     heldout = Path(__file__).resolve().parent.parent / "benchmarks" / "heldout"
-    for split in ("final3", "final4"):  # final2 (used before issue 17) shares 13 prompts: tests/test_heldout_final2.py
+    for split in ("final3", "final4", "final5"):  # final2 (used before issue 17) shares 13: test_heldout_final2.py
         pairs = json.loads((heldout / split / "control.json").read_text())["pairs"]
         assert not {p for p, _ in pairs} & {p for p, _ in hp.concepts.control()}, split
 
