@@ -19,9 +19,7 @@ def layer_matched(heads, n_heads: int, *, seed: int = 0) -> list[tuple[int, int]
     rng = np.random.default_rng(seed)
     chosen = []
     for layer, count in sorted(Counter(layer for layer, _ in heads).items()):
-        taken = {h for l, h in heads if l == layer}
-        others = [h for h in range(n_heads) if h not in taken]
-        pool = others if len(others) >= count else list(range(n_heads))
+        pool = _pool(heads, layer, count, n_heads)
         chosen += [(layer, int(h)) for h in rng.choice(pool, size=count, replace=False)]
     return chosen
 
@@ -38,9 +36,7 @@ def layer_matched_sets(heads, n_heads: int, n_sets: int, *, seed: int = 0) -> li
     for _ in range(n_sets):
         chosen = []
         for layer, count in counts:
-            taken = {h for l, h in heads if l == layer}
-            others = [h for h in range(n_heads) if h not in taken]
-            pool = others if len(others) >= count else list(range(n_heads))
+            pool = _pool(heads, layer, count, n_heads)
             ties = dict(zip(pool, rng.permutation(len(pool))))
             picked = sorted(pool, key=lambda h: (used[layer][h], ties[h]))[:count]
             for h in picked:
@@ -48,3 +44,10 @@ def layer_matched_sets(heads, n_heads: int, n_sets: int, *, seed: int = 0) -> li
             chosen += [(layer, int(h)) for h in sorted(picked)]
         sets.append(chosen)
     return sets
+
+
+def _pool(heads, layer: int, count: int, n_heads: int) -> list[int]:
+    """The layer's heads to draw `count` from: those not in `heads`, or all of them when too few are left."""
+    taken = {h for l, h in heads if l == layer}
+    others = [h for h in range(n_heads) if h not in taken]
+    return others if len(others) >= count else list(range(n_heads))
