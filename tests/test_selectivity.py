@@ -213,3 +213,72 @@ def test_verify_judges_any_edit_set_with_its_own_strengths(make_tiny):
     with pytest.raises(hp.HeadPursuitError, match="empty"):
         hp.verify(m, r, edits={})
     assert dataclasses.asdict(v)["verdict"] == v.verdict
+
+
+def _greedy_measuring_every_trial(m, bat, base, single: dict) -> list:
+    """The greedy rule as docs/effects.md states it, written out step by step from the battery's readings:
+    the reference the selection's search must agree with. Returns [(heads, row)] per accepted step."""
+    pool = sorted((h for h, s in single.items() if selection.eligible(s)), key=lambda h: single[h]["mass_ratio"])
+    pool = pool[: selection.N_GREEDY]
+    if not pool:
+        return []
+    steps = [([pool[0]], single[pool[0]])]
+    while len(pool) > 1 and len(steps[-1][0]) < selection.MAX_HEADS:
+        chosen, current = steps[-1][0], steps[-1][1]["mass_ratio"]
+        trials = [h for h in pool if h not in chosen]
+        if not trials:
+            break
+        readings = categories.measure(m, bat, [dict.fromkeys([*chosen, h], -1.0) for h in trials])
+        rows = [selection._row(categories.effect_of(r, base, bat.domains)) for r in readings]
+        ok = [
+            (row["mass_ratio"], i)
+            for i, row in enumerate(rows)
+            if row["mass_ratio"] < selection.MIN_FALL * current
+            and row["others_median"] >= selection.MIN_OTHERS
+            and row["control_drop"] <= selection.CONTROL_BUDGET
+        ]
+        if not ok:
+            break
+        i = min(ok)[1]
+        steps.append(([*chosen, trials[i]], rows[i]))
+    return steps
+
+
+LOOSE = {"MAX_SINGLE": 2.0, "MIN_OTHERS": 0.0, "CONTROL_BUDGET": 99.0, "MIN_FALL": 1.5}  # every trial admitted
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {},  # the shipped rules (no head of the tiny model is eligible)
+        LOOSE,
+        {**LOOSE, "MIN_OTHERS": 0.9985},  # the others refuse a trial set of the lowest mass
+        {**LOOSE, "CONTROL_BUDGET": 0.01},  # the control refuses one
+    ],
+)
+def test_greedy_search_follows_its_rule_step_by_step(make_tiny, monkeypatch, rules):
+    m = make_tiny("llama")
+    record = hp.rank_heads(m, None, "colours", n_null=2, refine=False, progress=False).concept
+    prompts = hp.engine.concepts.contexts.eliciting_contexts("colours", record["words"], part="rank")[:16]
+    bat = categories.battery(m, record, prompts, part="rank")
+    heads = [(layer, h) for layer in range(m.n_layers) for h in range(m.n_heads)]
+    base, *flipped = categories.measure(m, bat, [None, *({h: -1.0} for h in heads)])
+    single = {h: selection._row(categories.effect_of(r, base, bat.domains)) for h, r in zip(heads, flipped)}
+    if rules:  # every head enters the search (the tiny model's flips barely move anything): the trials decide
+        single = {h: {**row, "others_median": 1.0, "control_drop": 0.0} for h, row in single.items()}
+    with monkeypatch.context() as loose:
+        for name, value in LOOSE.items():
+            loose.setattr(selection, name, value)
+        admitted = _greedy_measuring_every_trial(m, bat, base, single)
+    for name, value in rules.items():
+        monkeypatch.setattr(selection, name, value)
+    chosen, steps = selection._greedy(m, bat, base, single, cancel=None, progress=False)
+    reference = _greedy_measuring_every_trial(m, bat, base, single)
+    assert [s["heads"] for s in steps] == [[list(h) for h in hs] for hs, _ in reference]
+    assert chosen == (reference[-1][0] if reference else [])
+    for step, (_, row) in zip(steps, reference):
+        for key in ("mass_ratio", "others_median", "control_drop"):
+            assert step[key] == pytest.approx(row[key], rel=1e-5, abs=1e-7)
+    assert len(admitted[-1][0]) >= 3  # a search of several steps is compared, not only the first head
+    if rules not in ({}, LOOSE):
+        assert [hs for hs, _ in reference] != [hs for hs, _ in admitted]  # a refusal changed the search
