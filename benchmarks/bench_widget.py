@@ -70,12 +70,12 @@ def _time_concept(w, words, timeout: float = 600.0) -> tuple[float, float, float
             times["grid"] = time.perf_counter()
             grid.set()
 
-    def on_verdict(change):
-        if change["new"] and not change["new"].startswith("checking"):
+    def on_verdict(change):  # its word comes with the result ("selecting..." and "checking..." lines come first)
+        if change["new"] if change["name"] == "verdict_label" else "failed" in change["new"]:
             verdict.set()
 
     w.observe(on_scores, "scores")
-    w.observe(on_verdict, "verdict")
+    w.observe(on_verdict, ["verdict", "verdict_label"])
     try:
         t0 = time.perf_counter()
         w.concept = ", ".join(words)
@@ -88,7 +88,7 @@ def _time_concept(w, words, timeout: float = 600.0) -> tuple[float, float, float
         w.wait(timeout)
     finally:
         w.unobserve(on_scores, "scores")
-        w.unobserve(on_verdict, "verdict")
+        w.unobserve(on_verdict, ["verdict", "verdict_label"])
     if w.status == "error":
         raise RuntimeError(w.error)
     return t_first, t_grid, t_verdict
