@@ -11,6 +11,7 @@ Mixed into HeadPursuit (head_pursuit.py), whose ranking state (``_base``, ``_ref
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import traitlets as t
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ..engine import HeadRanking
     from .worker import Worker
 
+STAGE = "<stage>"  # where the verdict line's waiting text shows the running stage and its share done
 VERIFY_DELAY = 0.3  # s: the verdict line re-checks the applied edits once they stop changing this long
 
 
@@ -77,11 +79,13 @@ class Checks(t.HasTraits):
         base = self._base
         if base is None:
             return
+        report: Callable[[str, int, int], None] | bool = False  # silent while the verdict judges applied edits
         if not edits_of(self.strengths):  # the verdict line judges the top heads: they wait for the selection
-            line = f"selecting heads by what they do, then checking the top {self.top_k} against random heads..."
-            self._worker.publish(cancel, lambda: self._set(verdict=line, verdict_label="", verdict_on=""))
+            k = self.top_k
+            line = f"selecting heads by what they do{STAGE}, then checking the top {k} against random heads..."
+            report = self._waiting(cancel, line, on="")
         try:
-            refined = hp.refine(self._model, base, cancel=cancel)
+            refined = hp.refine(self._model, base, cancel=cancel, progress=report)
         except Exception as exc:  # the note and the verdict line say so; the grid and answers stay usable
             error = exc  # `exc` is unbound once the except clause ends
             if self._worker.publish(cancel, lambda: self._refine_failed(base, error)):
@@ -128,19 +132,36 @@ class Checks(t.HasTraits):
                 self._worker.publish(cancel, lambda: self._set(verdict=message, verdict_label="", verdict_on=""))
             return
         on = verdict_subject(edits, k, alpha, selected)
-        line = f"checking {'the applied edits' if edits else f'the top {k} heads'} against random heads..."
-        self._worker.publish(cancel, lambda: self._set(verdict=line, verdict_label="", verdict_on=on))
+        line = f"checking {'the applied edits' if edits else f'the top {k} heads'} against random heads{STAGE}..."
+        report = self._waiting(cancel, line, on=on)
         try:
             if edits:
-                verification = hp.verify(self._model, base, edits=edits, cancel=cancel)
+                verification = hp.verify(self._model, base, edits=edits, cancel=cancel, progress=report)
             else:
-                verification = hp.verify(self._model, base, k=k, alpha=alpha, cancel=cancel)
+                verification = hp.verify(self._model, base, k=k, alpha=alpha, cancel=cancel, progress=report)
         except Exception as exc:  # the verdict line says so; the grid and answers stay usable
             message = f"verification failed: {type(exc).__name__}: {exc}"
             self._worker.publish(cancel, lambda: self._set(verdict=message))
             return
         result = {"verdict": verification.summary(), "verdict_label": verification.verdict}
         self._worker.publish(cancel, lambda: self._set(**result))
+
+    def _waiting(self, cancel: Cancel, line: str, on: str) -> Callable[[str, int, int], None]:
+        """Show ``line`` (without its STAGE) as the verdict line of ``on`` while a check runs; returns the
+        progress= for hp.refine and hp.verify (engine/progress.py), which shows " (stage: n%)" in STAGE once
+        a stage starts and after each further quarter of it (few updates: the line is aria-live)."""
+        first = line.replace(STAGE, "")
+        self._worker.publish(cancel, lambda: self._set(verdict=first, verdict_label="", verdict_on=on))
+        shown: list = [None]
+
+        def report(stage: str, done: int, total: int) -> None:
+            percent = 100 * done // max(total, 1)
+            if shown[0] != (stage, percent // 25):
+                shown[0] = (stage, percent // 25)
+                text = line.replace(STAGE, f" ({stage}: {percent}%)")
+                self._worker.publish(cancel, lambda: self._set(verdict=text))
+
+        return report
 
 
 def edits_of(strengths: dict) -> dict[tuple[int, int], float]:

@@ -15,18 +15,19 @@ from __future__ import annotations
 import copy
 
 import torch
-from tqdm.auto import tqdm
 
 from ..activations.inputs import encode
 from ..editing.prefix import recording, replaced
 from ..errors import HeadPursuitError, check_cancel
 from ..hooks import hooks_removed
+from ..progress import Progress
+from ..progress import bar as progress_bar
 from .categories import Battery, reading_columns, readings
 
 ROWS = 256  # batch rows per edited pass (prompts x heads), at least one layer's heads per pass
 
 
-def answer_flips(model, bat: Battery, alpha: float, *, batch_size: int = 8, cancel=None, progress=False):
+def answer_flips(model, bat: Battery, alpha: float, *, batch_size: int = 8, cancel=None, progress: Progress = False):
     """Readings of the battery: [unedited, then every head edited by alpha at the last position of each
     prompt, in (layer, head) order] (1 + n_layers * n_heads Readings). Needs this process's module."""
     if not model.blocks_run_here:
@@ -42,8 +43,8 @@ def answer_flips(model, bat: Battery, alpha: float, *, batch_size: int = 8, canc
         model.lock,
         torch.inference_mode(),
         hooks_removed([]) as handles,
-        tqdm(
-            total=-(-len(prompts) // batch_size) * len(groups), desc="editing heads at the answer", disable=not progress
+        progress_bar(
+            progress, total=-(-len(prompts) // batch_size) * len(groups), desc="editing heads at the answer"
         ) as bar,
     ):
         for layer, proj in enumerate(model.adapter.out_projs):

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..concepts import shipped as shipped_concepts
 from ..concepts.contexts import UNNAMED, eliciting_contexts
 from ..concepts.dictionary import Concept
 from ..errors import HeadPursuitError, check_cancel
+from ..progress import Progress
+from ..progress import bar as progress_bar
 from . import kept
 from .probes import answer_ids, facts_known, next_token_logprobs_each, passes
 
@@ -228,7 +229,13 @@ def domains_of(pairs) -> list[str]:
 
 
 def measure(
-    model, bat: Battery, edit_sets, *, cancel: threading.Event | None = None, progress=False, desc="measuring"
+    model,
+    bat: Battery,
+    edit_sets,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Progress = False,
+    desc: str = "measuring",
 ) -> list[Reading]:
     """A Reading per edit set (None: unedited). Edit sets measured before on this battery are read from
     disk (engine/judging/kept.py); the others take one pass over the battery's prompts each (and the unedited
@@ -255,7 +262,7 @@ def measure(
 def _measured(model, bat: Battery, edit_sets, cancel, progress, desc) -> list[Reading]:
     """A Reading per edit set from one pass over the battery's prompts per set."""
     columns = reading_columns(model.tokenizer, bat)
-    with tqdm(total=passes(bat.prompts, edit_sets), desc=desc, disable=not progress) as bar:
+    with progress_bar(progress, total=passes(bat.prompts, edit_sets), desc=desc) as bar:
         logprobs = next_token_logprobs_each(
             model, bat.prompts, edit_sets, cancel=cancel, on_pass=bar.update, columns=columns
         )

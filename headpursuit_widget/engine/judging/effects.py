@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..activations.inputs import encode
 from ..concepts.contexts import eliciting_contexts
@@ -35,6 +34,8 @@ from ..editing.edits import parse_edits
 from ..errors import HeadPursuitError, check_cancel, check_int, shorten
 from ..files import read_checked, write_atomic
 from ..hooks import hooks_removed
+from ..progress import Progress
+from ..progress import bar as progress_bar
 from . import kept
 from .answer_flips import answer_flips
 from .categories import Battery, battery, effect_of, lower_median, measure, selectivity
@@ -199,7 +200,7 @@ def effects(
     n_check: int = N_CHECK,
     seed: int = 0,
     cancel: threading.Event | None = None,
-    progress: bool = True,
+    progress: Progress = True,
 ) -> HeadEffects:
     """Every head's edit by `alpha`, measured on the concept, on other categories and on the control.
 
@@ -240,7 +241,15 @@ def _record_of(model, concept) -> dict:
 
 
 def measure_heads(
-    model, bat: Battery, *, alpha: float, method: str, n_check: int = N_CHECK, heads=None, cancel=None, progress=False
+    model,
+    bat: Battery,
+    *,
+    alpha: float,
+    method: str,
+    n_check: int = N_CHECK,
+    heads=None,
+    cancel=None,
+    progress: Progress = False,
 ) -> HeadEffects:
     """HeadEffects over `heads` (default: all) of a Battery; heads left out stay at ratio 1, drop 0, not exact."""
     L, H = model.n_layers, model.n_heads
@@ -302,7 +311,7 @@ def _at_answer(model, bat: Battery, alpha: float, *, cancel, progress):
     )
 
 
-def attribute(model, bat: Battery, alpha: float, *, batch_size: int = 16, cancel=None, progress=False):
+def attribute(model, bat: Battery, alpha: float, *, batch_size: int = 16, cancel=None, progress: Progress = False):
     """First-order estimates for every head from one forward and one backward pass per batch: (mass ratio
     (L, H), other ratios (n_others, L, H), control drop (L, H)). Per prompt, d(metric)/d(head input) .
     (alpha - 1) * head input, summed over positions, where the metric is the log of the prompt's category
@@ -321,7 +330,7 @@ def attribute(model, bat: Battery, alpha: float, *, batch_size: int = 16, cancel
     with (
         model.lock,
         hooks_removed([]) as handles,
-        tqdm(total=-(-len(prompts) // batch_size), desc="attribution", disable=not progress) as bar,
+        progress_bar(progress, total=-(-len(prompts) // batch_size), desc="attribution") as bar,
     ):
         for start in range(0, len(prompts), batch_size):
             check_cancel(cancel)

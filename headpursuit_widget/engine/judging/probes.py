@@ -12,12 +12,13 @@ import threading
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..activations.inputs import check_prompts, encode
 from ..editing.edits import edit_heads, parse_edits
 from ..editing.prefix import recording, replaced
 from ..errors import HeadPursuitError, check_cancel
+from ..progress import Progress
+from ..progress import bar as progress_bar
 
 
 def next_token_logprobs(
@@ -85,7 +86,7 @@ def passes(prompts, edit_sets, batch_size: int = 16) -> int:
 
 
 def mass_and_control(
-    model, probe, pairs, token_ids, edit_sets, *, cancel=None, progress: bool = False, desc: str = "measuring"
+    model, probe, pairs, token_ids, edit_sets, *, cancel=None, progress: Progress = False, desc: str = "measuring"
 ) -> list[tuple[float, np.ndarray]]:
     """(mean concept mass over the `probe` prompts, control log-probs (n_pairs,)) under each of edit_sets
     (None: unedited): what refine, verify and the trust benchmarks compare, from one
@@ -93,7 +94,7 @@ def mass_and_control(
     probe = list(probe)
     prompts = probe + [p for p, _ in pairs]
     ids = answer_ids(model.tokenizer, pairs)
-    with tqdm(total=passes(prompts, edit_sets), desc=desc, disable=not progress) as bar:
+    with progress_bar(progress, total=passes(prompts, edit_sets), desc=desc) as bar:
         logprobs = next_token_logprobs_each(model, prompts, edit_sets, cancel=cancel, on_pass=bar.update)
     n = len(probe)
     return [(float(concept_mass(lp[:n], token_ids).mean()), control_logprobs(lp[n:], ids)) for lp in logprobs]

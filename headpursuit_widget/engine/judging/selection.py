@@ -28,6 +28,7 @@ import numpy as np
 from ..concepts.contexts import eliciting_contexts
 from ..concepts.resolve import words_of
 from ..errors import HeadPursuitError
+from ..progress import Progress
 from .categories import battery, effect_of, measure
 from .effects import GENERIC_BELOW, N_CONTEXTS, HeadEffects, measure_heads
 
@@ -73,7 +74,7 @@ def refine(
     *,
     others=None,
     cancel: threading.Event | None = None,
-    progress: bool = False,
+    progress: Progress = False,
 ):
     """A copy of `ranking` whose `recommended` heads are the greedy selective set (alpha = -1).
 
@@ -81,6 +82,7 @@ def refine(
     Costs every head's flip at the answer position (one position per head, hf backend only), then one
     edited pass per candidate and per greedy trial, each from the head's shallowest layer on.
     cancel: a threading.Event; when set, raises engine.errors.Cancelled between forward passes.
+    progress: True for a tqdm bar per stage, or report(stage, done, total) per forward pass (engine/progress.py).
     """
     if model.is_vlm:
         raise HeadPursuitError(

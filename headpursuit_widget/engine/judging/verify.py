@@ -32,6 +32,7 @@ from ..concepts.contexts import eliciting_contexts
 from ..concepts.resolve import words_of
 from ..editing.edits import parse_edits
 from ..errors import HeadPursuitError
+from ..progress import Progress
 from .baselines import layer_matched_sets
 from .categories import battery, effect_of, lower_median, measure
 
@@ -136,7 +137,7 @@ def verify(
     n_random: int = 5,
     seed: int = 0,
     cancel: threading.Event | None = None,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> Verification:
     """Edit ranking.top(k) by alpha (or `edits`, {(layer, head): alpha}, with their own strengths) and
     n_random layer-matched random head sets with the same strengths; measure each on the concept, the
@@ -149,6 +150,7 @@ def verify(
     answered by a measured category). others: shipped category names (default
     engine/judging/categories.py OTHER_CATEGORIES).
     cancel: a threading.Event; when set, raises engine.errors.Cancelled between forward passes.
+    progress: True for a tqdm bar, or report(stage, done, total) per forward pass (engine/progress.py).
     """
     if not isinstance(n_random, int) or isinstance(n_random, bool) or n_random < 1:
         raise HeadPursuitError(f"n_random must be a positive int, got {n_random!r}")
