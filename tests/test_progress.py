@@ -56,13 +56,13 @@ def test_refine_and_verify_report_each_stage_pass_by_pass(make_tiny):
     refined = hp.refine(m, ranking, progress=rec)
     hp.verify(m, refined, k=2, n_random=2, progress=rec)
     stages = rec.stages()
-    assert list(stages)[:2] == ["editing heads at the answer", "selecting: flipping candidates"]
-    assert "verifying" in stages
+    assert list(stages)[:2] == ["editing every head at the answer", "flipping the candidates one by one"]
+    assert "measuring the sets" in stages
     for stage, steps in stages.items():
         total = steps[0][1]
         assert total > 0 and [d for d, _, _ in steps] == list(range(total + 1)), stage
         assert {t for _, t, _ in steps} == {total}, stage
-    for stage in ("selecting: flipping candidates", "verifying"):  # one report per edited or unedited pass
+    for stage in ("flipping the candidates one by one", "measuring the sets"):  # one report per edited or unedited pass
         forwards = [f for _, _, f in stages[stage]]
         assert [b - a for a, b in pairwise(forwards)] == [1] * (len(forwards) - 1), stage
 
@@ -79,10 +79,10 @@ def test_the_verdict_line_shows_the_running_stage(make_tiny):
         w.close()
     first = lines.index("selecting heads by what they do, then checking the top 2 against random heads...")
     assert lines[first + 1] == (
-        "selecting heads by what they do (editing heads at the answer: 0%), then checking the top 2 against random"
-        " heads..."
+        "selecting heads by what they do (editing every head at the answer: 0%), then checking the top 2 against"
+        " random heads..."
     )
-    assert "checking the top 2 heads against random heads (verifying: 100%)..." in lines
+    assert "checking the top 2 heads against random heads (measuring the sets: 100%)..." in lines
     per_stage: dict[str, list[int]] = {}  # a stage's lines, by the line with its percentage taken out
     for line in lines:
         if "%)" in line:

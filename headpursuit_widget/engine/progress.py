@@ -1,8 +1,8 @@
 """Progress of long engine work: a tqdm bar on stderr, or the caller's own report (the widget's verdict line).
 
 ``progress`` arguments of the judging functions (refine, verify, effects) take False (silent), True (a tqdm
-bar per stage) or a callable ``report(stage, done, total)``: a stage's name ("editing heads at the answer",
-"verifying", ...) and its forward passes done and in all, called once at 0 and after each pass.
+bar per stage) or a callable ``report(stage, done, total)``: a stage's name ("editing every head at the answer",
+"measuring the sets", ...) and its forward passes done and in all, called once at 0 and after each pass.
 """
 
 from __future__ import annotations

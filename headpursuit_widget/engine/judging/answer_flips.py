@@ -44,7 +44,7 @@ def answer_flips(model, bat: Battery, alpha: float, *, batch_size: int = 8, canc
         torch.inference_mode(),
         hooks_removed([]) as handles,
         progress_bar(
-            progress, total=-(-len(prompts) // batch_size) * len(groups), desc="editing heads at the answer"
+            progress, total=-(-len(prompts) // batch_size) * len(groups), desc="editing every head at the answer"
         ) as bar,
     ):
         for layer, proj in enumerate(model.adapter.out_projs):

@@ -105,7 +105,7 @@ def refine(
         [None, *({h: -1.0} for h in heads)],
         cancel=cancel,
         progress=progress,
-        desc="selecting: flipping candidates",
+        desc="flipping the candidates one by one",
     )
     single = [_row(effect_of(r, base, bat.domains)) for r in flipped]
     chosen, steps = _greedy(model, bat, base, dict(zip(heads, single)), cancel=cancel, progress=progress)
@@ -141,7 +141,7 @@ def _greedy(model, bat, base, single: dict, *, cancel, progress) -> tuple[list, 
         rows = [
             _row(effect_of(r, base, bat.domains))
             for r in measure(
-                model, bat, trials, cancel=cancel, progress=progress, desc=f"selecting: head {len(chosen) + 1}"
+                model, bat, trials, cancel=cancel, progress=progress, desc=f"adding head {len(chosen) + 1} to the set"
             )
         ]
         ok = [

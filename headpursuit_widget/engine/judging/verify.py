@@ -175,7 +175,7 @@ def verify(
     )
     draws = layer_matched_sets(list(edits), model.n_heads, n_random, seed=seed)
     runs = [None, edits, *(dict(zip(draw, edits.values())) for draw in draws)]
-    base, *readings = measure(model, bat, runs, cancel=cancel, progress=progress, desc="verifying")
+    base, *readings = measure(model, bat, runs, cancel=cancel, progress=progress, desc="measuring the sets")
     found = [effect_of(r, base, bat.domains) for r in readings]
     answered = [b >= MIN_FORMAT_MASS for b in base.format_masses]
     judged = {c.name: float(r) for c, r, ok in zip(bat.formats, found[0].format_ratios, answered) if ok}
