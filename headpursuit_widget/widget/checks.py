@@ -11,12 +11,12 @@ Mixed into HeadPursuit (head_pursuit.py), whose ranking state (``_base``, ``_ref
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import traitlets as t
 
 from ..engine.heads import parse_head_key
+from ..engine.progress import Progress, Report
 from .effects_view import effects_note
 from .worker import Cancel
 
@@ -79,7 +79,7 @@ class Checks(t.HasTraits):
         base = self._base
         if base is None:
             return
-        report: Callable[[str, int, int], None] | bool = False  # silent while the verdict judges applied edits
+        report: Progress = False  # silent while the verdict judges the applied edits
         if not edits_of(self.strengths):  # the verdict line judges the top heads: they wait for the selection
             k = self.top_k
             line = f"selecting heads by what they do{STAGE}, then checking the top {k} against random heads..."
@@ -146,7 +146,7 @@ class Checks(t.HasTraits):
         result = {"verdict": verification.summary(), "verdict_label": verification.verdict}
         self._worker.publish(cancel, lambda: self._set(**result))
 
-    def _waiting(self, cancel: Cancel, line: str, on: str) -> Callable[[str, int, int], None]:
+    def _waiting(self, cancel: Cancel, line: str, on: str) -> Report:
         """Show ``line`` (without its STAGE) as the verdict line of ``on`` while a check runs; returns the
         progress= for hp.refine and hp.verify (engine/progress.py), which shows " (stage: n%)" in STAGE once
         a stage starts and after each further quarter of it (few updates: the line is aria-live)."""
