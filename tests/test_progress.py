@@ -28,7 +28,14 @@ class Recorder:
     def __init__(self, module):
         self.calls: list[tuple[str, int, int, int]] = []
         self.forwards = 0
-        module.register_forward_pre_hook(self._count)
+        self.module = module
+
+    def __enter__(self):
+        self.handle = self.module.register_forward_pre_hook(self._count)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
 
     def _count(self, module, args):
         self.forwards += 1
@@ -50,11 +57,12 @@ def fresh(monkeypatch, tmp_path):
 
 @pytest.mark.usefixtures("fresh")
 def test_refine_and_verify_report_each_stage_pass_by_pass(make_tiny):
-    m = make_tiny("llama", seed=3)  # a model of its own: the forward counter's hook stays on it
+    m = make_tiny("llama", seed=3)
     ranking = hp.rank_heads(m, None, "colours", n_null=2, refine=False, progress=False)
-    rec = Recorder(m.module)
-    refined = hp.refine(m, ranking, progress=rec)
-    hp.verify(m, refined, k=2, n_random=2, progress=rec)
+    with Recorder(m.module) as rec:
+        refined = hp.refine(m, ranking, progress=rec)
+        hp.verify(m, refined, k=2, n_random=2, progress=rec)
+    assert not m.module._forward_pre_hooks
     stages = rec.stages()
     assert list(stages)[:2] == ["editing every head at the answer", "flipping the candidates one by one"]
     assert "measuring the sets" in stages
